@@ -167,7 +167,11 @@ def run_demo(
         log.info("[4/5] RISE map of %s for %s (%d masks)", clip.name, model.title, n_masks)
         scorer = AnomalyScorer.from_checkpoint(checkpoints[model.name], dev)
         result = RISE(scorer.bind(clip.section_key)).attribute(
-            spec, n_masks=n_masks, seed=seed, device=dev, estimator="centered",
+            spec,
+            n_masks=n_masks,
+            seed=seed,
+            device=dev,
+            estimator="centered",
             progress=progress,
         )
         loc = localisation(result.importance, truth) if truth is not None else {}
@@ -203,4 +207,3 @@ def run_demo(
         json.dumps({"summary": res.summary, "provenance": provenance(dev)}, indent=2),
     )
     return res
-

@@ -35,8 +35,6 @@ SECTION = "fan_section_00"
 TEST_NAME = "section_00_source_test_anomaly_0000_x.wav"
 
 
-
-
 # ----------------------------------------------------------------------------- fixtures
 
 

@@ -20,8 +20,15 @@ def test_spectrogram_matches_scipy_reference():
     rng = np.random.default_rng(0)
     wave = rng.standard_normal(cfg.n_samples)
     _, _, ref = scipy.signal.stft(
-        wave, window="hann", nperseg=1024, noverlap=512, nfft=1024, boundary=None,
-        padded=False, detrend=False, scaling="spectrum",
+        wave,
+        window="hann",
+        nperseg=1024,
+        noverlap=512,
+        nfft=1024,
+        boundary=None,
+        padded=False,
+        detrend=False,
+        scaling="spectrum",
     )
     # scipy scales by 1 / sum(window); undo it to get the plain |STFT|.
     ref = np.abs(ref).T * scipy.signal.get_window("hann", 1024).sum()

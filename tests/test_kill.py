@@ -28,8 +28,6 @@ from asdxai.explain.result import load_result
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-
-
 def _asdxai(*argv) -> list[str]:
     return [sys.executable, "-m", "asdxai", "-q", *[str(a) for a in argv]]
 

@@ -45,8 +45,10 @@ How a clip is made (see :mod:`asdxai.data.synth_sounds` for the sound models)
   or a random 40-70 % segment: speed wobble (8-14 %, 0.5-2 Hz), speed drift (12-20 %
   beyond every attribute's speed range), rattles / knocks (out-of-pattern clicks
   0-4 dB below the machine), a bearing-fault impact train at a new rate, a
-  stretched or shortened slider stroke, missing / extra valve openings, a leak
-  hiss, extra / missing rail clicks.
+  stalled slider (2-3 stroke cycles that do not happen), missing / extra valve
+  openings, a valve cycle drifting beyond every tempo attribute, missing
+  rail clicks, clicks of a loose part (its own ring). A speed anomaly of the toy
+  train moves its rail clicks too (the wheels pass the joints at the train's speed).
 * **Level**: the final mix is normalised to an RMS drawn uniformly in -32..-22
   dBFS (label-independent), the mean removed, peaks limited to 0.99 by scaling.
 
@@ -116,7 +118,7 @@ from .synth_sounds import (
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 MASK_THRESHOLD_DB = 30.0  # mask: |S_anom - S_norm| >= max(S_norm) * 10**(-30/20)
 MBR_RANGE_DB = (-6.0, 6.0)  # machine-to-background ratio, uniform per clip
 LEVEL_RANGE_DBFS = (-32.0, -22.0)  # final RMS, uniform per clip

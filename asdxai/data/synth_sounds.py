@@ -8,7 +8,8 @@ Three independent parts make a clip:
 * **anomaly** (optional): a small, machine-specific change of the machine's own
   structure in a direction no normal class takes (speed wobble / drift beyond the
   section's speed range, out-of-pattern impulsive events, missing / extra valve
-  openings, a bearing-fault impact train at a new rate);
+  openings, a stalled slider, a bearing-fault impact train at a
+  new rate);
 * **background** (label-free): coloured noise with random tilt and spectral bumps
   plus random factory events (impacts, hammering, hums of other machines,
   babble-like formant noise, door slams), drawn independently of every label.
@@ -56,8 +57,8 @@ ANOMALY_KINDS = {
     "fan": ("wobble", "drift", "rattle"),
     "gearbox": ("wobble", "drift", "knock"),
     "bearing": ("fault_train", "rattle"),
-    "slider": ("rattle", "pattern_break"),
-    "valve": ("missing_opening", "extra_opening", "leak"),
+    "slider": ("rattle", "stall"),
+    "valve": ("missing_opening", "extra_opening", "drift"),
     "ToyCar": ("wobble", "drift", "rattle"),
     "ToyTrain": ("extra_clicks", "missing_clicks", "wobble"),
 }
@@ -175,21 +176,40 @@ def _place(n: int, times, amps, kernel: np.ndarray) -> np.ndarray:
     return fftconvolve(x, kernel)[:n]
 
 
+def _anomaly_speed(n: int, anomaly: dict | None) -> np.ndarray:
+    """Relative speed factor of a wobble / drift anomaly over time (all ones otherwise)."""
+    if anomaly is None or anomaly["kind"] not in ("wobble", "drift"):
+        return np.ones(n)
+    t = _t(n)
+    env = _seg_env(n, anomaly["t0"], anomaly["t1"], fade=0.15)
+    if anomaly["kind"] == "wobble":
+        mod = anomaly["depth"] * np.sin(2 * np.pi * anomaly["rate"] * t + anomaly["phase"])
+    else:  # drift: glide to a factor outside every attribute range of the section
+        ramp = np.clip((t - anomaly["t0"]) / max(anomaly["glide"], 1e-3), 0.0, 1.0)
+        mod = (anomaly["factor"] - 1.0) * ramp
+    return 1.0 + mod * env
+
+
 def _speed_track(n: int, f0: float, clip: dict, anomaly: dict | None) -> np.ndarray:
     """Instantaneous frequency f0(t): tiny natural drift, plus the anomaly's wobble / drift."""
     nat = _smooth_noise(np.random.default_rng(clip["seed_speed"]), n, 0.5)
-    track = f0 * (1.0 + clip["nat_depth"] * nat)
-    if anomaly is not None and anomaly["kind"] in ("wobble", "drift"):
-        env = _seg_env(n, anomaly["t0"], anomaly["t1"], fade=0.15)
-        if anomaly["kind"] == "wobble":
-            t = _t(n)
-            mod = anomaly["depth"] * np.sin(2 * np.pi * anomaly["rate"] * t + anomaly["phase"])
-        else:  # drift: glide to a factor outside every attribute range of the section
-            t = _t(n)
-            ramp = np.clip((t - anomaly["t0"]) / max(anomaly["glide"], 1e-3), 0.0, 1.0)
-            mod = (anomaly["factor"] - 1.0) * ramp
-        track = track * (1.0 + mod * env)
-    return track
+    return f0 * (1.0 + clip["nat_depth"] * nat) * _anomaly_speed(n, anomaly)
+
+
+def _travel_times(nominal: np.ndarray, rel_speed: np.ndarray) -> np.ndarray:
+    """Times (s) at which a process running at ``rel_speed(t)`` reaches ``nominal`` positions.
+
+    ``nominal`` are the times at constant speed 1; the position is the integral of the
+    relative speed track, so events bunch up when the machine runs faster. Positions
+    before the clip start keep their nominal times; those beyond its end become ``inf``.
+    """
+    pos = (np.cumsum(rel_speed) - rel_speed[0]) / SR
+    out = np.asarray(nominal, dtype=float).copy()
+    inside = (out >= 0) & (out <= pos[-1])
+    beyond = out > pos[-1]
+    out[inside] = np.interp(out[inside], pos, _t(len(rel_speed)))
+    out[beyond] = np.inf
+    return out
 
 
 def _rattle(n: int, anomaly: dict, ref_rms: float) -> np.ndarray:
@@ -278,9 +298,16 @@ def section_params(machine: str, section: int) -> dict:
     elif machine == "ToyTrain":
         p["f0"] = r.uniform(90, 150)
         p["gear"] = r.uniform(3.2, 4.6)
-        p["joint"] = r.uniform(0.35, 0.55)  # rail-joint interval (s) at speed 1
         p["gaps"] = [0.07, 0.11, 0.15, 0.19]  # bogie gap (s) per variant
-        p["click_fc"] = r.uniform(1800, 3500)
+        # v4: the rail joints belong to the track, which every unit runs on: one joint
+        # interval and one click ring for all sections, so a unit is told by its motor
+        # (pitch, gear whine) and bogie. In v3 each section had its own joints and ring,
+        # the clicks alone told every ToyTrain class apart, and the trained classifier
+        # ignored the motor (removing it moved an embedding by 0.003 cosine distance),
+        # so the motor's anomalies were invisible (SYNTH.md principles 2 and 4).
+        track = np.random.default_rng([zlib.crc32(b"ToyTrain track"), 2022])
+        p["joint"] = track.uniform(0.35, 0.55)  # rail-joint interval (s) at speed 1
+        p["click_fc"] = track.uniform(1800, 3500)
     else:
         raise ValueError(f"unknown machine type {machine!r}")
     return p
@@ -387,18 +414,16 @@ def draw_anomaly(rng: np.random.Generator, cond: Condition, duration: float) -> 
     elif kind == "fault_train":
         ratio = rng.uniform(1.55, 1.85) if rng.uniform() < 0.5 else rng.uniform(2.2, 2.5)
         a.update(ratio=float(ratio), amp=float(rng.uniform(0.6, 1.0)))
-    elif kind == "pattern_break":
-        a.update(stretch=float(rng.choice([0.5, 1.6])))
-    elif kind in ("missing_opening", "missing_clicks"):
+    elif kind in ("missing_opening", "missing_clicks", "stall"):
         a.update(n=int(rng.integers(2, 4)))
-    elif kind in ("extra_opening", "extra_clicks"):
+    elif kind == "extra_opening":
         a.update(n=int(rng.integers(2, 5)), level=float(rng.uniform(0.9, 1.3)))
-    elif kind == "leak":
-        a.update(
-            length=float(rng.uniform(0.15, 0.35)),
-            level_db=float(rng.uniform(-10, -5)),
-            fc=float(rng.uniform(3000, 6000)),
-        )
+    elif kind == "extra_clicks":
+        # v4: a loose part rings at its own frequency, away from the rail click's two modes
+        # (1.0 and 1.6 x click_fc); same-ring clicks at random times only added click energy,
+        # which the load attribute also does (+30 % per step) -- SYNTH.md principle 4
+        ring = rng.uniform(0.6, 0.75) if rng.uniform() < 0.5 else rng.uniform(1.25, 1.4)
+        a.update(n=int(rng.integers(2, 5)), level=float(rng.uniform(0.9, 1.3)), ring=float(ring))
     return a
 
 
@@ -493,29 +518,37 @@ def _slider(sp, c, clip, a, n):
     period = sp["period"] / c.speed / clip["jit"]
     duty = sp["duty"][c.variant]
     strokes = []  # (start, end)
+    cycle = []  # the stroke cycle (period) each stroke belongs to
     start = -clip["offset"] * period
     k = 0
     while start < dur:
         if sp["double"][c.variant]:
             half = duty * period / 2.2
             strokes += [(start, start + half), (start + 1.2 * half, start + 2.2 * half)]
+            cycle += [k, k]
         else:
             strokes.append((start, start + duty * period))
+            cycle.append(k)
         start += period
         k += 1
-    if a is not None and a["kind"] == "pattern_break":
+    if a is not None and a["kind"] == "stall":
+        # v4 (replaces v3's stretched stroke, which turned a single stroke into a
+        # double-stroke variant's half or merged a double stroke into a single one -- a
+        # direction the variant attribute takes): the slide stalls, 2-3 strokes in the
+        # segment do not happen (both halves of a double stroke) while the motor keeps
+        # running (SYNTH.md principle 4)
+        ar = np.random.default_rng(a["seed"])
         inside = [
             i
             for i, (s, e) in enumerate(strokes)
             if max(a["t0"], 0.05) <= s and e <= min(a["t1"], dur - 0.05)
         ]
         if not inside:
-            inside = [
-                min(range(len(strokes)), key=lambda i: abs(strokes[i][0] - (a["t0"] + a["t1"]) / 2))
-            ]
-        i = inside[0]
-        s, e = strokes[i]
-        strokes[i] = (s, s + (e - s) * a["stretch"])
+            mid = (a["t0"] + a["t1"]) / 2
+            inside = [min(range(len(strokes)), key=lambda i: abs(strokes[i][0] - mid))]
+        cycles = sorted({cycle[i] for i in inside})
+        drop = set(ar.choice(cycles, size=min(a["n"], len(cycles)), replace=False).tolist())
+        strokes = [st for st, k in zip(strokes, cycle, strict=True) if k not in drop]
     env = np.zeros(n)
     for s, e in strokes:
         env = np.maximum(env, _seg_env(n, s, e, fade=0.02))
@@ -536,25 +569,52 @@ def _slider(sp, c, clip, a, n):
     return x
 
 
-def _valve_openings(sp, c, clip, dur):
+def _valve_openings(sp, c, clip, a, n):
+    """(start s, length s) of every opening; a drift anomaly warps the control cycle's clock.
+
+    v4: the valve's "drift" (replaces v3's "leak") runs its cycle at a tempo beyond every
+    tempo attribute of the section, as the rotating machines' drift does. v3's leak hiss and
+    two replacements tried in v4 (a chatter of short re-openings, a water hammer ringing the
+    pipe at each closure) stayed at chance for every model: they added sound of the kinds
+    the background also makes (band noise, impacts), which a classifier of valve units
+    learns to ignore -- the study's mechanism; an anomaly must change the valve's own
+    class-defining structure, its opening pattern (SYNTH.md principle 4).
+    """
+    dur = n / SR
     cycle = sp["cycle"] / c.speed / clip["jit"]
     pattern = sp["patterns"][c.variant]
-    ops = []
+    starts, lengths = [], []
     start = -clip["offset"] * cycle
-    while start < dur:
+    while start < 2 * dur:  # a faster clock brings later openings into the clip
         for rel, length in pattern:
-            ops.append((start + rel * cycle, length))
+            starts.append(start + rel * cycle)
+            lengths.append(length)
         start += cycle
-    return [(s, ln) for s, ln in ops if s + ln > 0 and s < dur]
+    starts = _travel_times(np.array(starts), _anomaly_speed(n, a))
+    return [(s, ln) for s, ln in zip(starts, lengths, strict=True) if s + ln > 0 and s < dur]
 
 
 def _valve(sp, c, clip, a, n):
     rng = np.random.default_rng(clip["seed_noise"])
     dur = n / SR
-    ops = _valve_openings(sp, c, clip, dur)
+    ops = _valve_openings(sp, c, clip, None, n)
+    lo, hi = sp["band"]
+    bright = -3.0 + 1.5 * c.load
+    burst = _band_noise(rng, n, lo, hi * (0.8 + 0.1 * c.load), bright)
+    kern = _noise_burst(rng, int(0.02 * SR), 1000, 7000, 0.003)
+
+    def openings(ops):
+        env = np.zeros(n)
+        for s, ln in ops:
+            env = np.maximum(env, _seg_env(n, s, s + ln, fade=0.008))
+        closes = [s + ln for s, ln in ops]
+        return burst * env + _place(n, closes, np.full(len(closes), 1.5), kern)
+
+    ref = _rms(openings(ops))  # of the normal pattern: an anomaly leaves the pump level as is
     extra = []
-    leak = None
-    if a is not None:
+    if a is not None and a["kind"] == "drift":
+        ops = _valve_openings(sp, c, clip, a, n)
+    elif a is not None:
         ar = np.random.default_rng(a["seed"])
         lo_t, hi_t = max(a["t0"], 0.05), min(a["t1"], dur - 0.05)
         inside = [i for i, (s, ln) in enumerate(ops) if lo_t <= s and s + ln <= hi_t]
@@ -568,26 +628,13 @@ def _valve(sp, c, clip, a, n):
             mids = [
                 (ops[i][0] + ops[i][1] + ops[i + 1][0]) / 2
                 for i in range(len(ops) - 1)
-                if a["t0"] <= ops[i][0] <= a["t1"]
+                if lo_t <= (ops[i][0] + ops[i][1] + ops[i + 1][0]) / 2 <= hi_t
             ]
             if not mids:
                 mids = [(a["t0"] + a["t1"]) / 2]
             picks = ar.choice(len(mids), size=min(a["n"], len(mids)), replace=False)
             extra = [(mids[i] - 0.04, 0.08) for i in sorted(picks)]
-        elif a["kind"] == "leak":
-            s, ln = ops[int(ar.choice(inside))]
-            leak = (s + ln, s + ln + a["length"])
-    lo, hi = sp["band"]
-    bright = -3.0 + 1.5 * c.load
-    burst = _band_noise(rng, n, lo, hi * (0.8 + 0.1 * c.load), bright)
-    env = np.zeros(n)
-    for s, ln in ops:
-        env = np.maximum(env, _seg_env(n, s, s + ln, fade=0.008))
-    x = burst * env
-    kern = _noise_burst(rng, int(0.02 * SR), 1000, 7000, 0.003)
-    closes = [s + ln for s, ln in ops]
-    x = x + _place(n, closes, np.full(len(closes), 1.5), kern)
-    ref = _rms(x)
+    x = openings(ops)
     if extra:
         ar2 = np.random.default_rng(a["seed"] + 1)
         eb = _band_noise(ar2, n, lo, hi * (0.8 + 0.1 * c.load), bright)
@@ -596,10 +643,6 @@ def _valve(sp, c, clip, a, n):
     f_p = sp["f_pump"] * clip["jit"]
     pump = _partials(np.full(n, f_p), [1, 2, 3, 4], [1, 0.6, 0.4, 0.2], clip["phases"][:4])
     x = x + 0.15 * ref * _normalise(pump) + 0.05 * ref * _band_noise(rng, n, 100, 2000, -3)
-    if leak is not None:
-        ar3 = np.random.default_rng(a["seed"] + 2)
-        hiss = _band_noise(ar3, n, a["fc"] / 1.4, a["fc"] * 1.4)
-        x = x + hiss * _seg_env(n, *leak, fade=0.01) * ref * 10 ** (a["level_db"] / 20) * 3
     return x
 
 
@@ -627,8 +670,12 @@ def _toytrain(sp, c, clip, a, n):
     motor = _toy_motor(sp, c, clip, a, n, None)
     joint = sp["joint"] / c.speed / clip["jit"]
     gap = sp["gaps"][c.variant] / c.speed
-    starts = np.arange(-clip["offset"] * joint, dur, joint)
-    times = np.sort(np.concatenate([starts, starts + gap]))
+    starts = np.arange(-clip["offset"] * joint, dur + joint, joint)
+    # v4: the wheels pass the rail joints at the train's speed, so a speed anomaly moves the
+    # clicks as it moves the motor pitch (as the speed attribute does); v3 wobbled only the
+    # motor, which a classifier of ToyTrain units need not listen to (SYNTH.md principle 4)
+    rel = _speed_track(n, 1.0, clip, a)
+    times = _travel_times(np.sort(np.concatenate([starts, starts + gap])), rel)
     times = times[(times > -0.05) & (times < dur)]
     amps = np.ones(len(times)) * (1.0 + 0.3 * c.load)
     if a is not None and a["kind"] == "missing_clicks":
@@ -645,7 +692,9 @@ def _toytrain(sp, c, clip, a, n):
         ar = np.random.default_rng(a["seed"])
         count = a["n"] + 1
         et = np.sort(ar.uniform(a["t0"], a["t1"], count))
-        x = x + 1.2 * a["level"] * _place(n, et, np.ones(count), kern) / ref
+        fc = sp["click_fc"] * a["ring"]
+        loose = _resonator([fc, fc * 1.6], [0.006, 0.004], int(0.04 * SR))
+        x = x + 1.2 * a["level"] * _place(n, et, np.ones(count), loose) / ref
     x = x + _band_noise(rng, n, 80, 2000, -4.0) * 10 ** (-12 / 20)
     return x
 

@@ -105,9 +105,7 @@ def plot_importance_grid(
         raise ConfigError("plot_importance_grid needs at least one row")
     models = list(rows[0][2])
     ncols = 1 + len(models)
-    fig = Figure(
-        figsize=(panel_size[0] * ncols, panel_size[1] * len(rows)), layout="constrained"
-    )
+    fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * len(rows)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(rows), ncols, squeeze=False))
     for r, (label, spec_log, maps) in enumerate(rows):
         if list(maps) != models:
