@@ -46,7 +46,8 @@ How a clip is made (see :mod:`asdxai.data.synth_sounds` for the sound models)
   beyond every attribute's speed range), rattles / knocks (out-of-pattern clicks
   0-4 dB below the machine), a bearing-fault impact train at a new rate, a
   stalled slider (2-3 stroke cycles that do not happen), missing / extra valve
-  openings, a valve cycle drifting beyond every tempo attribute, missing
+  openings, a valve stuck open 0.3-0.6 s (every pattern's openings last
+  0.05-0.14 s), missing
   rail clicks, clicks of a loose part (its own ring). A speed anomaly of the toy
   train moves its rail clicks too (the wheels pass the joints at the train's speed).
 * **Level**: the final mix is normalised to an RMS drawn uniformly in -32..-22
