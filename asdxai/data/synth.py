@@ -23,9 +23,10 @@ How a clip is made (see :mod:`asdxai.data.synth_sounds` for the sound models)
   (blade-pass harmonics with a housing resonance), gearbox (meshing harmonics with
   shaft-rate sidebands), bearing (resonances excited by a periodic impact train),
   slider (on/off strokes: friction noise, motor whine, end-stop clicks), valve
-  (broadband openings in a fixed pattern over a pump hum), ToyCar (motor whine with
-  speed-dependent pitch, gear whine, running noise), ToyTrain (motor whine and
-  rail-joint click pairs). A section is a fixed machine unit; in section ``s`` the
+  (broadband openings in a fixed pattern over a pump hum whose pitch follows the
+  speed), ToyCar (motor whine with speed-dependent pitch, gear whine, running noise),
+  ToyTrain (motor whine and click pairs at the rail joints of one track shared by
+  every unit). A section is a fixed machine unit; in section ``s`` the
   attribute changes one knob, ``("speed", "load", "variant")[s % 3]``: speed
   factors 0.94/1.00/1.06 (source) and 0.88/1.12 (target); load 0/1/2 (source) and
   3 (target, spectral tilt / noise share); structural variant A/B (source) and C/D
@@ -47,9 +48,10 @@ How a clip is made (see :mod:`asdxai.data.synth_sounds` for the sound models)
   0-4 dB below the machine), a bearing-fault impact train at a new rate, a
   stalled slider (2-3 stroke cycles that do not happen), missing / extra valve
   openings, a valve stuck open 0.3-0.6 s (every pattern's openings last
-  0.05-0.14 s), missing
-  rail clicks, clicks of a loose part (its own ring). A speed anomaly of the toy
-  train moves its rail clicks too (the wheels pass the joints at the train's speed).
+  0.05-0.14 s), missing rail clicks, clicks of a loose part (its own ring). A speed
+  anomaly of the toy train moves its rail clicks too (the wheels pass the joints at
+  the train's speed). A test checks that every non-speed anomaly changes its
+  machine inside its segment and nowhere else.
 * **Level**: the final mix is normalised to an RMS drawn uniformly in -32..-22
   dBFS (label-independent), the mean removed, peaks limited to 0.99 by scaling.
 
@@ -72,6 +74,26 @@ Clip ``i`` (its position in the sorted job list) uses only
 ``np.random.default_rng([seed, i])`` (spawned into background, machine, anomaly and
 mix streams); section designs are fixed. Parallel and serial runs write identical
 bytes.
+
+Generator versions
+------------------
+Trees record their version in ``synth.json``; every change serves a SYNTH.md
+principle, stated where it is made in :mod:`asdxai.data.synth_sounds`.
+
+* **v3**: wobble 8-14 % and drift 12-20 % beyond the speed range (v2's stayed inside
+  one attribute step and were at chance for every model).
+* **v4** (measured with a dual width-0.25 SC-AdaCos attribute model on ``small``):
+  a stalled slider replaces the stretched stroke, which turned one variant's stroke
+  into another's (kind AUC source / target 0.71 / 0.60 -> 0.98 / 0.97); a valve
+  stuck open replaces the leak hiss (0.60 / 0.55 -> 0.76 / 0.72; a chatter, a water
+  hammer and a tempo drift tried in its place stayed near chance); loose-part
+  clicks ring at their own frequency (0.51 -> 0.78 / 0.72); rail clicks follow the
+  train's speed track; toy-train units share the track's rail joints and click ring
+  (v3's clicks alone told every ToyTrain class apart); the valve pump's pitch
+  follows the speed. The last two were meant to make the classifier listen to the
+  train's motor and the valve's tempo; it still does not (removing the motor moves
+  an embedding by 0.015), so the train's wobble stays near chance. Training clips of
+  fan, gearbox, bearing, slider and ToyCar are byte-identical to v3.
 
 Presets
 -------
