@@ -51,7 +51,7 @@ def test_anomaly_lives_inside_its_segment(machine, kind, section):
     diff = anomalous - normal
     t = np.arange(N) / SR
     inside = (t >= 1.0) & (t <= 2.0)
-    outside = (t < 0.8) | (t > 2.25)  # fades, kernels and a valve's bounces spill a little
+    outside = (t < 0.8) | (t > 2.25)  # fades and click / ring kernels spill a little
     ref = np.sqrt(np.mean(normal**2))
     assert np.sqrt(np.mean(diff[inside] ** 2)) > 0.05 * ref, "the anomaly changed nothing"
     assert np.sqrt(np.mean(diff[outside] ** 2)) < 1e-6 * ref, "the anomaly leaked outside"

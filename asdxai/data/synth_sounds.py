@@ -628,11 +628,8 @@ def _valve(sp, c, clip, a, n):
             ]
         elif a["kind"] == "extra_opening":
             # out-of-pattern times: halfway between two openings
-            mids = [
-                (ops[i][0] + ops[i][1] + ops[i + 1][0]) / 2
-                for i in range(len(ops) - 1)
-                if lo_t <= (ops[i][0] + ops[i][1] + ops[i + 1][0]) / 2 <= hi_t
-            ]
+            gaps = [(s + ln + nxt) / 2 for (s, ln), (nxt, _) in zip(ops[:-1], ops[1:], strict=True)]
+            mids = [m for m in gaps if lo_t <= m <= hi_t]
             if not mids:
                 mids = [(a["t0"] + a["t1"]) / 2]
             picks = ar.choice(len(mids), size=min(a["n"], len(mids)), replace=False)
