@@ -399,8 +399,8 @@ def train_model(
 
 # ----------------------------------------------------------------------------- recipes
 
-#: Folder of the recipes shipped with the source tree (``models/`` next to the package).
-RECIPE_DIR = Path(__file__).resolve().parent.parent / "models"
+#: Folder of the recipes shipped as package data (``asdxai/recipes/``).
+RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 RECIPE_KEYS = (
     "loss", "classes", "per_section", "splits", "epochs", "batch_size", "lr", "weight_decay",
     "mixup", "sub_clusters", "arch", "width", "embed_dim", "precision", "seed", "trials",
@@ -417,7 +417,7 @@ def _recipe_dirs() -> list[Path]:
 
 
 def list_recipes() -> dict[str, str]:
-    """``{name: description}`` of the recipes in ``$ASDXAI_MODELS`` and ``models/``."""
+    """``{name: description}`` of the recipes in ``$ASDXAI_MODELS`` and ``asdxai/recipes/``."""
     found: dict[str, str] = {}
     for folder in _recipe_dirs():
         for path in sorted(folder.glob("*.json")):
@@ -430,7 +430,7 @@ def list_recipes() -> dict[str, str]:
 
 
 def load_recipe(name_or_path: str | os.PathLike) -> dict:
-    """Read a training recipe (JSON): a path, or a name looked up in ``$ASDXAI_MODELS``/``models/``.
+    """Read a training recipe (JSON): a path, or a name looked up in ``$ASDXAI_MODELS``/``asdxai/recipes/``.
 
     Keys are the ``asdxai train`` option names with underscores (:data:`RECIPE_KEYS`) plus the
     descriptive ``description``, ``dataset``, ``table_row``, ``n_classes``. Raises

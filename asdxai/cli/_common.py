@@ -111,9 +111,8 @@ def add_progress(parser: argparse.ArgumentParser) -> None:
 DATA_ENV = "ASDXAI_DATA"
 #: Environment variable naming the checkpoint used when ``--checkpoint`` is absent.
 CHECKPOINT_ENV = "ASDXAI_CHECKPOINT"
-#: The bundled model: ``models/bundled/model.pt`` next to the ``asdxai`` package (found by an
-#: editable install or a source checkout, like the recipes in ``models/``).
-BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[2] / "models" / "bundled" / "model.pt"
+#: The bundled model, shipped as package data (``asdxai/bundled/model.pt``).
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "bundled" / "model.pt"
 #: Preset and seed of the synthetic tree used when neither ``--data`` nor ``$ASDXAI_DATA`` is set.
 DEFAULT_PRESET, DEFAULT_SEED = "mini", 0
 
@@ -183,9 +182,9 @@ def default_data_root() -> Path:
 def default_checkpoint() -> Path:
     """The checkpoint used when ``--checkpoint`` is not given.
 
-    ``$ASDXAI_CHECKPOINT`` if set, else the bundled model ``models/bundled/model.pt`` (a small
+    ``$ASDXAI_CHECKPOINT`` if set, else the bundled model ``asdxai/bundled/model.pt`` (a small
     spectrogram-only SC-AdaCos model trained on the synthetic ``mini`` tree, see
-    ``models/bundled/TRAINING.md``).
+    ``asdxai/bundled/TRAINING.md``).
     """
     from ..errors import ConfigError
 

@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="PT",
         help="model.pt with a fitted backend (default: $ASDXAI_CHECKPOINT, else the bundled "
-        "models/bundled/model.pt)",
+        "asdxai/bundled/model.pt)",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--clip", type=Path, nargs="+", metavar="WAV", help="clips to explain")

@@ -1,7 +1,7 @@
 """``asdxai train``: train an embedding model on a DCASE-layout tree and write ``model.pt``.
 
 Settings come from (highest first) the command line, a recipe (``--recipe NAME_OR_PATH``, a JSON
-file in ``models/``) and the study's defaults (:class:`asdxai.train.TrainConfig`,
+file in ``asdxai/recipes/``) and the study's defaults (:class:`asdxai.train.TrainConfig`,
 :class:`asdxai.nets.NetConfig`).
 """
 
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--recipe",
         default=None,
-        help="recipe name in models/ (e.g. dcase2022-sc-adacos-attribute, synthetic-small-"
+        help="recipe name in asdxai/recipes/ (e.g. dcase2022-sc-adacos-attribute, synthetic-small-"
         "sc-adacos-attribute) or path to a recipe .json; 'list' prints the recipes",
     )
     parser.add_argument("--loss", choices=LOSSES, default=None, help="training loss")

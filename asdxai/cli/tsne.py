@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="PT",
         help="one or more checkpoints (model.pt); several give a multi-panel figure (default: "
-        "$ASDXAI_CHECKPOINT, else the bundled models/bundled/model.pt)",
+        "$ASDXAI_CHECKPOINT, else the bundled asdxai/bundled/model.pt)",
     )
     parser.add_argument(
         "--labels",

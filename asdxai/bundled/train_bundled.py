@@ -1,8 +1,8 @@
-"""Re-train the bundled model ``models/bundled/model.pt`` and rewrite ``TRAINING.md``.
+"""Re-train the bundled model ``asdxai/bundled/model.pt`` and rewrite ``TRAINING.md``.
 
 Run from anywhere (CPU, about 2-5 minutes on 2 cores):
 
-    python models/bundled/train_bundled.py
+    python asdxai/bundled/train_bundled.py
 
 It trains on the synthetic ``mini`` tree (seed 0) that every command uses by default (the same
 tree ``asdxai.cli._common.default_data_root()`` generates into the user cache; ``$ASDXAI_DATA`` is
@@ -57,13 +57,13 @@ def main() -> int:
 
     def show(argv: list[str]) -> str:
         text = shlex.join(argv).replace(str(data), "<data>")
-        return text.replace(str(model), "models/bundled/model.pt")
+        return text.replace(str(model), "asdxai/bundled/model.pt")
 
     text = f"""# The bundled model
 
 `model.pt` ({model.stat().st_size / 1e6:.1f} MB, sha256 `{sha[:16]}…`) is the checkpoint that
 `asdxai rise`, `asdxai tsne` (and `asdxai score`) use when no `--checkpoint` is given (override
-with `$ASDXAI_CHECKPOINT`). It is found next to the package (`models/bundled/model.pt` beside
+with `$ASDXAI_CHECKPOINT`). It is found next to the package (`asdxai/bundled/model.pt` beside
 `asdxai/`), so a source checkout or an editable install (`pip install -e .`) has it; for a
 regular install point `$ASDXAI_CHECKPOINT` at a copy.
 
@@ -83,7 +83,7 @@ tree, with the k-means backend (k = 16) fitted on its {len(ckpt.backend["section
 Re-train (same command, e.g. after the generator changed):
 
 ```
-python models/bundled/train_bundled.py
+python asdxai/bundled/train_bundled.py
 ```
 
 which runs
