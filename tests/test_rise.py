@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from asdxai.errors import ConfigError, ResultError
-from asdxai.explain import RISE, RISEMaskConfig, mask_second_moment
+from asdxai.explain import RISE, RISEExecution, RISEMaskConfig, mask_second_moment
 from asdxai.explain.faithfulness import pixel_auc
 
 T, F = 40, 48
@@ -52,7 +52,7 @@ def test_linear_box_converges_to_analytic_expectation():
     scale = np.linalg.norm(expected - expected.mean())
     for estimator in ("plain", "centered"):
         res = RISE(box, RISEMaskConfig(block_size=1000)).attribute(
-            x, n_masks=24_000, seed=0, batch_size=1000, estimator=estimator
+            x, n_masks=24_000, seed=0, estimator=estimator, execution=RISEExecution(batch_size=1000)
         )
         err = np.linalg.norm(res.importance - expected) / scale
         assert err < 0.15, (estimator, err)
@@ -81,8 +81,8 @@ def test_same_seed_same_map_other_seed_other_map():
 @pytest.mark.parametrize("other", [7, 250])
 def test_batch_size_does_not_change_the_map(other):
     _, box = _linear()
-    ref = RISE(box, CFG).attribute(_spec(), n_masks=400, batch_size=64)
-    res = RISE(box, CFG).attribute(_spec(), n_masks=400, batch_size=other)
+    ref = RISE(box, CFG).attribute(_spec(), n_masks=400, execution=RISEExecution(batch_size=64))
+    res = RISE(box, CFG).attribute(_spec(), n_masks=400, execution=RISEExecution(batch_size=other))
     np.testing.assert_allclose(res.importance, ref.importance, rtol=1e-5, atol=1e-5)
     assert res.n_masks == ref.n_masks == 400
 
@@ -91,14 +91,16 @@ def test_resumed_equals_uninterrupted():
     _, box = _linear()
     full = RISE(box, CFG).attribute(_spec(), n_masks=600, seed=2, estimator="centered")
     partial = []
-    RISE(box, CFG).attribute(
-        _spec(), n_masks=600, seed=2, estimator="centered",
-        checkpoint=partial.append, checkpoint_every=200,
-    )  # fmt: skip
+    RISE(box, CFG).attribute(_spec(), n_masks=600, seed=2, estimator="centered", execution=RISEExecution(checkpoint=partial.append, checkpoint_every=200))  # fmt: skip
     assert [p.next_block for p in partial] == [2, 4]
     assert not partial[0].complete
     resumed = RISE(box, CFG).attribute(
-        _spec(), n_masks=600, seed=2, estimator="centered", resume_from=partial[0], batch_size=30
+        _spec(),
+        n_masks=600,
+        seed=2,
+        estimator="centered",
+        resume_from=partial[0],
+        execution=RISEExecution(batch_size=30),
     )
     np.testing.assert_allclose(resumed.importance, full.importance, rtol=1e-6, atol=1e-6)
     assert resumed.n_masks == 600 and resumed.complete
@@ -134,20 +136,66 @@ def test_score_fn_cannot_corrupt_the_result_in_place():
     np.testing.assert_array_equal(res.spectrogram, before.numpy())
 
 
-def test_rounds_up_to_whole_blocks_and_says_so(caplog):
+@pytest.mark.parametrize("batch_size", [7, 100, 300])
+def test_uses_exactly_n_masks_whatever_the_batch(batch_size):
+    calls = []
+
+    def counting(x):
+        calls.append(x.shape[0])
+        return x.mean((1, 2))
+
+    res = RISE(counting, CFG).attribute(
+        _spec(), n_masks=250, seed=4, execution=RISEExecution(batch_size=batch_size)
+    )
+    assert res.n_masks == res.n_masks_requested == 250 == sum(calls)
+    assert (res.n_even, res.n_odd) == (150, 100)  # blocks 0, 2 (truncated to 50) and 1
+    ref = RISE(counting, CFG).attribute(_spec(), n_masks=250, seed=4)
+    np.testing.assert_allclose(res.importance, ref.importance, rtol=1e-5, atol=1e-6)
+    # the first 250 masks of a longer run are the same masks: 300 masks differ by 50 only
+    longer = RISE(counting, CFG).attribute(_spec(), n_masks=300, seed=4)
+    e = CFG.expected_value
+    diff = longer.importance * 300 * e - res.importance * 250 * e
+    assert np.abs(diff).max() > 0
+
+
+def test_truncated_result_cannot_be_extended():
     _, box = _linear()
-    with caplog.at_level(logging.INFO, logger="asdxai.explain.rise"):
-        res = RISE(box, CFG).attribute(_spec(), n_masks=250)
-    assert res.n_masks == 300 and res.n_masks_requested == 250
-    assert "not a multiple of the block size" in caplog.text
+    part = RISE(box, CFG).attribute(_spec(), n_masks=250, seed=1)
+    with pytest.raises(ResultError, match="truncated"):
+        RISE(box, CFG).attribute(_spec(), n_masks=400, seed=1, resume_from=part)
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (dict(n_even=1234), "block counters"),
+        (dict(next_block=-1), "block counters"),
+        (dict(score_sum=float("nan")), "score sums"),
+    ],
+)
+def test_damaged_partial_state_is_refused(damage, reason):
+    import dataclasses
+
+    _, box = _linear()
+    part = RISE(box, CFG).attribute(_spec(), n_masks=200, seed=1)
+    bad = dataclasses.replace(part, complete=False, **damage)
+    with pytest.raises(ResultError, match=reason):
+        RISE(box, CFG).attribute(_spec(), n_masks=400, seed=1, resume_from=bad)
+    nan_sums = dataclasses.replace(part, sum_even=part.sum_even * np.nan)
+    with pytest.raises(ResultError, match="running sums"):
+        RISE(box, CFG).attribute(_spec(), n_masks=400, seed=1, resume_from=nan_sums)
 
 
 def test_until_agreement_stops_at_a_block_boundary():
     rect, box = _rectangle_box()
-    res = RISE(box, CFG).attribute(_spec(), n_masks=20_000, until_agreement=0.9, batch_size=300)
+    res = RISE(box, CFG).attribute(
+        _spec(), n_masks=20_000, until_agreement=0.9, execution=RISEExecution(batch_size=300)
+    )
     assert res.stopped_early and res.agreement >= 0.9
-    assert res.n_masks < 20_000 and res.n_masks % CFG.block_size == 0
-    again = RISE(box, CFG).attribute(_spec(), n_masks=20_000, until_agreement=0.9, batch_size=7)
+    assert res.n_masks < 20_000 and res.n_masks % CFG.block_size == 0  # stops at block ends
+    again = RISE(box, CFG).attribute(
+        _spec(), n_masks=20_000, until_agreement=0.9, execution=RISEExecution(batch_size=7)
+    )
     assert again.n_masks == res.n_masks  # the stopping point does not depend on the batch
 
 
@@ -163,7 +211,7 @@ def test_fill_value_and_numpy_input():
 def test_bf16_precision_runs_close_to_fp32():
     _, box = _linear()
     a = RISE(box, CFG).attribute(_spec(), n_masks=200)
-    b = RISE(box, CFG).attribute(_spec(), n_masks=200, precision="bf16")
+    b = RISE(box, CFG).attribute(_spec(), n_masks=200, execution=RISEExecution(precision="bf16"))
     assert np.corrcoef(a.importance.ravel(), b.importance.ravel())[0, 1] > 0.99
 
 
@@ -173,11 +221,11 @@ def test_bf16_precision_runs_close_to_fp32():
         {"n_masks": 0},
         {"n_masks": 2.5},
         {"seed": -1},
-        {"batch_size": 0},
-        {"precision": "fp8"},
+        {"execution": RISEExecution(batch_size=0)},
+        {"execution": RISEExecution(precision="fp8")},
         {"estimator": "fancy"},
         {"until_agreement": 1.5},
-        {"checkpoint_every": -2},
+        {"execution": RISEExecution(checkpoint_every=-2)},
     ],
 )
 def test_bad_options_raise(kwargs):
@@ -208,9 +256,11 @@ def test_out_of_memory_halves_the_batch(caplog):
             raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
         return box(x)
 
-    ref = RISE(box, CFG).attribute(_spec(), n_masks=200, batch_size=25)
+    ref = RISE(box, CFG).attribute(_spec(), n_masks=200, execution=RISEExecution(batch_size=25))
     with caplog.at_level(logging.WARNING, logger="asdxai.explain.rise"):
-        res = RISE(picky, CFG).attribute(_spec(), n_masks=200, batch_size=200)
+        res = RISE(picky, CFG).attribute(
+            _spec(), n_masks=200, execution=RISEExecution(batch_size=200)
+        )
     assert "batch size halved to 25" in caplog.text
     np.testing.assert_allclose(res.importance, ref.importance, rtol=1e-5, atol=1e-5)
 
@@ -263,8 +313,8 @@ def test_grid_single_cell_box_peaks_at_that_cell():
 def test_grid_batch_size_does_not_change_the_map(other):
     _, box = _linear()
     cfg = RISEMaskConfig(mode="grid", **MODE_CFG)
-    ref = RISE(box, cfg).attribute(_spec(), n_masks=400, batch_size=64)
-    res = RISE(box, cfg).attribute(_spec(), n_masks=400, batch_size=other)
+    ref = RISE(box, cfg).attribute(_spec(), n_masks=400, execution=RISEExecution(batch_size=64))
+    res = RISE(box, cfg).attribute(_spec(), n_masks=400, execution=RISEExecution(batch_size=other))
     np.testing.assert_allclose(res.importance, ref.importance, rtol=1e-5, atol=1e-5)
 
 
@@ -286,12 +336,14 @@ def test_mode_resumed_equals_uninterrupted(mode):
     cfg = RISEMaskConfig(mode=mode, **MODE_CFG)
     full = RISE(box, cfg).attribute(_spec(), n_masks=500, seed=2, estimator="centered")
     partial = []
-    RISE(box, cfg).attribute(
-        _spec(), n_masks=500, seed=2, estimator="centered",
-        checkpoint=partial.append, checkpoint_every=200,
-    )  # fmt: skip
+    RISE(box, cfg).attribute(_spec(), n_masks=500, seed=2, estimator="centered", execution=RISEExecution(checkpoint=partial.append, checkpoint_every=200))  # fmt: skip
     resumed = RISE(box, cfg).attribute(
-        _spec(), n_masks=500, seed=2, estimator="centered", resume_from=partial[0], batch_size=30
+        _spec(),
+        n_masks=500,
+        seed=2,
+        estimator="centered",
+        resume_from=partial[0],
+        execution=RISEExecution(batch_size=30),
     )
     np.testing.assert_allclose(resumed.importance, full.importance, rtol=1e-6, atol=1e-6)
     # a partial run of one mode cannot be continued in another

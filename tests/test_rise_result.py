@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from asdxai.errors import ResultError
-from asdxai.explain import RISE, RISEMaskConfig
+from asdxai.explain import RISE, RISEExecution, RISEMaskConfig
 from asdxai.explain.result import (
     check_resumable,
     load_log_spectrogram,
@@ -57,7 +57,10 @@ def test_resume_from_file_continues(tmp_path):
     full = RISE(box, CFG).attribute(spec, n_masks=400, seed=1)
     path = tmp_path / "p.h5"
     RISE(box, CFG).attribute(
-        spec, n_masks=400, seed=1, checkpoint=lambda r: save_result(path, r), checkpoint_every=200
+        spec,
+        n_masks=400,
+        seed=1,
+        execution=RISEExecution(checkpoint=lambda r: save_result(path, r), checkpoint_every=200),
     )
     part = load_result(path)
     assert not part.complete and part.next_block == 2

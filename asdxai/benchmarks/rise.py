@@ -94,7 +94,7 @@ def benchmark(
 ) -> dict:
     """Run (a), (b), (c); returns a dict of rates (masks/s) and settings."""
     from .._runtime import resolve_device
-    from ..explain import RISE, RISEMaskConfig
+    from ..explain import RISE, RISEExecution, RISEMaskConfig
     from ..explain.rise import PRECISIONS
 
     dev = resolve_device(device)
@@ -126,7 +126,9 @@ def benchmark(
                 fwd(batch)
 
     def ours() -> None:
-        rise.attribute(spec, n_masks=n, batch_size=bs, device=dev, precision=precision)
+        rise.attribute(
+            spec, n_masks=n, execution=RISEExecution(batch_size=bs, device=dev, precision=precision)
+        )
 
     def reference() -> None:
         sal = torch.zeros(shape, dtype=torch.float32, device=dev)
@@ -141,7 +143,9 @@ def benchmark(
         methods["naive"] = reference
     with torch.no_grad():  # warm-up (allocator, autotuning, compile)
         fwd(batch)
-    rise.attribute(spec, n_masks=bs, batch_size=bs, device=dev, precision=precision)
+    rise.attribute(
+        spec, n_masks=bs, execution=RISEExecution(batch_size=bs, device=dev, precision=precision)
+    )
     best = dict.fromkeys(methods, float("inf"))
     for _ in range(repeats):  # interleaved, best of `repeats`: robust to a shared machine
         for key, fn in methods.items():

@@ -9,10 +9,11 @@ ground-truth mask); :mod:`asdxai.explain.result` stores maps in ``.h5`` files.
 from .faithfulness import deletion_curve, insertion_curve, localisation, pixel_auc, pointing_game
 from .masks import RISEMaskConfig, generate_masks, mask_second_moment
 from .result import load_result, save_result
-from .rise import RISE, RISEResult, split_half_agreement
+from .rise import RISE, RISEExecution, RISEResult, split_half_agreement
 
 __all__ = [
     "RISE",
+    "RISEExecution",
     "RISEMaskConfig",
     "RISEResult",
     "deletion_curve",

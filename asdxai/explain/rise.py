@@ -11,8 +11,8 @@ low values regions whose presence lowers it (normal).
 
 How the work is organised
 -------------------------
-* Masks come in fixed blocks keyed by (seed, block index); n_masks is rounded up
-  to whole blocks. The N x T x F mask stack is never built: each batch builds its
+* Masks come in fixed blocks keyed by (seed, block index); exactly n_masks are
+  used: the last block is truncated to its first n_masks mod block_size masks. The N x T x F mask stack is never built: each batch builds its
   masked inputs from its factors t (B, T) and f (B, F) on the device, and the
   weighted sum Σ sᵢ tᵢ fᵢᵀ is one matrix product Tᵀ diag(s) F per batch, in float32;
   block sums are added in float64 and in block order.
@@ -50,7 +50,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -79,7 +79,7 @@ class RISEResult:
     Attributes
     ----------
     importance : np.ndarray [shape=(T, F)], float64; Σ sᵢ Mᵢ / (N E[M]) (+ c, centred)
-    n_masks : int, masks used (a multiple of the block size)
+    n_masks : int, masks used
     n_masks_requested : int, masks asked for
     seed : int
     mask_config : RISEMaskConfig
@@ -162,6 +162,47 @@ def split_half_agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / denom) if denom > 0 else float("nan")
 
 
+@dataclass(frozen=True)
+class RISEExecution:
+    """How a map is computed (never what it is): device, batching, precision, checkpoints.
+
+    Attributes
+    ----------
+    device : torch device or str, optional
+        Where masks are built and the score function runs (default: the device of the
+        input if it is a tensor, else CPU). The score function must accept it.
+    batch_size : int, optional
+        Masked inputs per forward pass. Default: chosen from free memory on CUDA, 100 on
+        CPU. Halved automatically when CUDA runs out of memory.
+    precision : "fp32" | "bf16" | "fp16"
+        Autocast precision of the forward pass; sums are always float32 / float64.
+    compile : bool
+        Wrap the score function in ``torch.compile`` (falls back with a warning).
+    progress : bool
+        Show a tqdm bar with masks/s, ETA and the split-half agreement.
+    checkpoint : callable(RISEResult), optional
+        Called with the partial result every ``checkpoint_every`` masks (on rank 0).
+    checkpoint_every : int, optional
+        Masks between checkpoints (rounded up to whole blocks).
+    distributed : DistContext, optional
+        Share the blocks among the ranks of an initialised process group; every rank
+        returns the same (single-process) result.
+    on_first_batch : callable(masks_per_s: float), optional
+        Called once with the measured speed after the first block (rank 0), e.g. to
+        print the projected time.
+    """
+
+    device: torch.device | str | None = None
+    batch_size: int | None = None
+    precision: str = "fp32"
+    compile: bool = False
+    progress: bool = False
+    checkpoint: Callable[[RISEResult], Any] | None = None
+    checkpoint_every: int | None = None
+    distributed: DistContext | None = None
+    on_first_batch: Callable[[float], Any] | None = None
+
+
 class RISE:
     """Randomised input sampling for explanation of a black-box anomaly scorer.
 
@@ -186,19 +227,13 @@ class RISE:
     def attribute(
         self,
         spec: torch.Tensor | np.ndarray,
+        *,
         n_masks: int = 640_000,
         seed: int = 0,
-        batch_size: int | None = None,
-        device: torch.device | str | None = None,
-        precision: str = "fp32",
         estimator: str = "plain",
         until_agreement: float | None = None,
-        checkpoint: Callable[[RISEResult], Any] | None = None,
-        checkpoint_every: int | None = None,
         resume_from: RISEResult | None = None,
-        progress: bool = False,
-        compile: bool = False,
-        distributed: DistContext | None = None,
+        execution: RISEExecution | None = None,
     ) -> RISEResult:
         """Compute the importance map of one input spectrogram.
 
@@ -207,41 +242,28 @@ class RISE:
         spec : Tensor or np.ndarray [shape=(T, F)]
             The model input (linear magnitude spectrogram); never modified.
         n_masks : int
-            Masks to use; rounded up to a multiple of ``mask_config.block_size``.
+            Masks to use, exactly (the last block is truncated); an upper bound with
+            ``until_agreement``.
         seed : int
             Seed (≥ 0) of the mask stream; same seed and settings give the same map.
-        batch_size : int, optional
-            Masked inputs per forward pass. Default: chosen from free memory on CUDA,
-            100 on CPU. Halved automatically when CUDA runs out of memory.
-        device : torch device or str, optional
-            Where masks are built and the score function runs (default: the device of
-            ``spec`` if it is a tensor, else CPU). The score function must accept it.
-        precision : "fp32" | "bf16" | "fp16"
-            Autocast precision of the forward pass; sums are always float32 / float64.
         estimator : "plain" | "centered"
             "centered" subtracts a pilot mean score (variance reduction, same expectation).
         until_agreement : float in (0, 1), optional
             Stop at the first block boundary (after at least 4 blocks) where the
             split-half agreement reaches this value; ``n_masks`` is then an upper bound.
-        checkpoint : callable(RISEResult), optional
-            Called with the partial result every ``checkpoint_every`` masks (on rank 0).
-        checkpoint_every : int, optional
-            Masks between checkpoints (rounded up to whole blocks).
         resume_from : RISEResult, optional
             A partial result of the same seed, settings and input shape to continue.
-        progress : bool
-            Show a tqdm bar with masks/s and ETA.
-        compile : bool
-            Wrap the score function in ``torch.compile`` (falls back with a warning).
-        distributed : DistContext, optional
-            Share the blocks among the ranks of an initialised process group; every
-            rank returns the same (single-process) result.
+        execution : RISEExecution, optional
+            Device, batch size, precision, progress, checkpoints, process group.
 
         Returns
         -------
         RISEResult
         """
         cfg = self.mask_config
+        ex = execution if execution is not None else RISEExecution()
+        batch_size, device, precision = ex.batch_size, ex.device, ex.precision
+        checkpoint_every = ex.checkpoint_every
         x = _as_input(spec)
         shape = (int(x.shape[0]), int(x.shape[1]))
         cfg.check_input(shape)
@@ -264,15 +286,7 @@ class RISE:
         if precision == "fp16" and device.type == "cpu":
             log.warning("fp16 autocast on CPU is slow and partial; consider bf16")
 
-        block = cfg.block_size
-        n_blocks = -(-n_masks // block)
-        if n_blocks * block != n_masks:
-            log.info(
-                "n_masks %d is not a multiple of the block size %d: using %d masks",
-                n_masks,
-                block,
-                n_blocks * block,
-            )
+        n_blocks = -(-n_masks // cfg.block_size)
         run = _Run(
             self,
             cfg,
@@ -282,17 +296,16 @@ class RISE:
             device,
             precision,
             estimator,
-            distributed,
+            ex.distributed,
+            n_masks,
         )
-        run.score_fn = _maybe_compile(self.score_fn, compile)
+        run.score_fn = _maybe_compile(self.score_fn, ex.compile)
         run.batch_size = batch_size or run.auto_batch_size()
         if resume_from is not None:
             run.load(resume_from)
         else:
             run.center = run.pilot_center() if estimator == "centered" else 0.0
-        return run.execute(
-            n_blocks, n_masks, until_agreement, checkpoint, checkpoint_every, progress
-        )
+        return run.execute(n_blocks, until_agreement, ex)
 
 
 # ---------------------------------------------------------------------- internals
@@ -344,8 +357,10 @@ class _Run:
         precision: str,
         estimator: str,
         ctx: DistContext | None,
+        n_total: int,
     ) -> None:
         self.cfg, self.spec, self.shape, self.seed = cfg, spec, shape, seed
+        self.n_total = n_total
         self.device, self.precision, self.estimator, self.ctx = device, precision, estimator, ctx
         self.score_fn: ScoreFn = owner.score_fn
         self.batch_size = CPU_BATCH_SIZE
@@ -421,6 +436,10 @@ class _Run:
         return c
 
     # -- block sums --------------------------------------------------------------
+    def block_len(self, b: int) -> int:
+        """Masks used of block ``b`` (the last block may be truncated)."""
+        return min(self.cfg.block_size, self.n_total - b * self.cfg.block_size)
+
     def block_sums(self, blocks: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-block Σ (s − c) M (k, T, F) float64 and [Σ s, Σ s²] (k, 2) float64.
 
@@ -442,42 +461,47 @@ class _Run:
         block, bsz = self.cfg.block_size, self.batch_size
         sums = torch.zeros(len(blocks), t_, f_, dtype=torch.float64, device=self.device)
         stats = torch.zeros(len(blocks), 2, dtype=torch.float64, device=self.device)
-        if bsz >= block:  # runs of whole blocks per forward pass
-            per = bsz // block
-            for g in range(0, len(blocks), per):
-                group = blocks[g : g + per]
-                masks = MaskBatch.cat(
-                    [
-                        block_masks(draw_block(self.cfg, self.shape, self.seed, b), self.shape,
-                                    device=self.device)
-                        for b in group
-                    ]
-                )  # fmt: skip
+        # runs of whole blocks per forward pass when the batch holds a block or more
+        whole = [b for b in blocks if self.block_len(b) == block] if bsz >= block else []
+        per = max(1, bsz // block)
+        for g in range(0, len(whole), per):
+            group = whole[g : g + per]
+            masks = MaskBatch.cat(
+                [
+                    block_masks(draw_block(self.cfg, self.shape, self.seed, b), self.shape,
+                                device=self.device)
+                    for b in group
+                ]
+            )  # fmt: skip
+            s = self.score(masks)
+            k = len(group)
+            part = masks.weighted_block_sums(s - self.center, k)  # (k, T, F) float32
+            sums[g : g + k] = part.double()
+            sd = s.double().view(k, block)
+            stats[g : g + k, 0] = sd.sum(1)
+            stats[g : g + k, 1] = (sd * sd).sum(1)
+        # several forward passes per block (every block when the batch is smaller than a
+        # block, else only the truncated last block); ``whole`` is a prefix of ``blocks``
+        step = min(bsz, block)
+        for i in range(len(whole), len(blocks)):
+            b = blocks[i]
+            blk = draw_block(self.cfg, self.shape, self.seed, b)
+            n = self.block_len(b)
+            for start in range(0, n, step):
+                stop = min(n, start + step)
+                masks = block_masks(blk, self.shape, start, stop, self.device)
                 s = self.score(masks)
-                k = len(group)
-                part = masks.weighted_block_sums(s - self.center, k)  # (k, T, F) float32
-                sums[g : g + k] = part.double()
-                sd = s.double().view(k, block)
-                stats[g : g + k, 0] = sd.sum(1)
-                stats[g : g + k, 1] = (sd * sd).sum(1)
-        else:  # several forward passes per block
-            for i, b in enumerate(blocks):
-                blk = draw_block(self.cfg, self.shape, self.seed, b)
-                for start in range(0, block, bsz):
-                    stop = min(block, start + bsz)
-                    masks = block_masks(blk, self.shape, start, stop, self.device)
-                    s = self.score(masks)
-                    sums[i] += masks.weighted_sum(s - self.center).double()  # (T, F)
-                    sd = s.double()
-                    stats[i, 0] += sd.sum()
-                    stats[i, 1] += (sd * sd).sum()
+                sums[i] += masks.weighted_sum(s - self.center).double()  # (T, F)
+                sd = s.double()
+                stats[i, 0] += sd.sum()
+                stats[i, 1] += (sd * sd).sum()
         return sums, stats
 
     # -- accumulation ------------------------------------------------------------
     def fold(self, b: int, total: torch.Tensor, stats: torch.Tensor) -> None:
         """Add the sums of block ``b`` (which must be ``next_block``)."""
         assert b == self.next_block, (b, self.next_block)
-        n = self.cfg.block_size
+        n = self.block_len(b)
         if b % 2 == 0:
             self.sum_even += total
             self.n_even += n
@@ -509,6 +533,15 @@ class _Run:
             problems.append(f"estimator {res.estimator!r} != {self.estimator!r}")
         if tuple(res.sum_even.shape) != self.shape:
             problems.append(f"input shape {tuple(res.sum_even.shape)} != {self.shape}")
+        if res.precision != self.precision:
+            problems.append(f"precision {res.precision!r} != {self.precision!r}")
+        problems += _state_problems(res)
+        done = int(res.n_even) + int(res.n_odd)
+        if done % self.cfg.block_size and done < self.n_total:
+            problems.append(
+                f"its last block was truncated at {done} masks; it cannot be extended to "
+                f"{self.n_total}"
+            )
         if problems:
             raise ResultError("cannot resume: " + "; ".join(problems))
         self.sum_even = torch.as_tensor(res.sum_even, dtype=torch.float64).to(self.device).clone()
@@ -580,28 +613,23 @@ class _Run:
         out.sort(key=lambda item: item[0])
         return out
 
-    def execute(
-        self,
-        n_blocks: int,
-        n_requested: int,
-        target: float | None,
-        checkpoint: Callable[[RISEResult], Any] | None,
-        checkpoint_every: int | None,
-        progress: bool,
-    ) -> RISEResult:
+    def execute(self, n_blocks: int, target: float | None, ex: RISEExecution) -> RISEResult:
         t0 = time.perf_counter()
+        n_requested = self.n_total
+        checkpoint, checkpoint_every = ex.checkpoint, ex.checkpoint_every
         block = self.cfg.block_size
         rank = self.ctx.rank if self.ctx is not None else 0
         ckpt_blocks = -(-checkpoint_every // block) if checkpoint_every else None
         since_ckpt = 0
         stopped = False
         bar = None
-        if progress and rank == 0:
+        first = ex.on_first_batch if rank == 0 else None
+        if ex.progress and rank == 0:
             from tqdm.auto import tqdm
 
             bar = tqdm(
-                total=n_blocks * block,
-                initial=self.next_block * block,
+                total=self.n_total,
+                initial=sum(self.block_len(b) for b in range(self.next_block)),
                 unit="mask",
                 unit_scale=True,
                 desc="RISE",
@@ -623,11 +651,15 @@ class _Run:
                 else:
                     sums = stats = None
                 round_items = self._gather(sums, stats, mine, per_rank)
+                if first is not None:
+                    done = sum(self.block_len(b) for b, _, _ in round_items)
+                    first(done / max(time.perf_counter() - t0, 1e-9))
+                    first = None
                 for b, total, st in round_items:
                     self.fold(b, total, st)
                     since_ckpt += 1
                     if bar is not None:
-                        bar.update(block)
+                        bar.update(self.block_len(b))
                     nblk = self.next_block
                     if target is not None and nblk >= MIN_AGREEMENT_BLOCKS:
                         agr = self.agreement()
@@ -638,7 +670,7 @@ class _Run:
                                 "split-half agreement %.4f ≥ %.4f after %d masks",
                                 agr,
                                 target,
-                                nblk * block,
+                                self.n_even + self.n_odd,
                             )
                             stopped = True
                             break
@@ -665,6 +697,30 @@ class _Run:
         return res
 
 
-def with_meta(result: RISEResult, **meta: Any) -> RISEResult:
-    """A copy of ``result`` with ``meta`` entries added."""
-    return replace(result, meta={**result.meta, **meta})
+def _state_problems(res: RISEResult) -> list[str]:
+    """Why the running state of a (partial) result is not internally consistent, if it is not."""
+    problems = []
+    block = res.mask_config.block_size
+    n_even, n_odd, nb = int(res.n_even), int(res.n_odd), int(res.next_block)
+    last = n_even + n_odd - (nb - 1) * block  # masks of block nb - 1 (all but it are full)
+    full_even, full_odd = nb // 2, (nb - 1) // 2  # full blocks among 0 .. nb - 2
+    ok = (
+        n_even == n_odd == 0
+        if nb == 0
+        else (
+            nb > 0
+            and 0 < last <= block
+            and n_even == full_even * block + (last if (nb - 1) % 2 == 0 else 0)
+            and n_odd == full_odd * block + (last if (nb - 1) % 2 == 1 else 0)
+        )
+    )
+    if not ok:
+        problems.append(
+            f"block counters do not add up (next block {nb}, {n_even} even + {n_odd} odd masks, "
+            f"blocks of {block})"
+        )
+    if not (np.isfinite(res.sum_even).all() and np.isfinite(res.sum_odd).all()):
+        problems.append("its running sums are not finite")
+    if not (math.isfinite(res.score_sum) and math.isfinite(res.score_sq_sum)):
+        problems.append("its score sums are not finite")
+    return problems
