@@ -30,3 +30,11 @@ class ConfigError(AsdxaiError, ValueError):
 
 class ResultError(AsdxaiError):
     """A result file (.h5, .csv) is unreadable or does not match the request."""
+
+
+class NonFiniteError(AsdxaiError):
+    """Values that must be finite (features, a loss, weights) are NaN or infinite.
+
+    Raised where the values are produced, naming what they belong to (a clip, a
+    training run), so a non-finite value is never mistaken for an unreadable clip.
+    """
