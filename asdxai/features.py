@@ -8,16 +8,32 @@ spectrum of 80,000 bins (the first half of the FFT of the whole clip).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from numbers import Integral, Real
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, NonFiniteError
+
+#: Sane ranges for the settings (a checkpoint carries them, so they are untrusted input).
+SAMPLE_RATE_RANGE = (1_000, 384_000)  # Hz
+N_FFT_RANGE = (32, 65_536)  # samples
+MAX_OVERLAP = 16  # hop_length >= n_fft / MAX_OVERLAP
+MAX_SAMPLES = 2**24  # samples per clip (17.5 min at 16 kHz; 64 MiB as float32)
+MAX_SPECTROGRAM = 2**23  # frames x bins per clip (32 MiB as float32)
 
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Settings of the input representations (stored in every checkpoint)."""
+    """Settings of the input representations (stored in every checkpoint).
+
+    Every setting is checked against a sane range (:data:`SAMPLE_RATE_RANGE`,
+    :data:`N_FFT_RANGE`, ``n_fft / MAX_OVERLAP <= hop_length <= n_fft``, at most
+    :data:`MAX_SAMPLES` samples and :data:`MAX_SPECTROGRAM` spectrogram values per
+    clip), so a checkpoint cannot ask for memory out of proportion to a clip.
+    """
 
     sample_rate: int = 16_000  # Hz; clips at another rate are rejected
     duration_s: float = 10.0  # clips are zero-padded / trimmed at the end to this length
@@ -25,13 +41,42 @@ class FeatureConfig:
     hop_length: int = 512  # STFT hop (samples)
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0 or self.duration_s <= 0:
-            raise ConfigError("sample_rate and duration_s must be positive")
-        if self.n_fft <= 0 or self.hop_length <= 0:
-            raise ConfigError("n_fft and hop_length must be positive")
+        for name in ("sample_rate", "n_fft", "hop_length"):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or isinstance(value, bool):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+        if (
+            not isinstance(self.duration_s, Real)
+            or isinstance(self.duration_s, bool)
+            or not math.isfinite(self.duration_s)
+            or self.duration_s <= 0
+        ):
+            raise ConfigError(f"duration_s must be a positive number, got {self.duration_s!r}")
+        lo, hi = SAMPLE_RATE_RANGE
+        if not lo <= self.sample_rate <= hi:
+            raise ConfigError(f"sample_rate must lie in [{lo}, {hi}] Hz, got {self.sample_rate}")
+        lo, hi = N_FFT_RANGE
+        if not lo <= self.n_fft <= hi:
+            raise ConfigError(f"n_fft must lie in [{lo}, {hi}], got {self.n_fft}")
+        min_hop = -(-self.n_fft // MAX_OVERLAP)
+        if not min_hop <= self.hop_length <= self.n_fft:
+            raise ConfigError(
+                f"hop_length must lie in [{min_hop}, {self.n_fft}] for n_fft {self.n_fft} "
+                f"(at most {MAX_OVERLAP}x overlap), got {self.hop_length}"
+            )
+        if self.n_samples > MAX_SAMPLES:
+            raise ConfigError(
+                f"a clip of {self.duration_s:g} s at {self.sample_rate} Hz has {self.n_samples} "
+                f"samples; at most {MAX_SAMPLES} are supported"
+            )
         if self.n_samples < self.n_fft:
             raise ConfigError(
                 f"clip length {self.n_samples} samples is shorter than n_fft {self.n_fft}"
+            )
+        if self.n_frames * self.n_bins > MAX_SPECTROGRAM:
+            raise ConfigError(
+                f"spectrogram of {self.n_frames} frames x {self.n_bins} bins per clip exceeds "
+                f"{MAX_SPECTROGRAM} values; use a larger hop_length or a shorter duration_s"
             )
 
     @property
@@ -75,17 +120,63 @@ def _as_batch(wave: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return wave, False
 
 
-def spectrogram(wave: torch.Tensor, cfg: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+def check_finite(
+    values: torch.Tensor, what: str, names: Sequence[str] | None = None
+) -> torch.Tensor:
+    """Return ``values`` (B, ...) unchanged; raise when any row holds NaN or inf.
+
+    Parameters
+    ----------
+    values : Tensor [shape=(B, ...)]
+        A batch of per-clip values.
+    what : str
+        What the values are, for the message (e.g. ``"spectrogram"``).
+    names : sequence of str, optional
+        One name per row (the clip's path); without it the row is named by its index.
+
+    Returns
+    -------
+    Tensor
+        ``values``.
+
+    Raises
+    ------
+    NonFiniteError
+        One line naming the first clip whose values are not finite.
+    """
+    finite = torch.isfinite(values)
+    if bool(finite.all()):
+        return values
+    row = int(torch.nonzero(~finite.reshape(finite.shape[0], -1).all(dim=1))[0, 0])
+    name = names[row] if names is not None else f"clip {row} of the batch"
+    raise NonFiniteError(
+        f"{name}: its {what} is not finite (NaN or inf); a float wav with samples far "
+        "outside [-1, 1] overflows float32"
+    )
+
+
+def spectrogram(
+    wave: torch.Tensor,
+    cfg: FeatureConfig = FeatureConfig(),
+    names: Sequence[str] | None = None,
+) -> torch.Tensor:
     """Linear magnitude spectrogram.
 
     Parameters
     ----------
     wave : Tensor [shape=(B, L) or (L,)], float samples in [-1, 1]
     cfg : FeatureConfig
+    names : sequence of str, optional
+        The clips' names (paths), used in the error for a non-finite result.
 
     Returns
     -------
     Tensor [shape=(B, T, F) or (T, F)], linear magnitude, T = 1 + (L - n_fft) // hop
+
+    Raises
+    ------
+    NonFiniteError
+        The spectrogram of a clip is not finite (see :func:`check_finite`).
     """
     batch, squeeze = _as_batch(wave)
     window = torch.hann_window(cfg.n_fft, device=batch.device, dtype=batch.dtype)
@@ -97,7 +188,7 @@ def spectrogram(wave: torch.Tensor, cfg: FeatureConfig = FeatureConfig()) -> tor
         center=False,
         return_complex=True,
     )  # (B, F, T)
-    spec = stft.abs().transpose(1, 2).contiguous()  # (B, T, F)
+    spec = check_finite(stft.abs().transpose(1, 2).contiguous(), "spectrogram", names)  # (B, T, F)
     return spec[0] if squeeze else spec
 
 
@@ -109,14 +200,32 @@ def temporal_mean_normalise(spec: torch.Tensor) -> torch.Tensor:
     return spec - spec.mean(dim=-2, keepdim=True)
 
 
-def spectrum(wave: torch.Tensor, cfg: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+def spectrum(
+    wave: torch.Tensor,
+    cfg: FeatureConfig = FeatureConfig(),
+    names: Sequence[str] | None = None,
+) -> torch.Tensor:
     """Magnitude of the FFT of the whole clip, first half.
 
-    wave : Tensor [shape=(B, L) or (L,)]; returns Tensor [shape=(B, L // 2) or (L // 2,)].
+    Parameters
+    ----------
+    wave : Tensor [shape=(B, L) or (L,)]
+    cfg : FeatureConfig
+    names : sequence of str, optional
+        The clips' names (paths), used in the error for a non-finite result.
+
+    Returns
+    -------
+    Tensor [shape=(B, L // 2) or (L // 2,)]
+
+    Raises
+    ------
+    NonFiniteError
+        The spectrum of a clip is not finite (see :func:`check_finite`).
     """
     batch, squeeze = _as_batch(wave)
     half = batch.shape[-1] // 2
-    spec = torch.fft.rfft(batch, dim=-1).abs()[..., :half]
+    spec = check_finite(torch.fft.rfft(batch, dim=-1).abs()[..., :half], "spectrum", names)
     return spec[0] if squeeze else spec
 
 

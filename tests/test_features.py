@@ -1,9 +1,12 @@
+import re
+
 import numpy as np
 import pytest
 import scipy.signal
 import torch
 
 from asdxai import ConfigError, FeatureConfig, spectrogram, spectrum, temporal_mean_normalise
+from asdxai.errors import NonFiniteError
 
 
 def test_default_shapes_match_the_study():
@@ -73,3 +76,39 @@ def test_bad_config_rejected():
         FeatureConfig(duration_s=0.01)
     with pytest.raises(ConfigError):
         spectrogram(torch.zeros(1, 1, 4000))
+
+
+@pytest.mark.parametrize(
+    "settings, words",
+    [
+        ({"hop_length": 1}, "hop_length must lie in [64, 1024]"),
+        ({"hop_length": 2048}, "hop_length must lie"),
+        ({"n_fft": 16, "hop_length": 8}, "n_fft must lie in [32, 65536]"),
+        ({"n_fft": 2**20, "hop_length": 2**19}, "n_fft must lie"),
+        ({"sample_rate": 100}, "sample_rate must lie in [1000, 384000]"),
+        ({"sample_rate": 10**9}, "sample_rate must lie"),
+        ({"duration_s": 1e9}, "at most 16777216"),
+        ({"duration_s": float("nan")}, "duration_s must be a positive number"),
+        ({"duration_s": "10"}, "duration_s must be a positive number"),
+        ({"n_fft": 1024.5}, "n_fft must be an integer"),
+        ({"hop_length": True}, "hop_length must be an integer"),
+        ({"sample_rate": 384_000, "duration_s": 40.0, "n_fft": 32, "hop_length": 2}, "exceeds"),
+    ],
+)
+def test_settings_outside_sane_ranges_are_refused(settings, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        FeatureConfig(**settings)
+
+
+def test_non_finite_features_name_the_clip():
+    cfg = FeatureConfig(duration_s=0.5)
+    wave = torch.zeros(2, cfg.n_samples)
+    wave[1, :2000] = 3e38  # finite float32 samples whose sums overflow
+    names = ["a.wav", "loud.wav"]
+    with pytest.raises(NonFiniteError, match=r"^loud\.wav: its spectrogram is not finite"):
+        spectrogram(wave, cfg, names=names)
+    with pytest.raises(NonFiniteError, match=r"^loud\.wav: its spectrum is not finite"):
+        spectrum(wave, cfg, names=names)
+    with pytest.raises(NonFiniteError, match="clip 1 of the batch"):
+        spectrogram(wave, cfg)
+    assert torch.isfinite(spectrogram(wave[:1], cfg)).all()
