@@ -3,14 +3,23 @@
 Both encoders follow the study's reference system (Wilkinghoff, "Sub-cluster AdaCos", DCASE 2023
 version): no bias terms anywhere, no bounded activations (ReLU only), unit-normalised output.
 
-**No bias.** Every ``Conv`` and ``Linear`` layer has ``bias=False``. Every batch norm is built with
-``affine=False`` (no trainable scale, no trainable shift). We chose ``affine=False`` over "scale
-only" because each batch norm here is followed (directly, or through a ReLU, which is positively
-homogeneous) by a bias-free linear layer that can absorb any positive per-channel scale, so a
-trainable scale adds parameters but no expressiveness, and without any affine parameters there is
-nothing that could drift into a bias. The running mean that batch norm subtracts is a data
+**No bias.** Every ``Conv`` and ``Linear`` layer has ``bias=False``. By default every batch norm is
+built with ``affine=False`` (no trainable scale, no trainable shift). We chose ``affine=False``
+over "scale only" because each batch norm here is followed (directly, or through a ReLU, which is
+positively homogeneous) by a bias-free linear layer that can absorb any positive per-channel scale,
+so a trainable scale adds parameters but no expressiveness, and without any affine parameters there
+is nothing that could drift into a bias. The running mean that batch norm subtracts is a data
 statistic, not a trainable parameter. The encoders therefore have no parameter or buffer named
-``*bias*`` at all.
+``*bias*`` at all. ``NetConfig(batch_norm="keras")`` instead gives every batch norm the reference
+code's Keras defaults (trainable scale and shift, momentum 0.99, eps 1e-3); its shift is a
+trainable offset, so that variant is *not* bias-free (see ``docs/FIDELITY.md``).
+
+**Variants.** :class:`NetConfig` names where the reference code and asdxai's first encoder
+differed: ``spectrum_padding`` (``"same"``, the reference, lets every spectrum bin reach the
+output; ``"valid"`` drops the top bins), ``residual`` (``"preact"`` pre-activation units with an
+un-normalised shortcut; ``"reference"``, the reference code's wiring) and ``batch_norm``.
+Checkpoints written before these options existed load with the settings they were trained with
+(:meth:`NetConfig.from_dict`).
 
 **Inputs.** The model input is the *linear* magnitude spectrogram ``(B, T, F)`` (see
 ``docs/INTERFACES.md``); temporal mean normalisation is the first operation of the spectrogram
@@ -22,7 +31,9 @@ from a waveform batch on the waveform's device.
 branch ends with a max over time, so its flatten size depends only on the number of frequency
 bins. The spectrum branch's three strided 1-D convolutions need at least 35,008 bins (about 4.4 s)
 with the study's kernels; for shorter clips each kernel (and stride) is clamped to the length that
-reaches it, so e.g. 2 s clips (16,000 bins) still give a flatten size >= 1 frame.
+reaches it, so e.g. 2 s clips (16,000 bins) still give a flatten size >= 1 frame. With
+``spectrum_padding="same"`` nothing is clamped: every convolution gives ``ceil(length / stride)``
+outputs (1250 / 40 / 10 for 80,000 bins, as the reference).
 """
 
 from __future__ import annotations
@@ -37,6 +48,11 @@ from .errors import ConfigError
 from .features import FeatureConfig, spectrogram, spectrum, temporal_mean_normalise
 
 ARCHS = ("dual", "spectrogram")
+SPECTRUM_PADDINGS = ("same", "valid")
+RESIDUALS = ("preact", "reference")
+BATCH_NORMS = ("plain", "keras")
+#: Settings of checkpoints written before the variant fields existed (``from_dict`` fills them in).
+LEGACY_VARIANTS = {"spectrum_padding": "valid", "residual": "preact", "batch_norm": "plain"}
 
 
 @dataclass(frozen=True)
@@ -58,10 +74,27 @@ class NetConfig:
     spectrum_channels: int = 128
     spectrum_hidden: int = 128
     spectrum_dense_layers: int = 4
+    # "same": Keras 'same' padding as the reference (every bin reaches the output);
+    # "valid": no padding (the first asdxai encoder; bins above ~7.6 kHz were dropped at 10 s).
+    spectrum_padding: str = "same"
+    # "preact": BN-ReLU-Conv-BN-ReLU-Conv units, un-normalised shortcut;
+    # "reference": the reference code's units (batch norm of the trunk before each unit, the
+    # shortcut carries the normalised input, Keras 'same' alignment of strided convs).
+    residual: str = "preact"
+    # "plain": no scale / shift (torch eps and momentum); "keras": trainable scale and shift,
+    # momentum 0.99, eps 1e-3 (the reference code's Keras defaults).
+    batch_norm: str = "plain"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ConfigError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        for name, allowed in (
+            ("spectrum_padding", SPECTRUM_PADDINGS),
+            ("residual", RESIDUALS),
+            ("batch_norm", BATCH_NORMS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not self.width > 0:
             raise ConfigError(f"width must be positive, got {self.width}")
         object.__setattr__(self, "stage_channels", tuple(int(c) for c in self.stage_channels))
@@ -83,7 +116,9 @@ class NetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> NetConfig:
-        d = dict(d)
+        """Rebuild from :meth:`to_dict`; a missing variant field takes its :data:`LEGACY_VARIANTS`
+        value (what checkpoints written before the field existed were trained with)."""
+        d = {**LEGACY_VARIANTS, **d}
         if "stage_channels" in d:
             d["stage_channels"] = tuple(d["stage_channels"])
         return cls(**d)
@@ -93,30 +128,110 @@ def _conv_out(length: int, kernel: int, stride: int, padding: int = 0) -> int:
     return (length + 2 * padding - kernel) // stride + 1
 
 
+def _same_pad(length: int, kernel: int, stride: int) -> tuple[int, int]:
+    """Keras / TensorFlow ``'same'`` padding: ``ceil(length / stride)`` outputs, odd pad right."""
+    out = -(-length // stride)
+    total = max((out - 1) * stride + kernel - length, 0)
+    return total // 2, total - total // 2
+
+
+class _SameConv1d(nn.Conv1d):
+    """``Conv1d`` with Keras ``'same'`` padding (built with ``padding=0``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = _same_pad(x.shape[-1], self.kernel_size[0], self.stride[0])
+        return super().forward(F.pad(x, pad))
+
+
+class _SameConv2d(nn.Conv2d):
+    """``Conv2d`` with Keras ``'same'`` padding (built with ``padding=0``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = _same_pad(x.shape[-2], self.kernel_size[0], self.stride[0])
+        left, right = _same_pad(x.shape[-1], self.kernel_size[1], self.stride[1])
+        return super().forward(F.pad(x, (left, right, top, bottom)))
+
+
+def _batch_norm(kind: str, n: int, dims: int = 2) -> nn.Module:
+    """Batch norm over ``n`` channels: ``"plain"`` (no scale / shift) or ``"keras"`` defaults."""
+    cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+    if kind == "keras":  # Keras momentum 0.99 = torch momentum 0.01
+        return cls(n, eps=1e-3, momentum=0.01, affine=True)
+    return cls(n, affine=False)
+
+
+def _conv2d(c_in: int, c_out: int, kernel: int, stride: int, same: bool) -> nn.Conv2d:
+    """Bias-free conv: Keras ``'same'`` alignment if ``same``, else symmetric ``kernel // 2``."""
+    if same:
+        return _SameConv2d(c_in, c_out, kernel, stride=stride, bias=False)
+    return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False)
+
+
+def _shortcut(c_in: int, c_out: int, downsample: bool) -> nn.Module:
+    if downsample or c_in != c_out:
+        pool = nn.MaxPool2d(2, 2, ceil_mode=True) if downsample else nn.Identity()
+        return nn.Sequential(pool, nn.Conv2d(c_in, c_out, 1, bias=False))
+    return nn.Identity()
+
+
 class _ResidualUnit(nn.Module):
     """Pre-activation residual unit: BN-ReLU-Conv3x3-BN-ReLU-Conv3x3 plus shortcut.
 
     With ``downsample`` the first conv strides by 2 and the shortcut is max-pool(2, 2) + 1x1 conv.
     """
 
-    def __init__(self, c_in: int, c_out: int, downsample: bool) -> None:
+    def __init__(self, c_in: int, c_out: int, downsample: bool, bn: str = "plain") -> None:
         super().__init__()
         stride = 2 if downsample else 1
-        self.bn1 = nn.BatchNorm2d(c_in, affine=False)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out, affine=False)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.shortcut: nn.Module
-        if downsample or c_in != c_out:
-            pool = nn.MaxPool2d(2, 2, ceil_mode=True) if downsample else nn.Identity()
-            self.shortcut = nn.Sequential(pool, nn.Conv2d(c_in, c_out, 1, bias=False))
-        else:
-            self.shortcut = nn.Identity()
+        self.bn1 = _batch_norm(bn, c_in)
+        self.conv1 = _conv2d(c_in, c_out, 3, stride, same=False)
+        self.bn2 = _batch_norm(bn, c_out)
+        self.conv2 = _conv2d(c_out, c_out, 3, 1, same=False)
+        self.shortcut = _shortcut(c_in, c_out, downsample)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.conv1(F.relu(self.bn1(x)))
         r = self.conv2(F.relu(self.bn2(r)))
         return self.shortcut(x) + r
+
+
+class _ReferenceUnit(nn.Module):
+    """The reference code's residual unit: ``h = BN(x)``, ``out = shortcut(h) + residual``.
+
+    ``residual = Conv3x3(mid(Conv3x3(ReLU(src))))`` where ``src`` is ``h`` (or, for the first unit
+    of the first stage, the un-normalised ``x``) and ``mid`` is ``"bn-relu"`` (every later unit),
+    ``"relu"`` (first unit of the first stage) or ``"relu-bn"`` (its second unit), exactly as the
+    reference code writes its first residual block. Strided convs use Keras ``'same'`` alignment.
+    """
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        downsample: bool,
+        bn: str,
+        normalised_input: bool = True,
+        mid: str = "bn-relu",
+    ) -> None:
+        super().__init__()
+        self.normalised_input = normalised_input
+        self.mid = mid
+        self.bn1 = _batch_norm(bn, c_in)
+        self.conv1 = _conv2d(c_in, c_out, 3, 2 if downsample else 1, same=True)
+        self.bn2 = _batch_norm(bn, c_out) if mid != "relu" else None
+        self.conv2 = _conv2d(c_out, c_out, 3, 1, same=True)
+        self.shortcut = _shortcut(c_in, c_out, downsample)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn1(x)
+        r = self.conv1(F.relu(h if self.normalised_input else x))
+        if self.mid == "bn-relu":
+            r = F.relu(self.bn2(r))
+        elif self.mid == "relu-bn":
+            r = self.bn2(F.relu(r))
+        else:
+            r = F.relu(r)
+        return self.shortcut(h) + self.conv2(r)
 
 
 class SpectrogramBranch(nn.Module):
@@ -125,16 +240,19 @@ class SpectrogramBranch(nn.Module):
     temporal mean normalisation -> BN per frequency bin -> Conv2D(16, 7x7, /2) -> BN -> ReLU ->
     MaxPool(3, /2) -> residual stages (16, 32, 64, 128; two units each; stages 2-4 stride 2) ->
     max over time -> flatten (channels x frequency) -> BN -> Linear(out_dim).
-    Time is the image height, frequency the width.
+    Time is the image height, frequency the width. ``net_cfg.residual`` picks the unit
+    (:class:`_ResidualUnit` or :class:`_ReferenceUnit`), ``net_cfg.batch_norm`` the batch norms.
     """
 
     def __init__(self, net_cfg: NetConfig, feat_cfg: FeatureConfig, out_dim: int) -> None:
         super().__init__()
         n_frames, n_bins = feat_cfg.n_frames, feat_cfg.n_bins
-        self.freq_norm = nn.BatchNorm1d(n_bins, affine=False)
+        bn = net_cfg.batch_norm
+        reference = net_cfg.residual == "reference"
+        self.freq_norm = _batch_norm(bn, n_bins, dims=1)
         stem = net_cfg.channels(net_cfg.stem_channels)
-        self.stem = nn.Conv2d(1, stem, 7, stride=2, padding=3, bias=False)
-        self.stem_bn = nn.BatchNorm2d(stem, affine=False)
+        self.stem = _conv2d(1, stem, 7, 2, same=reference)
+        self.stem_bn = _batch_norm(bn, stem)
         self.pool = nn.MaxPool2d(3, 2)
         t, f = (_conv_out(n, 7, 2, 3) for n in (n_frames, n_bins))
         if min(t, f) < 3:
@@ -149,13 +267,20 @@ class SpectrogramBranch(nn.Module):
             c_out = net_cfg.channels(base)
             for j in range(2):
                 down = i > 0 and j == 0
-                units.append(_ResidualUnit(c_in, c_out, down))
+                if not reference:
+                    units.append(_ResidualUnit(c_in, c_out, down, bn))
+                elif i == 0:  # the reference's first block, as written there
+                    units.append(
+                        _ReferenceUnit(c_in, c_out, down, bn, j == 1, "relu-bn" if j else "relu")
+                    )
+                else:
+                    units.append(_ReferenceUnit(c_in, c_out, down, bn))
                 if down:
                     t, f = -(-t // 2), -(-f // 2)
                 c_in = c_out
         self.stages = nn.Sequential(*units)
         self.flat_dim = c_in * f
-        self.out_bn = nn.BatchNorm1d(self.flat_dim, affine=False)
+        self.out_bn = _batch_norm(bn, self.flat_dim, dims=1)
         self.out = nn.Linear(self.flat_dim, out_dim, bias=False)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
@@ -173,10 +298,13 @@ class SpectrumBranch(nn.Module):
     """Spectrum branch: (B, S) whole-clip magnitude spectrum -> (B, out_dim) (not normalised).
 
     Conv1D(128, k256, /64) -> ReLU -> Conv1D(128, k64, /32) -> ReLU -> Conv1D(128, k16, /4) -> ReLU
-    -> flatten -> 4 x [Linear(128) -> BN -> ReLU] -> Linear(out_dim). Kernels and strides are
-    clamped to the input length for short clips (see the module docstring). The input is scaled by
-    ``1 / sqrt(n_samples)`` (a constant, Parseval) so half-precision activations cannot overflow;
-    the branch is positively homogeneous up to its first batch norm, so this changes nothing else.
+    -> flatten -> 4 x [Linear(128) -> BN -> ReLU] -> Linear(out_dim). With
+    ``spectrum_padding="same"`` (the reference) each conv pads as Keras ``'same'`` and gives
+    ``ceil(length / stride)`` outputs; with ``"valid"`` it does not pad, so the last bins never
+    reach the output, and kernels (and strides) are clamped to the input length for short clips
+    (see the module docstring). The input is scaled by ``1 / sqrt(n_samples)`` (a constant,
+    Parseval) so half-precision activations cannot overflow; the branch is positively
+    homogeneous up to its first batch norm (zero padding included), so this changes nothing else.
     """
 
     _KERNELS = ((256, 64), (64, 32), (16, 4))
@@ -186,14 +314,19 @@ class SpectrumBranch(nn.Module):
         length = feat_cfg.n_spectrum_bins
         self.n_bins = length
         self.scale = float(feat_cfg.n_samples) ** -0.5
+        same = net_cfg.spectrum_padding == "same"
         channels = net_cfg.channels(net_cfg.spectrum_channels)
         convs: list[nn.Module] = []
         c_in = 1
         for kernel, stride in self._KERNELS:
-            k = min(kernel, length)
-            s = min(stride, k)
-            convs += [nn.Conv1d(c_in, channels, k, stride=s, bias=False), nn.ReLU()]
-            length = _conv_out(length, k, s)
+            if same:
+                convs += [_SameConv1d(c_in, channels, kernel, stride=stride, bias=False), nn.ReLU()]
+                length = -(-length // stride)
+            else:
+                k = min(kernel, length)
+                s = min(stride, k)
+                convs += [nn.Conv1d(c_in, channels, k, stride=s, bias=False), nn.ReLU()]
+                length = _conv_out(length, k, s)
             c_in = channels
         self.convs = nn.Sequential(*convs)
         self.flat_dim = channels * length
@@ -203,7 +336,7 @@ class SpectrumBranch(nn.Module):
         for _ in range(net_cfg.spectrum_dense_layers):
             dense += [
                 nn.Linear(d_in, hidden, bias=False),
-                nn.BatchNorm1d(hidden, affine=False),
+                _batch_norm(net_cfg.batch_norm, hidden, dims=1),
                 nn.ReLU(),
             ]
             d_in = hidden
