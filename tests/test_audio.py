@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +106,8 @@ def test_not_a_wav(tmp_path):
 def test_stereo_needs_a_channel_choice(tmp_path):
     x = _tone(channels=2)
     path = _write(tmp_path / "stereo.wav", x)
-    _raises(path, "2 channels, expected mono; downmix")
+    msg = _raises(path, "2 channels, expected mono; downmix")
+    assert "channel=" not in msg  # the CLI has no such option; library errors name no flags
     np.testing.assert_allclose(read_clip(path, CFG, channel=1), x[:, 1], atol=1e-4)
     np.testing.assert_allclose(read_clip(path, CFG, channel="mean"), x.mean(axis=1), atol=1e-4)
     _raises(path, "channel 2 requested but the file has 2 channels", channel=2)
@@ -204,3 +207,56 @@ def test_clip_duration_errors(tmp_path):
     with pytest.raises(AudioError, match="empty file"):
         clip_duration(path)
     assert clip_duration(_write(tmp_path / "d.wav", _tone(24_000))) == pytest.approx(1.5)
+
+
+def test_float_wav_whose_spectrum_would_overflow_is_an_error(tmp_path):
+    x = _tone() * np.float32(1e36)  # finite float32 samples; their FFT overflows
+    path = _write(tmp_path / "huge.wav", x, subtype="FLOAT")
+    _raises(path, r"sample values too large \(peak 5e\+35\); the clip's spectrum would overflow")
+    ok = _write(tmp_path / "loud.wav", _tone() * 1000, subtype="FLOAT")
+    assert np.isfinite(read_clip(ok, CFG)).all()
+
+
+def test_only_the_kept_frames_are_read(tmp_path):
+    """A header declaring 64 MiB of audio (a sparse file) costs one clip of memory, not 128 MiB."""
+    path = _write(tmp_path / "big.wav", _tone())
+    declared = 64 * 2**20
+    with open(path, "r+b") as fh:
+        fh.seek(40)
+        fh.write(struct.pack("<I", declared))  # the data chunk's size
+        fh.seek(4)
+        fh.write(struct.pack("<I", 36 + declared))  # the RIFF size
+        fh.truncate(44 + declared)  # sparse: the rest of the declared audio is zeros
+    tracemalloc.start()
+    try:
+        wave = read_clip(path, CFG)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(wave, _tone(), atol=1e-4)
+    assert peak < 8 * CFG.n_samples * 4  # a few copies of one float32 clip, not 32M frames
+
+
+def test_truncated_flac_is_an_error(tmp_path):
+    path = tmp_path / "cut.flac"
+    sf.write(str(path), _tone(2 * SR), SR, format="FLAC")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(AudioError, match="cut.flac: ") as info:
+        read_clip(path, CFG)
+    assert "\n" not in str(info.value)
+
+
+def test_non_utf8_file_name_is_read_and_named(tmp_path):
+    folder = os.fsencode(tmp_path)
+    raw = os.path.join(folder, b"section_00_\xff.wav")
+    path = Path(os.fsdecode(raw))  # how Python holds an undecodable byte: a surrogate escape
+    write_wav(path, _tone(), SR)
+    assert os.path.exists(raw)
+    np.testing.assert_allclose(read_clip(path, CFG), _tone(), atol=1e-4)
+    assert clip_duration(path) == 1.0
+    silent = Path(os.fsdecode(os.path.join(folder, b"silent_\xfe.wav")))
+    write_wav(silent, np.zeros(SR), SR)
+    with pytest.raises(AudioError, match=r"silent_\\xfe\.wav: silent clip") as info:
+        read_clip(silent, CFG)
+    str(info.value).encode("utf-8")  # printable anywhere: no surrogates left in the message
