@@ -13,8 +13,10 @@ import pytest
 import soundfile as sf
 import torch
 
+from asdxai.data.anomaly_masks import load_anomaly_mask
+from asdxai.data.components import COMPONENTS_FILE, component_truth, load_components
 from asdxai.data.records import parse_name, scan
-from asdxai.data.synth import PRESETS, PresetConfig, _stft_mag, generate
+from asdxai.data.synth import PRESETS, PresetConfig, _jobs, generate, render_clip
 from asdxai.data.synth_sounds import MACHINES
 from asdxai.errors import ConfigError
 from asdxai.features import FeatureConfig, spectrogram
@@ -125,10 +127,69 @@ def test_masks(tiny):
     assert keys == anomalous
 
 
-def test_mask_grid_matches_features():
-    x = np.random.default_rng(0).standard_normal(16000)
-    ref = spectrogram(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(_stft_mag(x), ref, rtol=1e-5, atol=1e-6)
+def _keys(h5: h5py.File, kind: type) -> set[str]:
+    keys: set[str] = set()
+    h5.visititems(lambda name, obj: keys.add(name) if isinstance(obj, kind) else None)
+    return keys
+
+
+def test_components_cover_every_test_clip(tiny):
+    cfg = FeatureConfig(duration_s=TINY.duration_s)
+    shape = (cfg.n_frames, cfg.n_bins)
+    test_clips = {
+        str(r.path.relative_to(tiny))
+        for split in ("dev-test", "eval-test")
+        for r in scan(tiny, split)
+    }
+    with h5py.File(tiny / COMPONENTS_FILE) as h5:
+        keys = {k for k in _keys(h5, h5py.Group) if k.endswith(".wav")}
+        assert keys == test_clips
+        assert tuple(h5.attrs["shape"]) == shape and h5.attrs["n_fft"] == cfg.n_fft
+        for key in keys:
+            assert h5[key]["level"].dtype == np.int8 and h5[key]["level"].shape == shape
+            assert h5[key]["events"].dtype == bool and h5[key]["events"].shape == shape
+            assert h5[key].attrs["label"] in ("normal", "anomaly")
+    some = sorted(keys)[0]
+    truth = load_components(tiny / some)
+    assert truth.level_db.dtype == np.float32 and truth.level_db.shape == shape
+    assert truth.machine.any() and (~truth.machine).any()
+    assert any(load_components(tiny / k).events.any() for k in keys)
+    train = next((tiny / "dev_data" / "fan" / "train").glob("*.wav"))
+    assert load_components(train) is None and load_anomaly_mask(train) is None
+
+
+def test_components_absent_outside_a_synthetic_tree(tmp_path):
+    clip = tmp_path / "dev_data" / "fan" / "test" / "section_00_source_test_normal_0000_a_1.wav"
+    clip.parent.mkdir(parents=True)
+    sf.write(clip, np.zeros(16000), 16000)
+    assert load_components(clip) is None
+
+
+@pytest.mark.parametrize("label", ["normal", "anomaly"])
+def test_components_remix_to_the_clip(tiny, label):
+    """The components add up to the written clip, their spectrograms re-mixed in power give
+    the clip's spectrogram, and the stored ground truth is theirs."""
+    cfg = FeatureConfig(duration_s=TINY.duration_s)
+    job = next(j for j in _jobs(TINY, 0) if j.label == label and j.rel.split("/")[2] == "test")
+    clip = render_clip(job, 0, TINY.n_samples, components=True)
+    wav, _ = sf.read(tiny / job.rel, dtype="int16")
+    np.testing.assert_array_equal(wav, clip.pcm)
+    x = wav / 32767.0
+    np.testing.assert_allclose(clip.machine + clip.background, x, atol=2e-5)
+    parts = np.stack([x, clip.machine, clip.background])
+    s, m, b = spectrogram(torch.from_numpy(parts), cfg).numpy()
+    remix = np.sqrt(m**2 + b**2)
+    floor = 1e-6 * s.max()
+    r = np.corrcoef(np.log(s + floor).ravel(), np.log(remix + floor).ravel())[0, 1]
+    assert r >= 0.95
+    stored = load_components(tiny / job.rel)
+    again = component_truth(clip.machine, clip.background, clip.events, cfg)
+    np.testing.assert_array_equal(stored.level_db, again.level_db)
+    np.testing.assert_array_equal(stored.events, again.events)
+    eps = 1e-10 * (m**2 + b**2).max()  # the documented level rule, on the clip's 16-bit grid
+    level = np.clip(10 * np.log10((m**2 + eps) / (b**2 + eps)), -64.0, 63.5)
+    loud = (m**2 + b**2) > 1e-6 * (m**2 + b**2).max()
+    assert np.abs(stored.level_db - level)[loud].max() <= 0.26
 
 
 def _global_stats(path: Path) -> list[float]:

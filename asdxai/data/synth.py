@@ -11,6 +11,7 @@
     out/ground_truth/ground_truth_domain/...  (wav,domain)
     out/ground_truth/ground_truth_attributes/...  (wav,full_name)
     out/anomaly_masks.h5
+    out/components.h5
     out/synth.json
 
 16 kHz mono 16-bit PCM wav files. Ground-truth CSVs follow the organisers' evaluator
@@ -59,7 +60,7 @@ Ground-truth masks (``anomaly_masks.h5``)
 -----------------------------------------
 Every anomalous clip is rendered twice from the same random draws, with and
 without its anomaly; both machine signals (after microphone colouring) go through
-the spectrogram of :mod:`asdxai.features` (n_fft 1024, hop 512, Hann, no centre
+:func:`asdxai.features.spectrogram` (n_fft 1024, hop 512, Hann, no centre
 padding). The mask is ``|S_anomalous - S_normal| >= max(S_normal) * 10**(-30/20)``,
 i.e. the cells where the magnitude changes by more than -30 dB relative to the
 loudest machine cell of the clip. One ``bool`` dataset of shape ``(T, F)`` per
@@ -68,12 +69,24 @@ anomalous clip, at the HDF5 path equal to the clip's path relative to ``out``
 groups follow the folders), with attributes ``kind``, ``t0``, ``t1`` (seconds),
 ``threshold_db``, ``machine``, ``section``, ``domain`` and ``full_name``.
 
+Component ground truth (``components.h5``)
+-------------------------------------------
+Machine and background come from separate random streams, and the mix is linear, so
+every test clip (normal and anomalous, dev and eval) is also split into its machine,
+its whole background and the background's transient events, each exactly as mixed
+into the clip. On the spectrogram grid this gives the machine-to-background level of
+every (T, F) cell (dB, ``int8`` in 0.5 dB steps) and a ``bool`` mask of the cells
+where transient events (impacts, hammering, other machines' hums, babble, door
+slams) hold at least half of the power; one HDF5 group per clip at the clip's path,
+as in ``anomaly_masks.h5``. Rules, layout and the loader:
+:mod:`asdxai.data.components`.
+
 Determinism
 -----------
 Clip ``i`` (its position in the sorted job list) uses only
 ``np.random.default_rng([seed, i])`` (spawned into background, machine, anomaly and
 mix streams); section designs are fixed. Parallel and serial runs write identical
-bytes.
+bytes (``components.h5`` is written in clip-index order as clips arrive).
 
 Generator versions
 ------------------
@@ -94,6 +107,9 @@ principle, stated where it is made in :mod:`asdxai.data.synth_sounds`.
   train's motor and the valve's tempo; it still does not (removing the motor moves
   an embedding by 0.015), so the train's wobble stays near chance. Training clips of
   fan, gearbox, bearing, slider and ToyCar are byte-identical to v3.
+* **v5**: ``components.h5`` (machine-to-background level and background-event mask of
+  every test clip, SYNTH.md principle 7). Every wav file and ``anomaly_masks.h5`` are
+  byte-identical to v4.
 
 Presets
 -------
@@ -121,12 +137,21 @@ from pathlib import Path
 import h5py
 import numpy as np
 import soundfile as sf
-from scipy.signal import get_window
+import torch
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_text, ensure_writable_dir
 from ..errors import ConfigError
-from ..features import FeatureConfig
+from ..features import FeatureConfig, spectrogram
+from .components import (
+    COMPONENTS_FILE,
+    EVENT_RULE,
+    LEVEL_RANGE_DB,
+    LEVEL_RULE,
+    LEVEL_STEP_DB,
+    component_truth,
+    encode_level,
+)
 from .synth_sounds import (
     MACHINES,
     SR,
@@ -135,13 +160,13 @@ from .synth_sounds import (
     draw_anomaly,
     draw_clip,
     mic_gain_db,
-    render_background,
+    render_background_parts,
     render_machine,
 )
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 MASK_THRESHOLD_DB = 30.0  # mask: |S_anom - S_norm| >= max(S_norm) * 10**(-30/20)
 MBR_RANGE_DB = (-6.0, 6.0)  # machine-to-background ratio, uniform per clip
 LEVEL_RANGE_DBFS = (-32.0, -22.0)  # final RMS, uniform per clip
@@ -305,19 +330,37 @@ def _jobs(cfg: PresetConfig, seed: int) -> list[_Job]:
     return out
 
 
-def _stft_mag(x: np.ndarray, n_fft: int = 1024, hop: int = 512) -> np.ndarray:
-    """Magnitude spectrogram (T, F) exactly on the grid of :func:`asdxai.features.spectrogram`."""
-    win = get_window("hann", n_fft)  # periodic, as torch.hann_window
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
-    return np.abs(np.fft.rfft(frames * win, axis=-1))
-
-
 def _filter(x: np.ndarray, gain_db: np.ndarray) -> np.ndarray:
     return np.fft.irfft(np.fft.rfft(x) * 10.0 ** (gain_db / 20.0), len(x))
 
 
-def render_clip(job: _Job, seed: int, n: int) -> tuple[np.ndarray, np.ndarray | None, dict | None]:
-    """Render one clip: int16 samples, its (T, F) mask (anomalies) and the anomaly draw."""
+@dataclass(frozen=True)
+class RenderedClip:
+    """One rendered clip and, when asked for, its components.
+
+    Attributes
+    ----------
+    pcm : np.ndarray [shape=(L,)] int16, the samples written to the wav file
+    mask : np.ndarray [shape=(T, F)] bool or None, ground-truth anomaly mask (anomalies)
+    anomaly : dict or None, the anomaly draw (kind, t0, t1, ...)
+    mbr_db : float, the drawn machine-to-background ratio
+    machine, background, events : np.ndarray [shape=(L,)] float or None, the machine, the
+        whole background and its transient events exactly as mixed into the clip, in
+        the units of ``pcm / 32767`` (``machine + background`` is the clip before 16-bit
+        rounding; ``events`` is part of ``background``); None unless ``components``
+    """
+
+    pcm: np.ndarray
+    mask: np.ndarray | None
+    anomaly: dict | None
+    mbr_db: float
+    machine: np.ndarray | None = None
+    background: np.ndarray | None = None
+    events: np.ndarray | None = None
+
+
+def render_clip(job: _Job, seed: int, n: int, components: bool = False) -> RenderedClip:
+    """Render one clip: int16 samples, its (T, F) anomaly mask and, if asked, its components."""
     root = np.random.default_rng([seed, job.idx])
     r_bg, r_clip, r_anom, r_mix = root.spawn(4)
     clip = draw_clip(r_clip)
@@ -326,42 +369,103 @@ def render_clip(job: _Job, seed: int, n: int) -> tuple[np.ndarray, np.ndarray | 
     gain = 1.0 / (np.sqrt(np.mean(normal**2)) + 1e-12)
     machine = (render_machine(job.cond, clip, anomaly, n) if anomaly else normal) * gain
     bank = 0 if job.domain == "source" else 1
-    background = render_background(r_bg, n, bank)
+    background, events = render_background_parts(r_bg, n, bank)
     mbr_db = r_mix.uniform(*MBR_RANGE_DB)
     level_db = r_mix.uniform(*LEVEL_RANGE_DBFS)
     mic = mic_gain_db(job.machine, job.section, job.domain, n)
     lf = np.log2(np.maximum(np.fft.rfftfreq(n, 1 / SR), 10.0) / 1000.0)
     mic = mic + r_mix.normal(0, 0.5) * lf  # small per-clip placement tilt (dB / octave)
     y = _filter(machine + background * 10 ** (-mbr_db / 20), mic)
+    raw = y.copy() if components else None
     y -= y.mean()
-    y *= 10 ** (level_db / 20) / (np.sqrt(np.mean(y**2)) + 1e-12)
+    scale = 10 ** (level_db / 20) / (np.sqrt(np.mean(y**2)) + 1e-12)
+    y *= scale
     peak = np.abs(y).max()
     if peak > 0.99:
         y *= 0.99 / peak
+        scale *= 0.99 / peak
     pcm = np.clip(np.round(y * 32767.0), -32768, 32767).astype(np.int16)
     mask = None
+    cfg = FeatureConfig(sample_rate=SR, duration_s=n / SR)
     if anomaly is not None:
-        s_norm = _stft_mag(_filter(normal * gain, mic))
-        s_anom = _stft_mag(_filter(machine, mic))
+        both = np.stack([_filter(normal * gain, mic), _filter(machine, mic)])
+        with torch.no_grad():
+            s_norm, s_anom = spectrogram(torch.from_numpy(both), cfg).numpy()
         mask = np.abs(s_anom - s_norm) >= s_norm.max() * 10 ** (-MASK_THRESHOLD_DB / 20)
-    return pcm, mask, anomaly
+    if not components:
+        return RenderedClip(pcm, mask, anomaly, float(mbr_db))
+    # the mix is linear: machine + background = raw, then the same mean removal and scale
+    m = _filter(machine, mic)
+    e = _filter(events * 10 ** (-mbr_db / 20), mic)
+    b = raw - m
+    parts = [(c - c.mean()) * scale for c in (m, b, e)]
+    return RenderedClip(pcm, mask, anomaly, float(mbr_db), *parts)
 
 
-def _work(
-    args: tuple[str, int, int, list[_Job]],
-) -> list[tuple[str, bytes | None, tuple, dict | None]]:
+def _work(args: tuple[str, int, int, list[_Job]]) -> list[tuple]:
+    """Render and write a batch of clips; return, per clip, its path, its packed anomaly
+    mask (or None), the mask shape, the anomaly draw and, for test clips, its components
+    (int8 level steps, packed event mask, machine-to-background ratio) or None."""
     out, seed, n, jobs = args
+    cfg = FeatureConfig(sample_rate=SR, duration_s=n / SR)
     results = []
     for job in jobs:
-        pcm, mask, anomaly = render_clip(job, seed, n)
+        test = job.rel.split("/")[2] == "test"
+        clip = render_clip(job, seed, n, components=test)
         path = Path(out) / job.rel
         with atomic_path(path) as tmp:
-            sf.write(tmp, pcm, SR, subtype="PCM_16", format="WAV")
-        if mask is None:
-            results.append((job.rel, None, (), None))
+            sf.write(tmp, clip.pcm, SR, subtype="PCM_16", format="WAV")
+        parts = None
+        if test:
+            truth = component_truth(clip.machine, clip.background, clip.events, cfg)
+            parts = (
+                encode_level(truth.level_db).tobytes(),
+                np.packbits(truth.events).tobytes(),
+                clip.mbr_db,
+            )
+        if clip.mask is None:
+            results.append((job.rel, None, (), None, parts))
         else:
-            results.append((job.rel, np.packbits(mask).tobytes(), mask.shape, anomaly))
+            mask = clip.mask
+            results.append((job.rel, np.packbits(mask).tobytes(), mask.shape, clip.anomaly, parts))
     return results
+
+
+def _init_worker() -> None:
+    """Pool workers are forked: keep torch's intra-op pool out of them (as DataLoader does)."""
+    torch.set_num_threads(1)
+
+
+def _components_header(h5: h5py.File, cfg: PresetConfig) -> None:
+    feat = cfg.feature_config()
+    h5.attrs["level_rule"] = LEVEL_RULE
+    h5.attrs["event_rule"] = EVENT_RULE
+    h5.attrs["level_step_db"] = LEVEL_STEP_DB
+    h5.attrs["level_range_db"] = LEVEL_RANGE_DB
+    h5.attrs["n_fft"] = feat.n_fft
+    h5.attrs["hop_length"] = feat.hop_length
+    h5.attrs["sample_rate"] = SR
+    h5.attrs["duration_s"] = cfg.duration_s
+    h5.attrs["shape"] = (feat.n_frames, feat.n_bins)
+    h5.attrs["key"] = "clip path relative to the tree root; HDF5 groups follow the folders"
+
+
+def _write_components(h5: h5py.File, job: _Job, parts: tuple, shape: tuple[int, int]) -> None:
+    level, events, mbr_db = parts
+    group = h5.create_group(job.rel, track_order=True)
+    count = shape[0] * shape[1]
+    level = np.frombuffer(level, np.int8).reshape(shape)
+    events = np.unpackbits(np.frombuffer(events, np.uint8), count=count).reshape(shape)
+    for name, data in (("level", level), ("events", events.astype(bool))):
+        group.create_dataset(
+            name, data=data, compression="gzip", compression_opts=4, track_times=False
+        )
+    group.attrs["mbr_db"] = mbr_db
+    group.attrs["machine"] = job.machine
+    group.attrs["section"] = f"{job.section:02d}"
+    group.attrs["domain"] = job.domain
+    group.attrs["label"] = job.label
+    group.attrs["full_name"] = job.full_name
 
 
 def _attr_pairs(attr: str) -> list[str]:
@@ -459,22 +563,35 @@ def generate(
         "writing %d clips (%s preset, %.1f s each) to %s", len(jobs), cfg.name, cfg.duration_s, out
     )
     results = []
-    bar = tqdm(total=len(jobs), desc="synth", unit="clip", disable=not progress)
-    try:
-        if workers == 1:
-            for b in batches:
-                results += _work(b)
-                bar.update(len(b[3]))
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for res in pool.map(_work, batches):
-                    results += res
-                    bar.update(len(res))
-    finally:
-        bar.close()
-    _write_csvs(out, jobs)
     by_rel = {j.rel: j for j in jobs}
     feat = cfg.feature_config()
+    bar = tqdm(total=len(jobs), desc="synth", unit="clip", disable=not progress)
+    # components are written as clips arrive (in job order, so serial and parallel runs
+    # write the same bytes): the `full` preset's would not fit in memory at once
+    with (
+        atomic_path(out / COMPONENTS_FILE) as comp_tmp,
+        h5py.File(comp_tmp, "w", track_order=True) as comp,
+    ):
+        _components_header(comp, cfg)
+
+        def keep(res: list[tuple]) -> None:
+            for rel, packed, shape, anomaly, parts in res:
+                results.append((rel, packed, shape, anomaly))
+                if parts is not None:
+                    _write_components(comp, by_rel[rel], parts, (feat.n_frames, feat.n_bins))
+            bar.update(len(res))
+
+        try:
+            if workers == 1:
+                for b in batches:
+                    keep(_work(b))
+            else:
+                with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+                    for res in pool.map(_work, batches):
+                        keep(res)
+        finally:
+            bar.close()
+    _write_csvs(out, jobs)
     with atomic_path(out / "anomaly_masks.h5") as tmp:
         with h5py.File(tmp, "w", track_order=True) as h5:
             h5.attrs["rule"] = MASK_RULE
@@ -522,6 +639,9 @@ def generate(
         "mask_rule": MASK_RULE,
         "mask_threshold_db": MASK_THRESHOLD_DB,
         "machine_to_background_db": list(MBR_RANGE_DB),
+        "components_file": COMPONENTS_FILE,
+        "component_level_rule": LEVEL_RULE,
+        "component_event_rule": EVENT_RULE,
         "level_dbfs": list(LEVEL_RANGE_DBFS),
     }
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")

@@ -724,6 +724,19 @@ def render_background(rng: np.random.Generator, n: int, bank: int) -> np.ndarray
     ``bank`` 0 (source) or 1 (target) changes only the mix of event types and the
     tilt range (a different factory), never anything tied to the machine or label.
     """
+    return render_background_parts(rng, n, bank)[0]
+
+
+def render_background_parts(
+    rng: np.random.Generator, n: int, bank: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`render_background` and its transient events alone, on the same scale.
+
+    Returns ``(background, events)``: ``background`` is exactly what
+    :func:`render_background` returns for the same ``rng`` state (same draws, same
+    arithmetic); ``events`` is the sum of its impacts, hammering, hums of other
+    machines, babble and door slams, so ``background - events`` is the stationary bed.
+    """
     lf = _log2f(n)
     tilt = rng.uniform(-6.0, 1.0) if bank == 0 else rng.uniform(-4.0, 2.0)  # dB per octave
     g = tilt * lf
@@ -737,14 +750,18 @@ def render_background(rng: np.random.Generator, n: int, bank: int) -> np.ndarray
         _smooth_noise(rng, n, rng.uniform(0.2, 1.5)), -1.8, 1.8
     )
     dur = n / SR
+    events = np.zeros(n)
     rates = {"impact": 0.5, "hammer": 0.2, "hum": 0.6, "babble": 0.2, "slam": 0.12}
     if bank == 1:
         rates = {"impact": 0.3, "hammer": 0.35, "hum": 0.9, "babble": 0.35, "slam": 0.2}
     for kind, rate in rates.items():
         lam = rate * (1.0 if kind in ("hum", "babble", "hammer") else dur)
         for _ in range(int(rng.poisson(lam))):
-            x += _event(rng, kind, n) * 10 ** (rng.uniform(-12, 4) / 20)
-    return _normalise(x)
+            event = _event(rng, kind, n) * 10 ** (rng.uniform(-12, 4) / 20)
+            x += event
+            events += event
+    scale = _rms(x)
+    return x / scale, events / scale
 
 
 def _event(rng: np.random.Generator, kind: str, n: int) -> np.ndarray:
