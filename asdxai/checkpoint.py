@@ -10,7 +10,9 @@ with ``torch.load(path, weights_only=True)`` (no code runs on load). Layout (for
     encoders: {model_key: state_dict}
     history: {model_key: {"angular": [...], "ic_compactness": [...], "inter_compactness": [...],
                           "scale": [...]}}
-    backend: None | {"k": int, "sections": {section_key: {"means": (k, D), "targets": (m, D)}}}
+    backend: None | {"k": int, "variant": str, "sections": {section_key: {"means": (k, D),
+                                                                 "targets": (m, D)}}}
+             ("variant": asdxai.scoring.BACKEND_VARIANTS; absent in older files = "paper")
 """
 
 from __future__ import annotations

@@ -4,11 +4,18 @@ Score of a clip of section ``s`` with unit embedding ``e``::
 
     score = min over r in R_s of (1 - e . r)
 
-where ``R_s`` is the section's reference matrix: the ``k`` k-means means of the
-source-domain normal training embeddings and the target-domain training
-embeddings, every row normalised to unit length. That is the minimum of (min
-cosine distance to the means, min cosine distance to the target embeddings), as
-in the study; higher = more anomalous, range [0, 2].
+where ``R_s`` is the section's reference matrix: the ``k`` k-means means and the target-domain
+training embeddings (unit length). Higher = more anomalous. Which embeddings k-means clusters and
+whether its means are re-normalised is the backend's ``variant`` (:data:`BACKEND_VARIANTS`):
+
+* ``"paper"`` (the study's text, Sec. IV-B): k-means on the *source* normal training embeddings,
+  means re-normalised to unit length, so the score is the minimum of (min cosine distance to the
+  means, min cosine distance to the target embeddings), range [0, 2];
+* ``"reference"`` (the study author's code): k-means on *all* of the section's normal training
+  embeddings (source and target), scored against the *un-normalised* means (``1 - e . m`` with
+  ``|m| <= 1``);
+* ``"source-raw-means"`` and ``"all-unit-means"``: the two mixed cases, for measuring which of
+  the two differences matters (``docs/FIDELITY.md``).
 """
 
 from __future__ import annotations
@@ -58,8 +65,17 @@ def _as_matrix(x: Any, what: str, dim: int | None = None) -> np.ndarray:
     return a
 
 
+#: Backend variants: ``name -> (domains k-means clusters, whether its means are re-normalised)``.
+BACKEND_VARIANTS: dict[str, tuple[str, bool]] = {
+    "paper": ("source", True),
+    "reference": ("all", False),
+    "source-raw-means": ("source", False),
+    "all-unit-means": ("all", True),
+}
+
+
 class KMeansBackend:
-    """Per-section k-means on source-domain normal training embeddings, plus the target ones.
+    """Per-section k-means on normal training embeddings, plus the target-domain ones.
 
     Parameters
     ----------
@@ -81,12 +97,16 @@ class KMeansBackend:
         the libraries' default. 1 by default: a section (about 1000 x 256) is too
         small to gain from threads, and on a loaded machine OpenMP's spin-waiting
         made multi-threaded fits about 25x slower in wall time (2 shared cores).
+    variant : str
+        One of :data:`BACKEND_VARIANTS`: ``"paper"`` (k-means on the source clips, unit means),
+        ``"reference"`` (k-means on source and target clips, raw means, as the study's code),
+        ``"source-raw-means"`` or ``"all-unit-means"``. Stored in :meth:`to_dict`.
 
     Attributes
     ----------
     means_ : dict section_key -> np.ndarray [shape=(k_s, D)], float32
-        k-means centroids of the unit source embeddings (not re-normalised; the
-        scorer normalises them).
+        k-means centroids of the unit embeddings it clusters (stored as fitted; the
+        ``unit_means`` variants normalise them in :meth:`references`).
     targets_ : dict section_key -> np.ndarray [shape=(m_s, D)], float32
         Target-domain training embeddings, unit-normalised (``m_s`` may be 0).
     k_ : dict section_key -> int
@@ -100,12 +120,28 @@ class KMeansBackend:
         n_init: int = 5,
         max_iter: int = 300,
         n_threads: int | None = 1,
+        variant: str = "paper",
     ):
+        if variant not in BACKEND_VARIANTS:
+            raise ConfigError(
+                f"unknown backend variant {variant!r}; choose one of {', '.join(BACKEND_VARIANTS)}"
+            )
         self.k = k
         self.seed = seed
         self.n_init = n_init
         self.max_iter = max_iter
         self.n_threads = n_threads
+        self.variant = variant
+
+    @property
+    def clusters_targets(self) -> bool:
+        """Whether k-means also clusters the target-domain training embeddings."""
+        return BACKEND_VARIANTS[self.variant][0] == "all"
+
+    @property
+    def unit_means(self) -> bool:
+        """Whether the k-means means are re-normalised to unit length before scoring."""
+        return BACKEND_VARIANTS[self.variant][1]
 
     # ------------------------------------------------------------------ fitting
     def fit(self, embeddings: Mapping[str, tuple[Any, Any]]) -> KMeansBackend:
@@ -116,7 +152,8 @@ class KMeansBackend:
         embeddings : dict section_key -> (source, target)
             ``source`` : array [shape=(n, D)] source-domain normal training embeddings;
             ``target`` : array [shape=(m, D)] target-domain training embeddings
-            (``m`` may be 0). Rows are normalised to unit length before use.
+            (``m`` may be 0; k-means clusters them too in the ``"all"`` variants). Rows are
+            normalised to unit length before use.
 
         Returns
         -------
@@ -139,21 +176,23 @@ class KMeansBackend:
             src = _as_matrix(src, f"section {key} source embeddings", dim)
             dim = src.shape[1] if src.shape[0] else dim
             tgt = _as_matrix(tgt, f"section {key} target embeddings", dim)
-            n = src.shape[0]
-            if n == 0:
+            if src.shape[0] == 0:
                 raise DataError(
                     f"section {key} has no source-domain training clips; the k-means backend "
                     "needs at least one"
                 )
+            src = _unit_np(src)
+            tgt = _unit_np(tgt) if tgt.shape[0] else tgt.reshape(0, src.shape[1])
+            clustered = np.concatenate([src, tgt]) if self.clusters_targets else src
+            n = clustered.shape[0]
             k = int(self.k)
             if n < k:
-                msg = f"section {key}: only {n} source clips for k = {k}; using k = {n}"
+                msg = f"section {key}: only {n} clips to cluster for k = {k}; using k = {n}"
                 warnings.warn(msg, stacklevel=2)
                 logger.warning(msg)
                 k = n
-            src = _unit_np(src)
             if k == n:  # every clip is its own centre; k-means would return them anyway
-                centres = src.copy()
+                centres = clustered.copy()
             else:
                 km = KMeans(
                     n_clusters=k,
@@ -161,12 +200,17 @@ class KMeansBackend:
                     max_iter=self.max_iter,
                     random_state=self.seed,
                 )
-                centres = km.fit(src).cluster_centers_.astype(np.float32)
+                centres = km.fit(clustered).cluster_centers_.astype(np.float32)
             means[key] = centres
-            targets[key] = _unit_np(tgt) if tgt.shape[0] else tgt.reshape(0, src.shape[1])
+            targets[key] = tgt
             ks[key] = k
         self.means_, self.targets_, self.k_ = means, targets, ks
-        logger.info("fitted k-means backend (k=%d) on %d sections", self.k, len(means))
+        logger.info(
+            "fitted k-means backend (k=%d, variant %s) on %d sections",
+            self.k,
+            self.variant,
+            len(means),
+        )
         return self
 
     def _check_fitted(self) -> None:
@@ -180,11 +224,17 @@ class KMeansBackend:
         return sorted(self.means_)
 
     def references(self, section_key: str) -> np.ndarray:
-        """Unit reference matrix of a section (means then targets), shape (k_s + m_s, D)."""
+        """Reference matrix of a section (means then targets), shape (k_s + m_s, D), float32.
+
+        Target rows have unit length; the means too unless the variant keeps them raw
+        (``"reference"``, ``"source-raw-means"``).
+        """
         self._check_fitted()
         if section_key not in self.means_:
             raise DataError(_missing_section(section_key, self.means_))
-        return _unit_np(np.concatenate([self.means_[section_key], self.targets_[section_key]]))
+        means = self.means_[section_key]
+        means = _unit_np(means) if self.unit_means else np.asarray(means, dtype=np.float32)
+        return np.concatenate([means, _unit_np(self.targets_[section_key])])
 
     def score(self, embeddings: Any, section_key: str) -> np.ndarray:
         """Anomaly scores of embeddings of one section.
@@ -198,7 +248,8 @@ class KMeansBackend:
         Returns
         -------
         np.ndarray [shape=(N,)], float32
-            Min cosine distance to the section's references; higher = more anomalous.
+            ``1 - max_r e . r`` over the section's references (the min cosine distance when
+            they have unit length); higher = more anomalous.
         """
         ref = self.references(section_key)
         e = _unit_np(_as_matrix(embeddings, "embeddings", ref.shape[1]))
@@ -211,13 +262,14 @@ class KMeansBackend:
         Returns
         -------
         dict
-            ``{"k": int, "sections": {section_key: {"means": Tensor (k_s, D) float32,
-            "targets": Tensor (m_s, D) float32}}}`` (the checkpoint contract; the fit
+            ``{"k": int, "variant": str, "sections": {section_key: {"means": Tensor (k_s, D)
+            float32, "targets": Tensor (m_s, D) float32}}}`` (the checkpoint contract; the fit
             seed is not stored here).
         """
         self._check_fitted()
         return {
             "k": int(self.k),
+            "variant": self.variant,
             "sections": {
                 key: {
                     "means": torch.from_numpy(self.means_[key].copy()),
@@ -229,13 +281,23 @@ class KMeansBackend:
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> KMeansBackend:
-        """Rebuild a fitted backend from :meth:`to_dict` output (a checkpoint's ``backend``)."""
+        """Rebuild a fitted backend from :meth:`to_dict` output (a checkpoint's ``backend``).
+
+        An entry without ``variant`` (written before the option existed) is ``"paper"``.
+        """
+        variant = state.get("variant", "paper") if isinstance(state, Mapping) else None
+        if variant not in BACKEND_VARIANTS:
+            raise CheckpointError(
+                f"backend entry in checkpoint has unknown variant {variant!r}; this asdxai knows "
+                f"{', '.join(BACKEND_VARIANTS)}"
+            )
         try:
             sections = state["sections"]
             self = cls(
                 k=int(state["k"]),
                 seed=int(state.get("seed", 0)),
                 n_init=int(state.get("n_init", 5)),
+                variant=variant,
             )
             means, targets = {}, {}
             for key, entry in sections.items():
@@ -435,6 +497,7 @@ def backend_from_embeddings(
     k: int = 16,
     seed: int = 0,
     n_init: int = 5,
+    variant: str = "paper",
 ) -> KMeansBackend:
     """Fit the backend on embeddings of training clips.
 
@@ -442,10 +505,11 @@ def backend_from_embeddings(
     ----------
     records : sequence of ClipRecord [length N]
         Training clips; normal source-domain clips feed k-means, normal
-        target-domain clips are kept as references, anomalous ones are ignored.
+        target-domain clips are kept as references (and also clustered by the
+        ``"all"`` variants), anomalous ones are ignored.
     embeddings : np.ndarray [shape=(N, D)]
         Row ``i`` embeds ``records[i]``.
-    k, seed, n_init
+    k, seed, n_init, variant
         :class:`KMeansBackend` settings.
 
     Returns
@@ -469,7 +533,7 @@ def backend_from_embeddings(
         key: (emb[src].reshape(-1, dim), emb[tgt].reshape(-1, dim))
         for key, (src, tgt) in groups.items()
     }
-    return KMeansBackend(k=k, seed=seed, n_init=n_init).fit(per_section)
+    return KMeansBackend(k=k, seed=seed, n_init=n_init, variant=variant).fit(per_section)
 
 
 def fit_backend(
