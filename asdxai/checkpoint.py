@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ from .features import FeatureConfig
 from .nets import Encoder, NetConfig, build_encoder
 
 FORMAT_VERSION = 1
+
+#: Largest uncompressed size of a checkpoint archive (sum of its members), checked before loading.
+MAX_CHECKPOINT_BYTES = 2 * 1024**3
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 REQUIRED_KEYS = (
     "format_version",
@@ -176,21 +181,28 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpo
     Raises
     ------
     CheckpointError
-        One line naming the file: missing, truncated or corrupt, contains code (not weights-only
-        safe), written by a newer asdxai (format_version), missing keys, or another architecture.
+        One line naming the file: missing, not a PyTorch zip checkpoint (e.g. an HDF5 file),
+        unpacking to more than :data:`MAX_CHECKPOINT_BYTES`, truncated or corrupt, contains code
+        (not weights-only safe), written by a newer asdxai (format_version), missing keys,
+        non-finite tensors, feature settings outside the sane ranges of
+        :class:`~asdxai.features.FeatureConfig`, or another architecture.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    _check_archive(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+        blocked = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln.upper()]
+        if blocked:
             raise CheckpointError(
                 f"{path}: refused to load: the file contains Python objects (possibly code) that "
-                "weights-only loading does not allow; it was not written by asdxai"
+                f"weights-only loading does not allow ({blocked[0]}); it was not written by asdxai"
             ) from None
-        raise CheckpointError(f"{path}: corrupt checkpoint ({_first_line(exc)})") from None
+        raise CheckpointError(
+            f"{path}: truncated or corrupt checkpoint (unreadable pickle data)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - any failure to parse means a damaged file
         raise CheckpointError(
             f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})"
@@ -208,6 +220,13 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpo
         raise CheckpointError(
             f"{path}: not an asdxai checkpoint (missing keys: {', '.join(missing)})"
         )
+    for key in ("feature_config", "net_config", "train_config", "class_names", "encoders"):
+        if not isinstance(data[key], dict):
+            raise CheckpointError(
+                f"{path}: not an asdxai checkpoint ({key} is a {type(data[key]).__name__}, "
+                "not a dict)"
+            )
+    _check_finite(data, path)
     names = {f.name for f in dataclasses.fields(Checkpoint)}
     ckpt = Checkpoint(**{k: v for k, v in data.items() if k in names})
     if arch is not None:
@@ -220,14 +239,72 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpo
     return ckpt
 
 
+def _check_archive(path: Path) -> None:
+    """Raise CheckpointError unless ``path`` is a zip archive that unpacks to a sane size.
+
+    ``torch.save`` writes a zip archive; its members may be compressed, so the sum of their
+    uncompressed sizes is checked against :data:`MAX_CHECKPOINT_BYTES` before anything is
+    loaded. PyTorch's legacy (non-zip) format is refused: it allocates the sizes its pickle
+    declares before reading them.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({exc.strerror})") from None
+    if not head.startswith(b"PK"):
+        if head.startswith(_HDF5_MAGIC):
+            kind = "an HDF5 file"
+        elif head[:1] == b"\x80":
+            kind = "a pickle, not the zip archive torch.save writes"
+        else:
+            kind = "not a zip archive"
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({kind})")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise CheckpointError(
+            f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})"
+        ) from None
+    if total > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"{path}: checkpoint archive unpacks to {total} bytes, more than the "
+            f"{MAX_CHECKPOINT_BYTES} allowed; refused before loading"
+        )
+
+
+def _check_finite(data: dict, path: Path) -> None:
+    """Raise CheckpointError naming ``path`` and the entry when a stored tensor holds NaN or inf."""
+    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in data.items()]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, torch.Tensor):
+            if (value.is_floating_point() or value.is_complex()) and not bool(
+                torch.isfinite(value).all()
+            ):
+                raise CheckpointError(
+                    f"{path}: non-finite values (NaN or inf) in {where}; the file is damaged or "
+                    "its training diverged"
+                )
+        elif isinstance(value, dict):
+            stack.extend((f"{where}/{k}", v) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{where}/{i}", v) for i, v in enumerate(value))
+
+
 def _check_weights(ckpt: Checkpoint, path: Path) -> None:
     """Raise CheckpointError (naming ``path``) when the weights do not fit the stored configs.
 
     The reference encoder is built on the ``meta`` device: names and shapes only, no memory.
     """
     try:
+        features = ckpt.features
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unusable feature_config ({_first_line(exc)})") from None
+    try:
         with torch.device("meta"):
-            ref = build_encoder(ckpt.net, ckpt.features).state_dict()
+            ref = build_encoder(ckpt.net, features).state_dict()
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: unusable net/feature config ({_first_line(exc)})") from None
     for key, weights in ckpt.encoders.items():

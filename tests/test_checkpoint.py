@@ -1,10 +1,13 @@
 import os
+import zipfile
 
+import h5py
 import numpy as np
 import pytest
 import torch
 
 from asdxai import CheckpointError, FeatureConfig
+from asdxai import checkpoint as checkpoint_module
 from asdxai.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from asdxai.nets import NetConfig, build_encoder, encoder_inputs
 from asdxai.train import TrainConfig
@@ -87,8 +90,23 @@ def test_truncated_and_garbage_files(tmp_path):
         load_checkpoint(cut)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(CheckpointError, match="corrupt"):
+    with pytest.raises(CheckpointError, match="junk.pt: not a PyTorch checkpoint"):
         load_checkpoint(junk)
+
+
+def test_hdf5_random_bytes_and_legacy_pickles_are_not_pytorch_checkpoints(tmp_path):
+    h5 = tmp_path / "result.h5"
+    with h5py.File(h5, "w") as f:
+        f["x"] = np.zeros(3)
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"format_version": 1}, legacy, _use_new_zipfile_serialization=False)
+    for path, kind in ((h5, "an HDF5 file"), (noise, "not a zip archive"), (legacy, "a pickle")):
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(path)
+        msg = str(info.value)
+        assert msg.startswith(f"{path}: not a PyTorch checkpoint ({kind}") and "code" not in msg
 
 
 class _Evil:
@@ -99,7 +117,7 @@ class _Evil:
 def test_pickle_with_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format_version": 1, "payload": _Evil()}, path)
-    with pytest.raises(CheckpointError, match="refused to load"):
+    with pytest.raises(CheckpointError, match=r"refused to load: .*\(.*GLOBAL posix.system"):
         load_checkpoint(path)
 
 
@@ -139,3 +157,56 @@ def test_failed_save_leaves_previous_file(tmp_path):
         save_checkpoint(bad, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_archive_that_unpacks_too_large_is_refused_before_loading(tmp_path, monkeypatch):
+    path = save_checkpoint(_ckpt(), tmp_path / "model.pt")
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("model/extra", bytes(8 * 2**20))  # 8 MiB of zeros, a few KiB deflated
+    assert path.stat().st_size < 2**20
+    monkeypatch.setattr(checkpoint_module, "MAX_CHECKPOINT_BYTES", 4 * 2**20)
+
+    def _never(*args, **kwargs):
+        raise AssertionError("torch.load called on an oversized archive")
+
+    monkeypatch.setattr(torch, "load", _never)
+    with pytest.raises(CheckpointError, match=f"{path}: checkpoint archive unpacks to 8"):
+        load_checkpoint(path)
+
+
+def test_non_finite_tensors_are_refused(tmp_path):
+    d = torch.load(save_checkpoint(_ckpt(), tmp_path / "ok.pt"), weights_only=True)
+    key = next(k for k, v in d["encoders"]["all"].items() if v.is_floating_point())
+    weights = {**d["encoders"]["all"], key: torch.full_like(d["encoders"]["all"][key], np.nan)}
+    torch.save({**d, "encoders": {"all": weights}}, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=f"nan.pt: non-finite values .* encoders/all/{key}"):
+        load_checkpoint(tmp_path / "nan.pt")
+    backend = d["backend"]
+    backend["sections"]["fan_section_00"]["means"][0, 0] = float("inf")
+    torch.save({**d, "backend": backend}, tmp_path / "inf.pt")
+    with pytest.raises(CheckpointError, match="in backend/sections/fan_section_00/means"):
+        load_checkpoint(tmp_path / "inf.pt")
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"hop_length": 1}, "unusable feature_config (hop_length must lie"),
+        ({"sample_rate": 10**9}, "unusable feature_config (sample_rate must lie"),
+        ({"duration_s": 1e7}, "unusable feature_config (a clip of"),
+        ({"n_fft": "1024"}, "unusable feature_config (n_fft must be an integer"),
+    ],
+)
+def test_feature_settings_outside_sane_ranges_are_refused(tmp_path, change, words):
+    d = torch.load(save_checkpoint(_ckpt(), tmp_path / "ok.pt"), weights_only=True)
+    torch.save({**d, "feature_config": {**d["feature_config"], **change}}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "bad.pt")
+    assert str(info.value).startswith(f"{tmp_path / 'bad.pt'}: {words}")
+
+
+def test_config_entries_of_the_wrong_type_are_refused(tmp_path):
+    d = torch.load(save_checkpoint(_ckpt(), tmp_path / "ok.pt"), weights_only=True)
+    torch.save({**d, "encoders": [1, 2]}, tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="list.pt: not an asdxai checkpoint .encoders is a"):
+        load_checkpoint(tmp_path / "list.pt")

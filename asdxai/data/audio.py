@@ -92,8 +92,8 @@ def _riff_data_check(path: Path, size: int) -> None:
                         if block_align and present % block_align:
                             partial = ", ending mid-frame"
                         raise AudioError(
-                            f"{display_name(path)}: truncated wav file: header declares {chunk_size} bytes "
-                            f"of audio, file holds {present}{partial}"
+                            f"{display_name(path)}: truncated wav file: header declares "
+                            f"{chunk_size} bytes of audio, file holds {present}{partial}"
                         )
                     return
                 pos += 8 + chunk_size + (chunk_size & 1)
@@ -263,9 +263,7 @@ def write_wav(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> Pa
             f"{display_name(path)}: expected a mono waveform (L,), got shape {wave.shape}"
         )
     if not np.all(np.isfinite(wave)):
-        raise AudioError(
-            f"{display_name(path)}: refusing to write non-finite samples (NaN or inf)"
-        )
+        raise AudioError(f"{display_name(path)}: refusing to write non-finite samples (NaN or inf)")
     if sample_rate <= 0:
         raise AudioError(f"{display_name(path)}: sample rate must be positive, got {sample_rate}")
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
