@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from asdxai.errors import CheckpointError, ConfigError
+from asdxai.data.records import ClipRecord, class_labels, parse_name
+from asdxai.errors import CheckpointError, ConfigError, DataError
 from asdxai.scoring import BACKEND_VARIANTS, AnomalyScorer, KMeansBackend
+
+NAMES = Path(__file__).parent / "data" / "dcase-names"
 
 # One section in 2-D, k = 1, so every k-means mean is the plain average of what it clusters.
 SOURCE = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
@@ -68,3 +74,59 @@ def test_reference_variant_clusters_targets_too_for_the_k_rule():
     assert paper.k_["s"] == 2
     reference = KMeansBackend(k=3, variant="reference").fit({"s": (SOURCE, TARGET)})
     assert reference.k_["s"] == 3
+
+
+# ----------------------------------------------------------------------------- class labelling
+def _record(name: str, machine: str = "fan", subset: str = "train") -> ClipRecord:
+    f = parse_name(name)
+    return ClipRecord(
+        path=Path(name), dataset="2022", split="dev", subset=subset, machine=machine,
+        section=f["section"], domain=f["domain"], label=f["label"], index=f["index"],
+        attributes=f["attributes"],
+    )  # fmt: skip
+
+
+def test_attribute_classes_with_domain_by_hand():
+    recs = [
+        _record("section_00_source_train_normal_0000_m-n_W.wav"),
+        _record("section_00_target_train_normal_0001_m-n_W.wav"),  # same string, other domain
+        _record("section_00_target_train_normal_0002_m-n_X.wav"),
+    ]
+    labels, names = class_labels(recs, "attribute")
+    assert names == ["fan_section_00_m-n_W", "fan_section_00_m-n_X"]
+    assert labels.tolist() == [0, 0, 1]
+    labels, names = class_labels(recs, "attribute", with_domain=True)
+    assert names == [
+        "fan_section_00_m-n_W_source",
+        "fan_section_00_m-n_W_target",
+        "fan_section_00_m-n_X_target",
+    ]
+    assert labels.tolist() == [0, 1, 2]
+    with pytest.raises(ConfigError, match="attribute task only"):
+        class_labels(recs, "section", with_domain=True)
+    unknown = [dataclasses.replace(recs[0], domain=None)]
+    with pytest.raises(DataError, match="no domain"):
+        class_labels(unknown, "attribute", with_domain=True)
+
+
+def _organiser_records(year: int) -> list[ClipRecord]:
+    path = NAMES / f"eval_data_list_{year}.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} not available")
+    recs, machine = [], None
+    for line in path.read_text().splitlines():
+        parts = line.strip().split(",")
+        if len(parts) == 1 or not parts[1]:
+            machine = parts[0]
+        else:
+            recs.append(_record(parts[1], machine, "test"))
+    return recs
+
+
+@pytest.mark.parametrize("year,n_classes", [(2022, 182), (2023, 49)])
+def test_domain_suffix_changes_no_class_on_the_organisers_names(year, n_classes):
+    """On the real evaluation test names no attribute string occurs in both domains of a
+    section, so the reference's domain suffix gives the same classes (counts pinned here)."""
+    recs = _organiser_records(year)
+    assert len(class_labels(recs, "attribute")[1]) == n_classes
+    assert len(class_labels(recs, "attribute", with_domain=True)[1]) == n_classes

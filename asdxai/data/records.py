@@ -652,7 +652,9 @@ def scan(
     return records
 
 
-def class_labels(records: Sequence[ClipRecord], task: str) -> tuple[np.ndarray, list[str]]:
+def class_labels(
+    records: Sequence[ClipRecord], task: str, with_domain: bool = False
+) -> tuple[np.ndarray, list[str]]:
     """Integer class labels of the auxiliary classification task.
 
     Parameters
@@ -664,6 +666,11 @@ def class_labels(records: Sequence[ClipRecord], task: str) -> tuple[np.ndarray, 
         ``"section"`` (machine type + section, class name = section key) or
         ``"attribute"`` (machine type + section + attribute string, class name
         ``f"{section_key}_{attributes}"``).
+    with_domain : bool
+        Task ``"attribute"`` only: append the domain, ``f"{section_key}_{attributes}_{domain}"``,
+        as the study author's code labels its classes (section + attributes + "is source"). It
+        changes the classes only where one attribute string occurs in both domains of a section;
+        that never happens in the organisers' evaluation test names (``docs/FIDELITY.md``).
 
     Returns
     -------
@@ -675,12 +682,15 @@ def class_labels(records: Sequence[ClipRecord], task: str) -> tuple[np.ndarray, 
     Raises
     ------
     ConfigError
-        Unknown task.
+        Unknown task, or ``with_domain`` with a task other than ``"attribute"``.
     DataError
-        No records, or (task ``"attribute"``) a record without attribute string.
+        No records, or (task ``"attribute"``) a record without attribute string (or, with
+        ``with_domain``, without domain).
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if with_domain and task != "attribute":
+        raise ConfigError(f"with_domain applies to the attribute task only, not {task!r}")
     if not records:
         raise DataError("no records to derive class labels from")
     if task == "none":
@@ -697,7 +707,12 @@ def class_labels(records: Sequence[ClipRecord], task: str) -> tuple[np.ndarray, 
                     f"{rec.path}: no attribute string; the attribute task needs full file names "
                     "(or ground truth with attributes)"
                 )
-            keys.append(f"{rec.section_key}_{rec.attributes}")
+            key = f"{rec.section_key}_{rec.attributes}"
+            if with_domain:
+                if rec.domain is None:
+                    raise DataError(f"{rec.path}: no domain in the name for a domain class")
+                key = f"{key}_{rec.domain}"
+            keys.append(key)
     names = sorted(set(keys))
     lookup = {name: i for i, name in enumerate(names)}
     labels = np.fromiter((lookup[k] for k in keys), dtype=np.int64, count=len(keys))
