@@ -38,6 +38,12 @@ in Defs. 3 and 4. In ``eval()`` mode the scale is not updated.
   With hard labels this is the angle to the own class's (closest) centre. With one sub-cluster
   both definitions coincide, so SC-AdaCos with ``M = 1`` gives the same loss as AdaCos at the same
   scale (the two scale *updates* differ by definition: Def. 4 also sums the own class).
+* ``theta_med="reference"`` instead takes the study author's code's expression
+  ``count_nonzero(l) * sum_j l_j sum_m theta_jm``: the angles to *all* ``M`` centres of a class
+  are summed (not the closest one taken), and the result is multiplied by the number of classes
+  mixed into the clip. With ``M = 16`` that sum is far above ``pi/4`` for any embedding, so the
+  scale's denominator is always ``cos(pi/4)``; with the default (``"closest"``) it differs only
+  once training pulls embeddings within 45 degrees of their centres (``docs/FIDELITY.md``).
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ from .errors import ConfigError
 logger = logging.getLogger(__name__)
 
 LOSSES = ("compactness", "compactness-cce", "adacos", "sc-adacos")
+#: How the adaptive scale's ``theta_med`` reads a mixed-up clip's angle (see the module docstring).
+THETA_MEDS = ("closest", "reference")
 
 
 def random_centres(
@@ -180,9 +188,18 @@ class _AdaptiveScaleLoss(_Loss):
     adaptive_scale = True
 
     def __init__(
-        self, n_classes: int, embed_dim: int, n_sub: int, seed: int, weight_decay: float
+        self,
+        n_classes: int,
+        embed_dim: int,
+        n_sub: int,
+        seed: int,
+        weight_decay: float,
+        theta_med: str = "closest",
     ) -> None:
         super().__init__(n_classes, embed_dim, n_sub, seed, weight_decay)
+        if theta_med not in THETA_MEDS:
+            raise ConfigError(f"theta_med must be one of {THETA_MEDS}, got {theta_med!r}")
+        self.theta_med = theta_med
         if n_classes * n_sub < 2 or n_classes < 2:
             raise ConfigError(
                 f"the {self.name} loss needs at least 2 classes (got {n_classes}); use the "
@@ -199,14 +216,20 @@ class _AdaptiveScaleLoss(_Loss):
         e = F.normalize(emb, dim=1)
         return (e @ self.flat_centres.T).clamp(-1.0, 1.0).view(-1, self.n_classes, self.n_sub)
 
-    @staticmethod
-    def mixed_angle_median(cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Lower median (``torch.median``) over the batch of ``sum_j l_j theta_j``.
+    def mixed_angle_median(self, cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Lower median (``torch.median``) over the batch of each clip's mixed-up angle.
 
-        ``theta_j`` is the angle to class ``j``'s closest centre.
+        ``"closest"``: ``sum_j l_j theta_j`` with ``theta_j`` the angle to class ``j``'s closest
+        centre. ``"reference"``: ``count_nonzero(l) * sum_j l_j sum_m theta_jm`` over all of
+        class ``j``'s centres, as the study author's code computes it.
         """
-        theta = torch.acos(cos.amax(dim=2).clamp(-1 + 1e-7, 1 - 1e-7).double())  # (B, N)
-        mixed = (labels.double() * theta).sum(1)
+        lab = labels.double()
+        if self.theta_med == "reference":
+            theta = torch.acos(cos.clamp(-1 + 1e-7, 1 - 1e-7).double()).sum(dim=2)  # (B, N)
+            mixed = (lab * theta).sum(1) * (lab != 0).sum(1)
+        else:
+            theta = torch.acos(cos.amax(dim=2).clamp(-1 + 1e-7, 1 - 1e-7).double())  # (B, N)
+            mixed = (lab * theta).sum(1)
         return mixed.median()
 
     def new_scale(self, cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -233,8 +256,15 @@ class AdaCosLoss(_AdaptiveScaleLoss):
 
     name = "adacos"
 
-    def __init__(self, n_classes: int, embed_dim: int, seed: int = 0, weight_decay: float = 0.0):
-        super().__init__(n_classes, embed_dim, 1, seed, weight_decay)
+    def __init__(
+        self,
+        n_classes: int,
+        embed_dim: int,
+        seed: int = 0,
+        weight_decay: float = 0.0,
+        theta_med: str = "closest",
+    ):
+        super().__init__(n_classes, embed_dim, 1, seed, weight_decay, theta_med)
 
     def new_scale(self, cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         c = cos[:, :, 0].double()  # (B, N)
@@ -263,8 +293,9 @@ class SubClusterAdaCosLoss(_AdaptiveScaleLoss):
         sub_clusters: int = 16,
         seed: int = 0,
         weight_decay: float = 0.0,
+        theta_med: str = "closest",
     ):
-        super().__init__(n_classes, embed_dim, sub_clusters, seed, weight_decay)
+        super().__init__(n_classes, embed_dim, sub_clusters, seed, weight_decay, theta_med)
 
     def new_scale(self, cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         z = self.scale.double() * cos.double().flatten(1)  # (B, N*M)
@@ -289,6 +320,7 @@ def build_loss(
     seed: int = 0,
     weight_decay: float = 0.0,
     mixup: bool = True,
+    theta_med: str = "closest",
 ) -> _Loss:
     """Build one of :data:`LOSSES`.
 
@@ -302,20 +334,24 @@ def build_loss(
     weight_decay : factor of the additive ``sum ||w||^2`` term
     mixup : whether training uses mixup; without it ``"sc-adacos"`` logs a warning because its
         adaptive scale then grows without bound (study, remark after Def. 4)
+    theta_med : "closest" | "reference", the adaptive losses' mixed-up angle (module docstring);
+        ignored by the compactness losses
     """
     if name == "compactness":
         return CompactnessLoss(n_classes, embed_dim, seed, weight_decay)
     if name == "compactness-cce":
         return CompactnessCCELoss(n_classes, embed_dim, seed, weight_decay)
     if name == "adacos":
-        return AdaCosLoss(n_classes, embed_dim, seed, weight_decay)
+        return AdaCosLoss(n_classes, embed_dim, seed, weight_decay, theta_med)
     if name == "sc-adacos":
         if not mixup:
             logger.warning(
                 "sc-adacos without mixup: the adaptive scale grows without bound "
                 "(see the study's remark after Def. 4); consider --mixup"
             )
-        return SubClusterAdaCosLoss(n_classes, embed_dim, sub_clusters, seed, weight_decay)
+        return SubClusterAdaCosLoss(
+            n_classes, embed_dim, sub_clusters, seed, weight_decay, theta_med
+        )
     raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
 
 

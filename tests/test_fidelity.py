@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from asdxai.data.records import ClipRecord, class_labels, parse_name
 from asdxai.errors import CheckpointError, ConfigError, DataError
+from asdxai.losses import SubClusterAdaCosLoss, build_loss
 from asdxai.scoring import BACKEND_VARIANTS, AnomalyScorer, KMeansBackend
 
 NAMES = Path(__file__).parent / "data" / "dcase-names"
@@ -130,3 +132,39 @@ def test_domain_suffix_changes_no_class_on_the_organisers_names(year, n_classes)
     recs = _organiser_records(year)
     assert len(class_labels(recs, "attribute")[1]) == n_classes
     assert len(class_labels(recs, "attribute", with_domain=True)[1]) == n_classes
+
+
+# ----------------------------------------------------------------------------- theta_med
+def _unit(deg: float) -> list[float]:
+    return [math.cos(math.radians(deg)), math.sin(math.radians(deg))]
+
+
+@pytest.mark.parametrize(
+    "mode,hard_deg,mixed_deg",
+    [
+        # class 0 centres at 0 and 90 degrees, class 1 at 180 and 270; the clip sits at 10
+        # degrees: 10 / 80 degrees from class 0's centres, 170 / 100 from class 1's.
+        ("closest", 10.0, 0.75 * 10 + 0.25 * 100),
+        ("reference", 10 + 80, 2 * (0.75 * (10 + 80) + 0.25 * (170 + 100))),
+    ],
+)
+def test_theta_med_by_hand(mode, hard_deg, mixed_deg):
+    loss = SubClusterAdaCosLoss(2, 2, sub_clusters=2, theta_med=mode)
+    loss.centres.copy_(torch.tensor([[_unit(0), _unit(90)], [_unit(180), _unit(270)]]))
+    emb = torch.tensor([_unit(10)])
+    cos = loss.cosines(emb)
+    hard, mixed = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.75, 0.25]])
+    assert math.degrees(loss.mixed_angle_median(cos, hard)) == pytest.approx(hard_deg, abs=1e-4)
+    assert math.degrees(loss.mixed_angle_median(cos, mixed)) == pytest.approx(mixed_deg, abs=1e-4)
+    # the scale update uses min(pi/4, theta_med): 32.5 degrees vs the clamp at 45 degrees
+    z = loss.scale.item() * cos.flatten().double()
+    expected = (z.max() + torch.log(torch.exp(z - z.max()).sum())).item()
+    expected /= math.cos(math.radians(min(45.0, mixed_deg)))
+    assert loss.new_scale(cos, mixed).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_theta_med_option_reaches_both_adaptive_losses():
+    assert build_loss("adacos", 3, 8, theta_med="reference").theta_med == "reference"
+    assert build_loss("sc-adacos", 3, 8).theta_med == "closest"
+    with pytest.raises(ConfigError, match="theta_med"):
+        build_loss("sc-adacos", 3, 8, theta_med="mean")
