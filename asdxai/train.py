@@ -40,7 +40,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from ._runtime import provenance, resolve_device
 from .checkpoint import Checkpoint
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, NonFiniteError
 from .features import FeatureConfig
 from .losses import (
     LOSSES,
@@ -97,6 +97,11 @@ class TrainConfig:
             raise ConfigError("batch_size must be at least 2 (batch norm needs 2 clips)")
         if not self.lr > 0 or self.weight_decay < 0 or self.num_workers < 0:
             raise ConfigError("lr must be > 0, weight_decay and num_workers >= 0")
+        if not (math.isfinite(self.lr) and math.isfinite(self.weight_decay)):
+            raise ConfigError(
+                f"lr and weight_decay must be finite, got lr={self.lr}, "
+                f"weight_decay={self.weight_decay}"
+            )
         object.__setattr__(self, "splits", tuple(self.splits))
 
     def to_dict(self) -> dict:
@@ -142,6 +147,14 @@ def _build_seeded(net_cfg: NetConfig, feat_cfg: FeatureConfig, seed: int) -> Enc
         return build_encoder(net_cfg, feat_cfg)
 
 
+def _non_finite_weight(encoder: Encoder) -> str | None:
+    """Name of the first parameter or buffer of ``encoder`` holding NaN or inf, else None."""
+    for name, value in encoder.state_dict().items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return name
+    return None
+
+
 def fit_encoder(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     labels: np.ndarray | torch.Tensor,
@@ -173,6 +186,12 @@ def fit_encoder(
     Returns
     -------
     (encoder in eval mode on the CPU, history dict of per-epoch lists, keys :data:`HISTORY_KEYS`)
+
+    Raises
+    ------
+    NonFiniteError
+        Training diverged: a step's loss, or a weight after the epoch's last step, is NaN or
+        inf. Nothing is returned, so nothing can be saved.
     """
     from tqdm.auto import tqdm
 
@@ -204,7 +223,7 @@ def fit_encoder(
     for epoch in range(train_cfg.epochs):
         encoder.train()
         loss_fn.train()
-        total, count = 0.0, 0
+        total, count, step = 0.0, 0, 0
         ic_sum = torch.zeros(n_classes, dtype=torch.float64)
         inter_sum = torch.zeros(n_classes, dtype=torch.float64)
         weight = torch.zeros(n_classes, dtype=torch.float64)
@@ -229,6 +248,14 @@ def fit_encoder(
             loss = data
             if loss_fn.weight_decay > 0:
                 loss = data + loss_fn.weight_decay * weight_penalty(params)
+            step += 1
+            if not math.isfinite(float(loss.detach())):
+                bar.close()
+                raise NonFiniteError(
+                    f"{desc}: training diverged: the loss is {float(loss.detach())} at step "
+                    f"{step} of epoch {epoch + 1}; nothing is saved (try a smaller lr than "
+                    f"{train_cfg.lr:g})"
+                )
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimiser)
@@ -244,6 +271,12 @@ def fit_encoder(
         bar.close()
         if count == 0:
             raise DataError(f"{desc}: no batch of at least 2 clips to train on")
+        bad = _non_finite_weight(encoder)
+        if bad is not None:
+            raise NonFiniteError(
+                f"{desc}: training diverged: weight {bad} is not finite after epoch {epoch + 1}; "
+                f"nothing is saved (try a smaller lr than {train_cfg.lr:g})"
+            )
         ic, inter = reduce_compactness(ic_sum, inter_sum, weight)
         scale = float(loss_fn.scale) if getattr(loss_fn, "adaptive_scale", False) else math.nan
         stats = {
@@ -260,10 +293,6 @@ def fit_encoder(
         )
         if callback is not None:
             callback(desc, epoch + 1, stats)
-        if not math.isfinite(stats["angular"]):
-            raise DataError(
-                f"{desc}: training diverged (loss {stats['angular']}) in epoch {epoch + 1}"
-            )
     return encoder.cpu().eval(), history
 
 
@@ -430,7 +459,7 @@ def list_recipes() -> dict[str, str]:
 
 
 def load_recipe(name_or_path: str | os.PathLike) -> dict:
-    """Read a training recipe (JSON): a path, or a name looked up in ``$ASDXAI_MODELS``/``asdxai/recipes/``.
+    """Read a training recipe (JSON): a path, or a name in ``$ASDXAI_MODELS`` / ``asdxai/recipes/``.
 
     Keys are the ``asdxai train`` option names with underscores (:data:`RECIPE_KEYS`) plus the
     descriptive ``description``, ``dataset``, ``table_row``, ``n_classes``. Raises

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from asdxai import ConfigError, DataError, FeatureConfig
 from asdxai.data.records import ClipRecord
+from asdxai.errors import NonFiniteError
 from asdxai.nets import NetConfig
 from asdxai.train import HISTORY_KEYS, TrainConfig, fit_encoder, train_model
 
@@ -105,7 +106,27 @@ def test_spectrogram_only_encoder_and_bf16_training():
     assert not enc.needs_spectrum and math.isfinite(hist["angular"][0])
 
 
+def test_divergence_on_the_last_step_returns_no_weights():
+    """lr 1e308: the single step's loss is finite, the weights it leaves are not."""
+    waves, labels = _tones(n_classes=2, per_class=4)
+    cfg = TrainConfig(loss="adacos", epochs=1, batch_size=8, mixup=False, lr=1e308)
+    with pytest.raises(NonFiniteError, match=r"^train: training diverged: weight \S+ is not fin"):
+        _fit(cfg, waves, labels, 2)
+
+
+def test_divergence_mid_run_stops_at_the_first_non_finite_loss():
+    waves, labels = _tones(n_classes=2, per_class=8)
+    cfg = TrainConfig(loss="adacos", epochs=3, batch_size=8, mixup=False, lr=1e308)
+    with pytest.raises(NonFiniteError, match=r"the loss is nan at step 2 of epoch 1; nothing is s"):
+        _fit(cfg, waves, labels, 2)
+
+
 def test_train_config_validation():
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="must be"):
+            TrainConfig(lr=bad)
+    with pytest.raises(ConfigError, match="finite"):
+        TrainConfig(weight_decay=float("inf"))
     with pytest.raises(ConfigError):
         TrainConfig(loss="arcface")
     with pytest.raises(ConfigError):
@@ -231,6 +252,23 @@ def test_cli_trains_trials_and_prints_epochs(tmp_path, capsys, monkeypatch):
     assert [c.seed for c in ckpts] == [5, 6]
     assert ckpts[0].train_config["loss"] == "adacos" and ckpts[0].net_config["width"] == 0.125
     assert len(ckpts[0].class_names["all"]) == 8
+
+
+def test_cli_diverging_run_exits_2_and_saves_nothing(tmp_path, capsys, monkeypatch):
+    """One batch, one step: the divergence shows only in the weights the last step leaves."""
+    from asdxai.cli import main
+
+    _tree(tmp_path)
+    monkeypatch.delenv("ASDXAI_DATA", raising=False)
+    out = tmp_path / "m.pt"
+    argv = ["-q", "train", "--data", str(tmp_path), "--out", str(out), "--recipe",
+            "synthetic-small-adacos-attribute", "--splits", "dev-train", "--width", "0.125",
+            "--epochs", "1", "--batch-size", "64", "--lr", "1e308",
+            "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "training diverged" in err[0], err
+    assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob(".*.part"))
 
 
 def test_cli_data_env_pointing_nowhere_is_named(tmp_path, capsys, monkeypatch):
