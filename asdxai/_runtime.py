@@ -2,13 +2,60 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import platform
 import random
+from numbers import Integral
 
 import numpy as np
 import torch
 
 from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def cap_threads(n_jobs: int, name: str = "n_jobs") -> int:
+    """A requested thread / job count, capped at the cores available.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Positive count, or -1 for all cores (the scikit-learn / openTSNE convention).
+    name : str
+        The parameter's name, for the error message.
+
+    Returns
+    -------
+    int
+        ``min(n_jobs, available_cores())``; all cores for -1. A request above the cores
+        is logged as a warning (more threads than cores only slows the work down).
+
+    Raises
+    ------
+    ConfigError
+        ``n_jobs`` is not an integer, or is 0 or negative other than -1.
+    """
+    if not isinstance(n_jobs, Integral) or isinstance(n_jobs, bool):
+        raise ConfigError(f"{name} must be an integer, got {n_jobs!r}")
+    cores = available_cores()
+    if n_jobs == -1:
+        return cores
+    if n_jobs < 1:
+        raise ConfigError(f"{name} must be a positive integer or -1 (all cores), got {n_jobs}")
+    if n_jobs > cores:
+        logger.warning("%s %d capped at the %d available CPU cores", name, n_jobs, cores)
+        return cores
+    return int(n_jobs)
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
