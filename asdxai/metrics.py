@@ -35,7 +35,15 @@ Protocols (:func:`evaluate`)
     section, AUC-target of every section, pAUC of every section], each value
     clipped at machine epsilon. The organisers' per-domain summaries
     ("harmonic mean (source)" / "(target)") are the clipped harmonic means over
-    sections, reported here as ``hmean_auc_source`` / ``hmean_auc_target``.
+    sections, reported here as ``hmean_auc_source`` / ``hmean_auc_target``. Their
+    overall figures, "harmonic mean over all machine types, sections, and domains"
+    and "arithmetic mean over all machine types, sections, and domains", are taken
+    over the list [AUC-source and AUC-target of every section] (AUC) and over the
+    pAUC of every section (pAUC): ``overall_hmean_auc``, ``overall_hmean_pauc``,
+    ``overall_amean_auc``, ``overall_amean_pauc``. They differ from the "AUC all"
+    column's harmonic mean, which is over whole-section AUCs (one AUC of all the
+    section's clips), not an organisers' figure; :meth:`Evaluation.official_lines`
+    prints them under the organisers' names.
     The organisers match score rows to ground truth by sorted file name; here
     the matching is done by the records (see ``asdxai.data.records.scan``'s
     ``ground_truth``).
@@ -86,7 +94,26 @@ HEADINGS = {
     "pauc_all": "pAUC all",
     "pauc": "pAUC",
     "official_score": "official score",
+    "overall_hmean_auc": "AUC h-mean over all machine types, sections, and domains",
+    "overall_hmean_pauc": "pAUC h-mean over all machine types, sections, and domains",
+    "overall_amean_auc": "AUC a-mean over all machine types, sections, and domains",
+    "overall_amean_pauc": "pAUC a-mean over all machine types, sections, and domains",
 }
+
+#: The organisers' overall lines (``dcase`` protocol): their name, then (metric, summary key) pairs.
+OFFICIAL_LINES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("official score", (("", "official_score"),)),
+    (
+        "harmonic mean over all machine types, sections, and domains",
+        (("AUC", "overall_hmean_auc"), ("pAUC", "overall_hmean_pauc")),
+    ),
+    (
+        "arithmetic mean over all machine types, sections, and domains",
+        (("AUC", "overall_amean_auc"), ("pAUC", "overall_amean_pauc")),
+    ),
+    ("harmonic mean (source)", (("AUC", "hmean_auc_source"),)),
+    ("harmonic mean (target)", (("AUC", "hmean_auc_target"),)),
+)
 
 
 # --------------------------------------------------------------------------- scalar metrics
@@ -204,7 +231,8 @@ class Evaluation:
         "n_normal_source", "n_anomaly_source", "n_normal_target", "n_anomaly_target"}``.
     summary : dict
         ``hmean_<column>`` for every column (clipped harmonic mean over sections),
-        plus ``official_score`` for the ``dcase`` protocol.
+        plus, for the ``dcase`` protocol, ``official_score`` and the organisers'
+        overall figures ``overall_{hmean,amean}_{auc,pauc}`` (module docstring).
     """
 
     protocol: str
@@ -219,6 +247,25 @@ class Evaluation:
             {"section": "harmonic mean", **{c: self.summary[f"hmean_{c}"] for c in self.columns}}
         )
         return out
+
+    def official_lines(self, digits: int = 4) -> str:
+        """The organisers' overall figures under their names, one line each (``dcase`` only).
+
+        Returns
+        -------
+        str
+            Lines such as ``harmonic mean over all machine types, sections, and domains: AUC
+            0.8301, pAUC 0.7012`` (:data:`OFFICIAL_LINES`); empty for the ``study`` protocol.
+        """
+        if self.protocol != "dcase":
+            return ""
+        lines = []
+        for name, values in OFFICIAL_LINES:
+            cells = ", ".join(
+                f"{metric} {self.summary[key]:.{digits}f}".strip() for metric, key in values
+            )
+            lines.append(f"{name}: {cells}")
+        return "\n".join(lines) + "\n"
 
 
 def _safe(fn, y: np.ndarray, s: np.ndarray, what: str) -> float:
@@ -300,9 +347,13 @@ def evaluate(records: Sequence[Any], scores: Any, protocol: str = "study") -> Ev
 
     summary = {f"hmean_{c}": harmonic_mean([r[c] for r in rows]) for c in columns}
     if protocol == "dcase":
-        values = [r["auc_source"] for r in rows] + [r["auc_target"] for r in rows]
-        values += [r["pauc"] for r in rows]
-        summary["official_score"] = harmonic_mean(values)
+        aucs = [r["auc_source"] for r in rows] + [r["auc_target"] for r in rows]
+        paucs = [r["pauc"] for r in rows]
+        summary["official_score"] = harmonic_mean(aucs + paucs)
+        summary["overall_hmean_auc"] = harmonic_mean(aucs)
+        summary["overall_hmean_pauc"] = harmonic_mean(paucs)
+        summary["overall_amean_auc"] = float(np.mean(aucs))
+        summary["overall_amean_pauc"] = float(np.mean(paucs))
     return Evaluation(protocol=protocol, columns=columns, rows=rows, summary=summary)
 
 

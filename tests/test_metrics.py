@@ -166,6 +166,28 @@ def test_dcase_protocol_by_hand():
     assert ev.table_rows()[-1]["section"] == "harmonic mean"
 
 
+def test_dcase_overall_figures_under_the_organisers_names():
+    """Overall AUC = h-mean of every source and target AUC (not of whole-section AUCs)."""
+    recs, s = _hand_records()
+    ev = evaluate(recs, s, "dcase")
+    # AUCs: section 00 source 6/8, target 4/8; section 01 both 1; pAUCs 23/38 and 1
+    assert ev.summary["overall_hmean_auc"] == pytest.approx(4 / (4 / 3 + 2 + 1 + 1))
+    assert ev.summary["overall_amean_auc"] == pytest.approx((6 / 8 + 4 / 8 + 2) / 4)
+    assert ev.summary["overall_hmean_pauc"] == pytest.approx(2 / (38 / 23 + 1))
+    assert ev.summary["overall_amean_pauc"] == pytest.approx((23 / 38 + 1) / 2)
+    assert ev.summary["overall_hmean_auc"] != pytest.approx(ev.summary["hmean_auc_all"])
+    text = ev.official_lines(digits=4)
+    assert text.splitlines()[0] == f"official score: {ev.summary['official_score']:.4f}"
+    assert (
+        "harmonic mean over all machine types, sections, and domains: "
+        f"AUC {ev.summary['overall_hmean_auc']:.4f}, pAUC {ev.summary['overall_hmean_pauc']:.4f}"
+    ) in text
+    assert f"harmonic mean (target): AUC {2 / 3:.4f}" in text
+    assert evaluate(recs, s, "study").official_lines() == ""
+    row = performance_row("m", ev.summary)
+    assert "AUC h-mean over all machine types" in format_terminal([row])
+
+
 def test_evaluate_needs_labels():
     recs, s = _hand_records()
     recs[0] = Rec("fan", "00", "source", None, 0)
