@@ -260,3 +260,8 @@ def test_non_utf8_file_name_is_read_and_named(tmp_path):
     with pytest.raises(AudioError, match=r"silent_\\xfe\.wav: silent clip") as info:
         read_clip(silent, CFG)
     str(info.value).encode("utf-8")  # printable anywhere: no surrogates left in the message
+
+
+def test_too_many_channels_are_refused_before_decoding(tmp_path):
+    path = _write(tmp_path / "many.wav", np.tile(_tone()[:, None], (1, 65)))
+    _raises(path, "65 channels; at most 64 are supported", channel=0)

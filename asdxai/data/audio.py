@@ -43,6 +43,8 @@ from ..features import FeatureConfig
 logger = logging.getLogger(__name__)
 
 _STREAMING_SIZES = (0, 0xFFFFFFFF)  # data-chunk sizes written by streaming encoders
+#: Most channels a file may have (even when one is picked, all are decoded).
+MAX_CHANNELS = 64
 #: Largest sum of sample magnitudes whose spectrum (a sum of at most that much) and spectrogram
 #: stay finite in float32, with a 4x margin for rounding and the mean normalisation.
 _MAX_MAGNITUDE_SUM = float(np.finfo(np.float32).max) / 4
@@ -176,6 +178,8 @@ def read_clip(
             f"{name}: sample rate {info.samplerate} Hz, expected {cfg.sample_rate} Hz; "
             f"resample the file first (e.g. sox in.wav -r {cfg.sample_rate} out.wav)"
         )
+    if info.channels > MAX_CHANNELS:
+        raise AudioError(f"{name}: {info.channels} channels; at most {MAX_CHANNELS} are supported")
     if info.channels > 1 and channel is None:
         raise AudioError(
             f"{name}: {info.channels} channels, expected mono; downmix the file "
