@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # os.fsdecode's stand-ins for bytes 0x80-0xff
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISCHR, "a character device"),
@@ -165,12 +167,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def _escape_undecodable(text: str) -> str:
+    """``text`` with the surrogates that stand for undecodable file-name bytes as ``\\xNN``.
+
+    Any other lone surrogate (which no file name decodes to) becomes ``\\udNNN``.
+    """
+    text = _UNDECODABLE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically as UTF-8 and return the path.
 
-    Characters UTF-8 cannot encode (the surrogates that stand for undecodable bytes
-    in file names) are written as backslash escapes, so a name never stops a write.
+    Bytes of file names that are not UTF-8 (held by Python as surrogate escapes) are
+    written as ``\\xNN``, so such a name never stops a write and the file stays UTF-8.
     """
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
+        tmp.write_text(_escape_undecodable(text), encoding="utf-8")
     return Path(path)

@@ -104,5 +104,5 @@ def test_failure_leaves_the_old_file_and_no_temporary(tmp_path):
 
 def test_text_with_an_undecodable_file_name_is_written(tmp_path):
     name = os.fsdecode(b"section_00_\xff.wav")  # how Python spells a non-UTF-8 byte in a name
-    path = atomic_write_text(tmp_path / "list.csv", f"path\n{name}\n")
-    assert path.read_bytes() == b"path\nsection_00_\\udcff.wav\n"
+    path = atomic_write_text(tmp_path / "list.csv", f"path\n{name}\n\u00e9\ud800\n")
+    assert path.read_text(encoding="utf-8") == "path\nsection_00_\\xff.wav\n\u00e9\\ud800\n"
