@@ -96,7 +96,8 @@ def test_no_targets_allowed():
 def test_to_dict_from_dict_round_trip(tmp_path):
     b, _ = _fitted()
     state = b.to_dict()
-    assert set(state) == {"k", "sections"} and state["k"] == 4
+    assert set(state) == {"k", "variant", "sections"} and state["k"] == 4
+    assert state["variant"] == "paper"
     assert isinstance(state["sections"]["fan_section_00"]["means"], torch.Tensor)
     torch.save(state, tmp_path / "b.pt")
     b2 = KMeansBackend.from_dict(torch.load(tmp_path / "b.pt", weights_only=True))
