@@ -59,6 +59,19 @@ def test_checkpoint_entry_remembers_the_variant(variant):
     np.testing.assert_allclose(back.score(PROBES, "fan_section_00"), HAND[variant][1], atol=1e-6)
 
 
+def test_variant_survives_a_checkpoint_file(tmp_path):
+    from conftest import tiny_checkpoint
+
+    from asdxai.checkpoint import load_checkpoint, save_checkpoint
+    from asdxai.features import FeatureConfig
+
+    path = tiny_checkpoint(tmp_path / "m.pt", FeatureConfig(duration_s=1.0))
+    ckpt = dataclasses.replace(load_checkpoint(path), backend=_fit("reference").to_dict())
+    save_checkpoint(ckpt, tmp_path / "r.pt")
+    back = load_checkpoint(tmp_path / "r.pt")
+    assert KMeansBackend.from_dict(back.backend).variant == "reference"
+
+
 def test_entry_without_variant_is_paper_and_unknown_variants_fail():
     state = _fit("paper").to_dict()
     del state["variant"]  # a checkpoint written before the option existed
