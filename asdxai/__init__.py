@@ -3,8 +3,7 @@
 The public API in one place; see the README for the command line.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from .data import ClipRecord, read_clip, scan  # noqa: E402
 from .embed import TSNEConfig, nearest_normal_distances, run_tsne  # noqa: E402
@@ -26,12 +25,26 @@ from .features import (  # noqa: E402
 )
 from .inference import embed_records, score_records  # noqa: E402
 from .nets import NetConfig, build_encoder  # noqa: E402
+from .recipes import Recipe  # noqa: E402
 from .scoring import AnomalyScorer, KMeansBackend  # noqa: E402
 from .train import TrainConfig, train_model  # noqa: E402
+from .workflows import (  # noqa: E402
+    Explainer,
+    MapSettings,
+    fit_backend,
+    score_checkpoint,
+    train_recipe,
+)
 
 __all__ = [
     "RISE",
     "AnomalyScorer",
+    "Explainer",
+    "MapSettings",
+    "Recipe",
+    "fit_backend",
+    "score_checkpoint",
+    "train_recipe",
     "AsdxaiError",
     "AudioError",
     "Checkpoint",

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 
 class AsdxaiError(Exception):
-    """Base class of every user-facing asdxai error."""
+    """Base class of every user-facing asdxai error.
+
+    ``param`` names the function parameter the error is about, if one is; the command line
+    adds the matching option (``section`` -> ``--section``), the library never names flags.
+    """
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        self.param = param
 
 
 class AudioError(AsdxaiError):

@@ -197,10 +197,11 @@ def listen_to_map(
     ConfigError
         Bad ``top_percent`` / ``smooth_cells`` / ``seed``.
     """
+    from ._io import sha256_file
     from ._runtime import resolve_device
     from .checkpoint import load_checkpoint
     from .data.audio import read_clip, write_wav
-    from .explain.result import load_result, sha256_file
+    from .explain.result import load_result
     from .listen import resynthesise, soft_top_mask
     from .scoring import AnomalyScorer
 

@@ -21,7 +21,6 @@ whether its means are re-normalised is the backend's ``variant`` (:data:`BACKEND
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
@@ -535,44 +534,3 @@ def backend_from_embeddings(
     }
     return KMeansBackend(k=k, seed=seed, n_init=n_init, variant=variant).fit(per_section)
 
-
-def fit_backend(
-    ckpt: Checkpoint,
-    records: Sequence[Any],
-    device: str | torch.device | None = "auto",
-    k: int = 16,
-    seed: int = 0,
-    n_init: int = 5,
-    batch_size: int = 64,
-    progress: bool = True,
-    num_workers: int = 0,
-) -> Checkpoint:
-    """Embed training clips, fit the k-means backend, return the checkpoint with it filled in.
-
-    Parameters
-    ----------
-    ckpt : Checkpoint
-    records : sequence of ClipRecord
-        Training clips (``subset == "train"``, e.g. ``scan(root, "dev-train")``);
-        normal source-domain clips feed k-means, target-domain clips are kept.
-        Test clips and anomalous clips are ignored.
-    device, batch_size, progress, num_workers
-        Passed to :func:`asdxai.inference.embed_records`.
-    k, seed, n_init
-        :class:`KMeansBackend` settings.
-
-    Returns
-    -------
-    Checkpoint
-        A copy of ``ckpt`` with ``backend`` set (the input is not modified).
-    """
-    from .inference import embed_records
-
-    train = [r for r in records if r.subset == "train" and r.label in (None, "normal")]
-    if not train:
-        raise DataError("no training clips to fit the backend on (use the dev-train split)")
-    emb = embed_records(
-        ckpt, train, device, batch_size=batch_size, progress=progress, num_workers=num_workers
-    )
-    backend = backend_from_embeddings(train, emb, k=k, seed=seed, n_init=n_init)
-    return dataclasses.replace(ckpt, backend=backend.to_dict())

@@ -15,10 +15,9 @@ from pathlib import Path
 from asdxai import metrics
 from asdxai.checkpoint import save_checkpoint
 from asdxai.data.records import scan
-from asdxai.evaluation import score_checkpoint
 from asdxai.nets import NetConfig
-from asdxai.scoring import fit_backend
 from asdxai.train import TrainConfig, train_model
+from asdxai.workflows import fit_backend, score_checkpoint
 
 
 def tiny_tree(root: Path) -> Path:
@@ -54,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     print("angular loss per epoch:", [round(x, 3) for x in ckpt.history["all"]["angular"]])
 
     # 3. Backend: k-means on the source-domain training embeddings + the target clips.
-    ckpt = fit_backend(ckpt, train, args.device, k=4, seed=0, progress=False)
+    ckpt = fit_backend(ckpt, train, device=args.device, k=4, seed=0, progress=False)
     model = save_checkpoint(ckpt, out / "model.pt")  # usable by `asdxai rise/tsne/score`
 
     # 4. Score dev-test: organisers' CSV files, AUC/pAUC per section and domain.
     res = score_checkpoint(ckpt, test, train, out / "scores", protocols=("study",),
                            device=args.device, progress=False)  # fmt: skip
-    print(metrics.format_terminal(res["evaluations"]["study"].table_rows()), end="")
+    print(metrics.format_terminal(res.evaluations["study"].table_rows()), end="")
     print(f"wrote {model} and {out / 'scores'}")
     return 0
 

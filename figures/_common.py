@@ -129,7 +129,7 @@ class Study:
 
     # ------------------------------------------------------------------ data
     def _synthetic(self, preset: str) -> Path:
-        from asdxai.cli._common import ensure_synthetic
+        from asdxai.workflows.defaults import ensure_synthetic
 
         return ensure_synthetic(self.work / "data" / f"synthetic-{preset}-seed0", preset, 0)
 
@@ -161,18 +161,17 @@ class Study:
         return out
 
     # ------------------------------------------------------------------ models
-    def settings(self, recipe: str, **overrides: Any) -> dict:
-        """The recipe's settings with ``--epochs``, ``--width`` and ``overrides`` applied."""
-        from asdxai.train import RECIPE_KEYS, load_recipe
+    def recipe(self, name: str, **overrides: Any):
+        """The recipe with ``--epochs``, ``--width`` and ``overrides`` applied."""
+        from asdxai.recipes import Recipe
 
-        s = {k: v for k, v in load_recipe(recipe).items() if k in RECIPE_KEYS}
+        return Recipe.load(name).with_overrides(epochs=self.epochs, width=self.width, **overrides)
+
+    def settings(self, recipe: str, **overrides: Any) -> dict:
+        """The settings that identify a trained model (the recipe's, without trials / seed)."""
+        s = dict(self.recipe(recipe, **overrides).settings)
         s.pop("trials", None)
         s.pop("seed", None)
-        if self.epochs:
-            s["epochs"] = int(self.epochs)
-        if self.width:
-            s["width"] = float(self.width)
-        s.update(overrides)
         return s
 
     def key(self, recipe: str, **overrides: Any) -> str:
@@ -184,43 +183,35 @@ class Study:
     ) -> tuple[Path, Any]:
         """Train (or load the cached) checkpoint of ``recipe`` with ``seed``; fit its backend."""
         from asdxai.checkpoint import load_checkpoint, save_checkpoint
-        from asdxai.nets import NetConfig
-        from asdxai.scoring import fit_backend
-        from asdxai.train import TrainConfig, train_model
+        from asdxai.workflows.evaluate import fit_backend
+        from asdxai.workflows.training import train_recipe
 
-        s = self.settings(recipe, **overrides)
+        r = self.recipe(recipe, **overrides)
         folder = self.work / "models" / self.key(recipe, **overrides)
         path = folder / f"seed{seed}.pt"
-        splits = list(s.get("splits", ["dev-train"]))
+        splits = list(r.splits)
         ckpt = self._ckpts.get(path)
         if ckpt is None and path.is_file():
             ckpt = load_checkpoint(path)
             log.info("reusing %s", path)
         if ckpt is None:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "key.json").write_text(
-                json.dumps({"recipe": recipe, "settings": s, "data": self.data_id()}, indent=2)
-            )
-            records = self.train_records(splits)
-            net_cfg = NetConfig(
-                arch=s.get("arch", "dual"), width=s.get("width", 1.0), embed_dim=s.get("embed_dim")
-            )
-            names = ("epochs", "batch_size", "lr", "weight_decay", "mixup", "sub_clusters",
-                     "per_section", "precision")  # fmt: skip
-            cfg = {k: s[k] for k in names if k in s}
-            train_cfg = TrainConfig(
-                loss=s.get("loss", "sc-adacos"), task=s.get("classes", "attribute"),
-                seed=seed, splits=tuple(splits), **cfg,
-            )  # fmt: skip
+            info = {"recipe": recipe, "settings": self.settings(recipe, **overrides),
+                    "data": self.data_id()}  # fmt: skip
+            (folder / "key.json").write_text(json.dumps(info, indent=2, default=list))
             t = time.perf_counter()
-            log.info("training %s (seed %d) on %d clips", recipe, seed, len(records))
-            ckpt = train_model(records, None, net_cfg, train_cfg, self.device, self.progress)
+            log.info("training %s (seed %d)", recipe, seed)
+            ckpt = train_recipe(
+                r, self.data, seed=seed, device=self.device, fit_backend=backend,
+                progress=self.progress, records=self.train_records(splits),
+            )  # fmt: skip
             log.info("trained %s seed %d in %.0f s", recipe, seed, time.perf_counter() - t)
             save_checkpoint(ckpt, path)
         if backend and ckpt.backend is None:
+            options = {"variant": r.backend} if r.backend else {}
             ckpt = fit_backend(
-                ckpt, self.train_records(splits), self.device, k=16, seed=seed,
-                progress=self.progress,
+                ckpt, self.train_records(splits), device=self.device, seed=seed,
+                progress=self.progress, **options,
             )  # fmt: skip
             save_checkpoint(ckpt, path)
         self._ckpts[path] = ckpt
@@ -229,7 +220,7 @@ class Study:
     # ------------------------------------------------------------------ results
     def scores(self, recipe: str, seed: int, split: str = "dev-test", **overrides: Any) -> dict:
         """``{protocol: summary}`` of one trained model on ``split`` (cached JSON)."""
-        from asdxai.evaluation import score_checkpoint, train_split_for
+        from asdxai.workflows.evaluate import score_checkpoint, train_split_for
 
         folder = self.work / "scores" / self.key(recipe, **overrides) / f"{split}-seed{seed}"
         cache = folder / "summary.json"
@@ -238,25 +229,25 @@ class Study:
         _, ckpt = self.checkpoint(recipe, seed, **overrides)
         res = score_checkpoint(
             ckpt, self.records(split), self.records(train_split_for(split)), folder,
-            protocols=("study", "dcase"), device=str(self.device), progress=self.progress,
+            device=self.device, progress=self.progress,
         )  # fmt: skip
-        summary = {p: ev.summary for p, ev in res["evaluations"].items()}
+        summary = {p: ev.summary for p, ev in res.evaluations.items()}
         cache.write_text(json.dumps(summary, indent=2))
         return summary
 
     def tsne(self, recipe: str, seed: int, split: str = "dev-test", **overrides: Any):
         """The t-SNE result (projection + nearest-normal distances) of one model (cached .h5)."""
-        from asdxai.embed import TSNEConfig, load_result, records_meta, run_tsne, save_result
-        from asdxai.inference import embed_records
+        from asdxai.embed import TSNEConfig, load_result, save_result
+        from asdxai.workflows.embedding import project_split
 
         path = self.work / "tsne" / self.key(recipe, **overrides) / f"{split}-seed{seed}.h5"
         if path.is_file():
             return load_result(path)
         ckpt_path, ckpt = self.checkpoint(recipe, seed, backend=False, **overrides)
-        records = self.records(split)
-        emb = embed_records(ckpt, records, self.device, progress=self.progress)
-        result = run_tsne(emb, records_meta(records), TSNEConfig(seed=seed), name=recipe)
-        result.checkpoint = {"path": str(ckpt_path)}
+        result = project_split(
+            ckpt_path, self.records(split), config=TSNEConfig(seed=seed), device=self.device,
+            name=recipe, progress=self.progress, ckpt=ckpt,
+        )  # fmt: skip
         save_result(result, path)
         return result
 

@@ -13,7 +13,6 @@ from scipy.spatial.distance import cdist
 
 from asdxai import ConfigError, DataError, ResultError
 from asdxai.embed import (
-    EmbeddingCache,
     TSNEConfig,
     leave_one_out_distances,
     load_result,
@@ -28,6 +27,7 @@ from asdxai.embed import (
     trial_table,
     write_distances_csv,
 )
+from asdxai.embedding_cache import EmbeddingCache
 from asdxai.plots.tsne import plot_tsne, plot_tsne_panels, save_figure
 
 FAST = TSNEConfig(n_iter=150, early_exaggeration_iter=100, perplexity=15, seed=3)

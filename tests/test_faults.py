@@ -28,6 +28,7 @@ from asdxai.cli import main
 from asdxai.data.audio import write_wav
 from asdxai.explain.result import load_result
 from asdxai.features import FeatureConfig
+from asdxai.workflows.explain import output_stem
 
 FEAT = FeatureConfig(duration_s=0.4, n_fft=256, hop_length=128)  # 49 frames x 129 bins
 SR = FEAT.sample_rate
@@ -88,8 +89,13 @@ def tree(assets, tmp_path):
 
 def _rise(ckpt, clip, out, *extra):
     return ["-q", "rise", "--checkpoint", str(ckpt), "--clip", str(clip), "--out", str(out),
-            "--n-masks", "100", "--block-size", "50", "--batch-size", "50",
+            "--n-masks", "100", "--block-size", "50", "--batch-size", "50", "--study",
             "--device", "cpu", "--no-progress", "--no-plot", *extra]  # fmt: skip
+
+
+def _h5(out, clip):
+    """Where ``asdxai rise`` writes the map of ``clip`` below ``out``."""
+    return output_stem(out, clip).with_suffix(".h5")
 
 
 def _score(ckpt, data, out, *extra):
@@ -158,7 +164,7 @@ def test_bad_wav_via_rise_clip(case, assets, tmp_path, capsys):
     clip.parent.mkdir(parents=True)
     clip.write_bytes(make(tmp_path))
     _fails(capsys, _rise(assets["ckpt"], clip, tmp_path / "out"), clip, words)
-    assert not (tmp_path / "out" / (clip.stem + ".h5")).exists()
+    assert not _h5(tmp_path / "out", clip).exists()
 
 
 @pytest.mark.parametrize("case", ["empty", "truncated-mid-frame", "stereo", "48kHz", "nan-float"])
@@ -183,7 +189,7 @@ def test_accepted_wavs_follow_the_stated_rules(assets, tmp_path, capsys):
         clip.write_bytes(data)
         out = tmp_path / f"out_{name}"
         assert _main(_rise(assets["ckpt"], clip, out, "--n-masks", "50")) == 0, name
-        res = load_result(out / (clip.stem + ".h5"))
+        res = load_result(_h5(out, clip))
         assert res.importance.shape == (FEAT.n_frames, FEAT.n_bins)
     capsys.readouterr()
 
@@ -192,7 +198,7 @@ def test_non_dcase_name_needs_section(assets, tmp_path, capsys):
     clip = write_wav(tmp_path / "my_recording.wav", _tone(), SR)
     _fails(capsys, _rise(assets["ckpt"], clip, tmp_path / "out"), clip, "--section")
     assert _main(_rise(assets["ckpt"], clip, tmp_path / "out", "--section", SECTION)) == 0
-    assert load_result(tmp_path / "out" / "my_recording.h5").meta["section"] == SECTION
+    assert load_result(_h5(tmp_path / "out", clip)).meta["section"] == SECTION
     # in a tree, a stray non-DCASE wav name is an error of the scan, naming the file
     tree = _make_tree(tmp_path / "tree")
     odd = write_wav(tree / "dev_data" / "fan" / "test" / "recording.wav", _tone(), SR)
@@ -309,7 +315,7 @@ def _ckpt_faults(assets, tmp: Path) -> dict[str, tuple[Path, str]]:
         "newer-format": (newer, "format_version 99 is newer"),
         "no-backend": (_make_checkpoint(tmp / "nobackend.pt", backend=False), "fit-backend"),
         "other-architecture": (wrong_arch, "do not match the architecture"),
-        "missing": (tmp / "nothing.pt", "not found"),
+        "missing": (tmp / "nothing.pt", "no such file"),
     }
 
 
@@ -325,7 +331,7 @@ def test_bad_checkpoint_via_rise_and_score(case, assets, tree, tmp_path, capsys)
         assert str(path) in line
     _fails(capsys, _score(path, tree, tmp_path / "s"), words)
     assert not (tmp_path / "PWNED").exists()  # the pickle payload never ran
-    assert not list((tmp_path / "r").glob("*.h5")) if (tmp_path / "r").exists() else True
+    assert not list((tmp_path / "r").rglob("*.h5")) if (tmp_path / "r").exists() else True
 
 
 def test_checkpoint_for_other_features_than_the_data(assets, tmp_path, capsys):
@@ -340,7 +346,7 @@ def test_checkpoint_for_other_features_than_the_data(assets, tmp_path, capsys):
     out = tmp_path / "r"
     assert _main(_rise(assets["ckpt"], assets["clip"], out, "--checkpoint-every", "50")) == 0
     other = _make_checkpoint(tmp_path / "other.pt", feat=FeatureConfig(duration_s=0.4))
-    _fails(capsys, _rise(other, assets["clip"], out, "--resume", "--n-masks", "200"), "resume")
+    _fails(capsys, _rise(other, assets["clip"], out, "--n-masks", "200"), "resume")
 
 
 # ----------------------------------------------------------------------------- options
@@ -397,7 +403,7 @@ def test_same_seed_same_bytes_and_provenance_everywhere(assets, tree, tmp_path, 
     for run in ("a", "b"):
         out = tmp_path / f"rise_{run}"
         assert _main(_rise(assets["ckpt"], assets["clip"], out, "--seed", "7")) == 0
-        with h5py.File(out / (assets["clip"].stem + ".h5"), "r") as h5:
+        with h5py.File(_h5(out, assets["clip"]), "r") as h5:
             maps.append(h5["importance"][()].tobytes())
             prov = json.loads(h5.attrs["provenance"])
             assert h5.attrs["seed"] == 7
@@ -406,7 +412,7 @@ def test_same_seed_same_bytes_and_provenance_everywhere(assets, tree, tmp_path, 
         assert key in prov
     other = tmp_path / "rise_c"
     assert _main(_rise(assets["ckpt"], assets["clip"], other, "--seed", "8")) == 0
-    with h5py.File(other / (assets["clip"].stem + ".h5"), "r") as h5:
+    with h5py.File(_h5(other, assets["clip"]), "r") as h5:
         assert h5["importance"][()].tobytes() != maps[0]
 
     csvs = []

@@ -53,7 +53,7 @@ def _kill(proc) -> None:
 
 def _rise_args(ckpt, clip, out, *extra):
     return ["rise", "--checkpoint", ckpt, "--clip", clip, "--out", out, "--block-size", "100",
-            "--batch-size", "100", "--device", "cpu", "--no-progress", "--no-plot",
+            "--batch-size", "100", "--device", "cpu", "--no-progress", "--no-plot", "--study",
             *extra]  # fmt: skip
 
 
@@ -65,7 +65,7 @@ def test_rise_killed_then_resumed_equals_uninterrupted(tmp_path):
     ckpt = _make_checkpoint(tmp_path / "model.pt")
     clip = write_wav(tmp_path / "fan" / "test" / TEST_NAME, _tone(), SR)
     out = tmp_path / "out"
-    h5 = out / (clip.stem + ".h5")
+    h5 = out / "fan" / (clip.stem + ".h5")
     argv = _rise_args(ckpt, clip, out, "--n-masks", "500000", "--checkpoint-every", "300")
     proc = subprocess.Popen(_asdxai(*argv), env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -74,13 +74,13 @@ def test_rise_killed_then_resumed_equals_uninterrupted(tmp_path):
     _kill(proc)
     partial = load_result(h5)  # whatever the kill interrupted, the file under the name is whole
     assert not partial.complete and 0 < partial.n_masks < 500_000
-    assert _not_temp(out) == [h5.name]  # at most hidden .part files besides it
+    assert _not_temp(h5.parent) == [h5.name]  # at most hidden .part files besides it
 
     n = partial.n_masks + 700  # resume to a little further than the kill point
-    assert main([str(a) for a in _rise_args(ckpt, clip, out, "--n-masks", n, "--resume")]) == 0
+    assert main([str(a) for a in _rise_args(ckpt, clip, out, "--n-masks", n)]) == 0  # continues
     fresh = tmp_path / "fresh"
     assert main([str(a) for a in _rise_args(ckpt, clip, fresh, "--n-masks", n)]) == 0
-    a, b = load_result(h5), load_result(fresh / h5.name)
+    a, b = load_result(h5), load_result(fresh / "fan" / h5.name)
     assert a.complete and a.n_masks == b.n_masks >= n
     np.testing.assert_allclose(a.importance, b.importance, rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(a.sum_even + a.sum_odd, b.sum_even + b.sum_odd)
@@ -156,8 +156,8 @@ def test_concurrent_rise_and_score_into_one_folder(tmp_path):
         assert main([str(a) for a in _rise_args(ckpt, c, alone, "--n-masks", "2000", "--seed",
                                                 "3")]) == 0  # fmt: skip
         np.testing.assert_array_equal(
-            load_result(shared / (c.stem + ".h5")).importance,
-            load_result(alone / (c.stem + ".h5")).importance,
+            load_result(shared / "fan" / (c.stem + ".h5")).importance,
+            load_result(alone / "fan" / (c.stem + ".h5")).importance,
         )
     alone = tmp_path / "score_alone"
     i = score.index(score_out)

@@ -14,6 +14,7 @@ from asdxai.explain.result import load_result, save_result
 from asdxai.features import FeatureConfig
 from asdxai.listen import resynthesise, soft_top_mask
 from asdxai.listen_report import ListenReport, _random_region, listen_to_map
+from asdxai.workflows.explain import output_stem
 
 FEAT = FeatureConfig(duration_s=0.4, n_fft=256, hop_length=128)  # 49 frames x 129 bins
 SECTION = "fan_section_00"
@@ -36,10 +37,10 @@ def _clip(tmp: Path) -> Path:
 def _rise(tmp: Path, ckpt: Path, clip: Path, *extra: str) -> Path:
     out = tmp / "maps"
     args = ["rise", "--checkpoint", str(ckpt), "--clip", str(clip), "--out", str(out),
-            "--n-masks", "100", "--block-size", "50", "--batch-size", "50",
+            "--n-masks", "100", "--block-size", "50", "--batch-size", "50", "--study",
             "--device", "cpu", "--no-progress", "--no-plot", *extra]  # fmt: skip
     assert main(args) == 0
-    return out / (clip.stem + ".h5")
+    return output_stem(out, clip).with_suffix(".h5")
 
 
 @pytest.fixture(scope="module")

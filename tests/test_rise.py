@@ -91,7 +91,13 @@ def test_resumed_equals_uninterrupted():
     _, box = _linear()
     full = RISE(box, CFG).attribute(_spec(), n_masks=600, seed=2, estimator="centered")
     partial = []
-    RISE(box, CFG).attribute(_spec(), n_masks=600, seed=2, estimator="centered", execution=RISEExecution(checkpoint=partial.append, checkpoint_every=200))  # fmt: skip
+    RISE(box, CFG).attribute(
+        _spec(),
+        n_masks=600,
+        seed=2,
+        estimator="centered",
+        execution=RISEExecution(checkpoint=partial.append, checkpoint_every=200),
+    )
     assert [p.next_block for p in partial] == [2, 4]
     assert not partial[0].complete
     resumed = RISE(box, CFG).attribute(
@@ -336,7 +342,13 @@ def test_mode_resumed_equals_uninterrupted(mode):
     cfg = RISEMaskConfig(mode=mode, **MODE_CFG)
     full = RISE(box, cfg).attribute(_spec(), n_masks=500, seed=2, estimator="centered")
     partial = []
-    RISE(box, cfg).attribute(_spec(), n_masks=500, seed=2, estimator="centered", execution=RISEExecution(checkpoint=partial.append, checkpoint_every=200))  # fmt: skip
+    RISE(box, cfg).attribute(
+        _spec(),
+        n_masks=500,
+        seed=2,
+        estimator="centered",
+        execution=RISEExecution(checkpoint=partial.append, checkpoint_every=200),
+    )
     resumed = RISE(box, cfg).attribute(
         _spec(),
         n_masks=500,

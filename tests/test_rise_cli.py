@@ -29,29 +29,74 @@ def _clip(tmp: Path, name="section_00_source_test_anomaly_0000_x.wav", rate=16_0
 
 def _args(ckpt, clip, out, *extra):
     return ["rise", "--checkpoint", str(ckpt), "--clip", str(clip), "--out", str(out),
-            "--n-masks", "100", "--block-size", "50", "--batch-size", "50",
+            "--n-masks", "100", "--block-size", "50", "--batch-size", "50", "--study",
             "--device", "cpu", "--no-progress", *extra]  # fmt: skip
 
 
-def test_rise_cli_writes_h5_and_png_and_resumes(tmp_path, capsys):
+def test_rise_cli_writes_h5_and_png_and_continues(tmp_path, capsys):
     ckpt, clip = _checkpoint(tmp_path), _clip(tmp_path)
     out = tmp_path / "out"
     assert main(_args(ckpt, clip, out)) == 0
-    h5 = out / (clip.stem + ".h5")
+    h5 = out / "fan" / (clip.stem + ".h5")  # <out>/<machine>/<clip>: names never collide
     res = load_result(h5)
     assert res.importance.shape == (FEAT.n_frames, FEAT.n_bins) and res.complete
     assert res.meta["section"] == SECTION and len(res.meta["checkpoint_sha256"]) == 64
-    assert (out / (clip.stem + ".png")).stat().st_size > 1000
-    # --resume extends a finished run to more masks and equals a fresh run of that size
-    assert main(_args(ckpt, clip, out, "--resume", "--no-plot") + ["--n-masks", "150"]) == 0
+    assert res.meta["clip_sha256"] and res.meta["clip"] == str(clip.resolve())
+    assert (out / "fan" / (clip.stem + ".png")).stat().st_size > 1000
+    # a complete result is kept as it is (not recomputed, not overwritten)
+    before = h5.stat().st_mtime_ns
+    assert main(_args(ckpt, clip, out, "--no-plot")) == 0
+    assert "already complete" in capsys.readouterr().out and h5.stat().st_mtime_ns == before
+    # an existing result is extended to more masks and equals a fresh run of that size
+    assert main(_args(ckpt, clip, out, "--no-plot") + ["--n-masks", "150"]) == 0
     fresh = tmp_path / "fresh"
     assert main(_args(ckpt, clip, fresh, "--no-plot") + ["--n-masks", "150"]) == 0
-    a, b = load_result(h5), load_result(fresh / (clip.stem + ".h5"))
+    a, b = load_result(h5), load_result(fresh / "fan" / (clip.stem + ".h5"))
     assert a.n_masks == b.n_masks == 150
     np.testing.assert_allclose(a.importance, b.importance, rtol=1e-5, atol=1e-6)
-    # resuming with other mask settings is refused with one line
-    assert main(_args(ckpt, clip, out, "--resume", "--p-keep", "0.5")) == 2
+    # a result with other mask settings is refused with one line, and kept
+    assert main(_args(ckpt, clip, out, "--p-keep", "0.5")) == 2
     assert "cannot resume" in capsys.readouterr().err
+    assert load_result(h5).n_masks == 150
+    # ... unless --overwrite
+    assert main(_args(ckpt, clip, out, "--p-keep", "0.5", "--overwrite")) == 0
+    assert load_result(h5).mask_config.p_keep == 0.5
+    # a different clip at the same path is refused (its content hash differs)
+    clip.write_bytes(_clip(tmp_path / "other", rate=16_000).read_bytes()[:-64] + bytes(64))
+    assert main(_args(ckpt, clip, out, "--p-keep", "0.5", "--n-masks", "200")) == 2
+    assert "clip_sha256" in capsys.readouterr().err
+
+
+def test_rise_cli_defaults_converge_and_report_speed(tmp_path, capsys):
+    ckpt, clip = _checkpoint(tmp_path), _clip(tmp_path)
+    argv = ["rise", "--checkpoint", str(ckpt), "--clip", str(clip), "--out", str(tmp_path / "o"),
+            "--n-masks", "20000", "--block-size", "100", "--no-plot", "--no-progress",
+            "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "masks/s measured" in printed and "min per clip" in printed
+    res = load_result(tmp_path / "o" / "fan" / (clip.stem + ".h5"))
+    assert res.estimator == "centered" and res.until_agreement == 0.99
+    assert res.agreement >= 0.99 if res.stopped_early else res.n_masks == 20_000
+    assert main(argv + ["--until-agreement", "0.5", "--overwrite"]) == 0
+    res = load_result(tmp_path / "o" / "fan" / (clip.stem + ".h5"))
+    assert res.stopped_early and res.n_masks < 20_000 and res.agreement >= 0.5
+    assert main(argv[:-2] + ["--study", "--until-agreement", "0.9"]) == 2
+    assert "--study" in capsys.readouterr().err
+
+
+def test_rise_cli_clips_of_two_machines_with_one_name(tmp_path):
+    ckpt = _checkpoint(tmp_path)
+    a = _clip(tmp_path)
+    b = tmp_path / "data" / "pump" / "test" / a.name
+    b.parent.mkdir(parents=True)
+    b.write_bytes(a.read_bytes())
+    out = tmp_path / "out"
+    assert main(_args(ckpt, a, out, "--no-plot", "--section", SECTION)[:5] + [str(b)]
+                + _args(ckpt, a, out, "--no-plot", "--section", SECTION)[5:]) == 0  # fmt: skip
+    assert (out / "fan" / (a.stem + ".h5")).is_file() and (
+        out / "pump" / (a.stem + ".h5")
+    ).is_file()
 
 
 def test_rise_cli_bad_inputs(tmp_path, capsys):
@@ -74,4 +119,4 @@ def test_rise_cli_dual_checkpoint_holds_spectrum_fixed(tmp_path, caplog):
     out = tmp_path / "out"
     assert main(_args(ckpt, clip, out, "--no-plot", "--section", SECTION)) == 0
     assert "spectrum input is held fixed" in caplog.text
-    assert load_result(out / (clip.stem + ".h5")).meta["spectrum_held_fixed"] is True
+    assert load_result(out / "fan" / (clip.stem + ".h5")).meta["spectrum_held_fixed"] is True

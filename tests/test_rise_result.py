@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from asdxai._io import sha256_file
 from asdxai.errors import ResultError
 from asdxai.explain import RISE, RISEExecution, RISEMaskConfig
 from asdxai.explain.result import (
@@ -12,7 +13,6 @@ from asdxai.explain.result import (
     load_log_spectrogram,
     load_result,
     save_result,
-    sha256_file,
 )
 from asdxai.features import FeatureConfig
 from asdxai.plots.rise import plot_importance

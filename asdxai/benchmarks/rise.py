@@ -19,7 +19,6 @@ followed by the anomaly score 1 − max cosine similarity to 26 unit references
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Callable
@@ -160,53 +159,3 @@ def benchmark(
         "n_masks": n, "repeats": repeats, "precision": precision,
         "threads": torch.get_num_threads(), **rates,
     }  # fmt: skip
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from ..cli._common import positive_int
-
-    p = sub.add_parser(
-        "rise",
-        help="RISE masks/s vs the bare score function and a naive original-RISE reference",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--frames", type=positive_int, default=311, help="T (default: 311)")
-    p.add_argument("--bins", type=positive_int, default=513, help="F (default: 513)")
-    p.add_argument("--width", type=float, default=1.0, help="encoder width (default: 1.0)")
-    p.add_argument(
-        "--batch-size", type=positive_int, default=None, help="default: 64 CPU, 1024 GPU"
-    )
-    p.add_argument(
-        "--batches", type=positive_int, default=4, help="timed batches per method (default: 4)"
-    )
-    p.add_argument(
-        "--repeats", type=positive_int, default=3, help="interleaved repeats, best kept (3)"
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    p.add_argument("--compile", action="store_true", help="torch.compile the scorer")
-    p.add_argument("--no-naive", dest="naive", action="store_false", help="skip (c)")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    logging.getLogger("asdxai.explain.rise").setLevel(logging.WARNING)
-    r = benchmark(
-        (args.frames, args.bins), args.width, args.batch_size, args.batches, args.device,
-        args.precision, args.compile, args.naive, args.repeats,
-    )  # fmt: skip
-    print(
-        f"RISE benchmark: {r['scorer']}, input {r['shape'][0]} x {r['shape'][1]}, "
-        f"{r['device']} ({r['threads']} threads), batch {r['batch_size']}, {r['precision']}, "
-        f"{r['n_masks']} masks per method, best of {r['repeats']}"
-    )
-    print(f"  (a) bare score function : {r['bare']:10.1f} masks/s")
-    print(f"  (b) asdxai RISE         : {r['asdxai']:10.1f} masks/s   (b)/(a) = "
-          f"{r['asdxai'] / r['bare']:.3f}")  # fmt: skip
-    if "naive" in r:
-        print(f"  (c) naive reference     : {r['naive']:10.1f} masks/s   (b)/(c) = "
-              f"{r['asdxai'] / r['naive']:.2f}")  # fmt: skip
-    secs = 640_000 / r["asdxai"]
-    print(f"  640,000 masks at (b): {secs:,.0f} s ({secs / 3600:.2f} h)")
-    return 0

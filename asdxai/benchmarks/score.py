@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import tempfile
@@ -170,95 +169,3 @@ def _sync(dev) -> None:
 
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from ..cli._common import add_device, add_seed, positive_int
-
-    parser = sub.add_parser(
-        "score",
-        help="k-means backend fit time and scoring throughput (clips/s)",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--sections", type=positive_int, default=21, help="sections (default: 21)")
-    parser.add_argument(
-        "--source",
-        type=positive_int,
-        default=990,
-        help="source embeddings per section (default: 990)",
-    )
-    parser.add_argument(
-        "--target", type=int, default=10, help="target embeddings per section (default: 10)"
-    )
-    parser.add_argument("--k", type=positive_int, default=16, help="clusters (default: 16)")
-    parser.add_argument(
-        "--n-init", type=positive_int, default=5, help="k-means++ restarts (default: 5)"
-    )
-    parser.add_argument(
-        "--unstructured",
-        action="store_true",
-        help="Gaussian-noise embeddings (slowest k-means convergence) instead of clustered ones",
-    )
-    parser.add_argument(
-        "--clips", type=positive_int, default=64, help="clips scored end to end (default: 64)"
-    )
-    parser.add_argument(
-        "--duration", type=float, default=10.0, help="clip length in seconds (default: 10)"
-    )
-    parser.add_argument(
-        "--arch", choices=("dual", "spectrogram"), default="dual", help="encoder (default: dual)"
-    )
-    parser.add_argument(
-        "--width", type=float, default=1.0, help="encoder width multiplier (default: 1.0)"
-    )
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=32, help="clips per batch (default: 32)"
-    )
-    parser.add_argument(
-        "--num-workers", type=int, default=0, help="DataLoader reader processes (default: 0)"
-    )
-    parser.add_argument("--skip-throughput", action="store_true", help="only time the backend fit")
-    add_device(parser)
-    add_seed(parser)
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    import torch
-
-    print(f"torch threads: {torch.get_num_threads()}")
-    secs = bench_backend_fit(
-        args.sections,
-        args.source,
-        args.target,
-        256,
-        args.k,
-        args.n_init,
-        args.seed,
-        structured=not args.unstructured,
-    )
-    kind = "Gaussian" if args.unstructured else "clustered"
-    print(
-        f"k-means backend fit: {args.sections} sections x ({args.source} source + {args.target} "
-        f"target) x 256 ({kind}), k={args.k}, n_init={args.n_init}: {secs:.2f} s "
-        f"(goal < 5 s on 2 cores)"
-    )
-    if args.skip_throughput:
-        return 0
-    res = bench_scoring(
-        args.clips,
-        args.duration,
-        args.arch,
-        args.width,
-        args.batch_size,
-        args.device,
-        args.num_workers,
-        args.seed,
-    )
-    print(
-        f"scoring on {res['device']} ({args.arch}, width {args.width}, {args.duration:g} s clips, "
-        f"batch {args.batch_size}): end to end from wav {res['end_to_end_clips_per_s']:.1f} "
-        f"clips/s; compute only {res['compute_clips_per_s']:.1f} clips/s"
-    )
-    return 0

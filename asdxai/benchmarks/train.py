@@ -7,7 +7,6 @@ backward and an Adam step. Inputs are random noise; weights do not change the sp
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
@@ -66,62 +65,3 @@ def bench_train_step(
         step()
     sync()
     return steps * batch_size / (time.perf_counter() - t0)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "train",
-        help="training clips/s of the dual-branch and spectrogram-only encoders",
-        description=(
-            "Time full training steps (features on the device, mixup, forward, SC-AdaCos, "
-            "backward, Adam) on random clips for both encoders and print clips/s."
-        ),
-    )
-    parser.add_argument(
-        "--widths",
-        default="1.0",
-        help="comma-separated width multipliers to time (default: 1.0)",
-    )
-    parser.add_argument(
-        "--archs", default="dual,spectrogram", help="encoders to time (default: both)"
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="clips per step (default: 64)")
-    parser.add_argument(
-        "--duration", type=float, default=10.0, help="clip length in seconds (default: 10)"
-    )
-    parser.add_argument("--steps", type=int, default=3, help="timed steps (default: 3)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: 2)")
-    parser.add_argument(
-        "--precision",
-        choices=("fp32", "bf16", "fp16"),
-        default="fp32",
-        help="autocast precision (default: fp32)",
-    )
-    parser.add_argument(
-        "--device", default="auto", help="torch device: auto, cpu, cuda, cuda:N (default: auto)"
-    )
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from .._runtime import resolve_device
-
-    dev = resolve_device(args.device)
-    name = (
-        torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()}"
-    )
-    print(
-        f"training throughput on {dev} ({name}), batch {args.batch_size}, "
-        f"{args.duration:g} s clips, {args.precision}, {args.steps} timed steps"
-    )
-    for arch in [a.strip() for a in args.archs.split(",") if a.strip()]:
-        for width in [float(w) for w in args.widths.split(",") if w.strip()]:
-            rate = bench_train_step(
-                arch, width, args.batch_size, args.duration, args.steps, args.warmup,
-                str(dev), args.precision,
-            )  # fmt: skip
-            extra = ""
-            if args.duration == 10.0:
-                extra = f"  (~{42_000 / rate:.0f} s per DCASE2022 dev-train epoch of 42k clips)"
-            print(f"{arch:12s} width {width:<5g} {rate:9.1f} clips/s{extra}", flush=True)
-    return 0

@@ -14,7 +14,6 @@ and the same number of threads (``--n-jobs``, also applied to OpenMP/BLAS pools)
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Sequence
@@ -170,67 +169,3 @@ def format_rows(rows: Sequence[dict[str, Any]]) -> str:
             f"{r.get('trust_sklearn', nan):>8.3f}"
         )
     return "\n".join(lines)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from ..cli._common import positive_int
-
-    parser = sub.add_parser(
-        "tsne",
-        help="openTSNE vs scikit-learn TSNE: wall time, speed-up, kNN accuracy, trustworthiness",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--sizes",
-        nargs="+",
-        type=positive_int,
-        default=[1000, 4200, 20000],
-        metavar="N",
-        help="numbers of points (default: 1000 4200 20000)",
-    )
-    parser.add_argument(
-        "--dim", type=positive_int, default=256, help="embedding dimension (default: 256)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument(
-        "--n-jobs", type=positive_int, default=1, help="threads for both libraries (default: 1)"
-    )
-    parser.add_argument(
-        "--no-sklearn", dest="sklearn", action="store_false", help="time openTSNE only"
-    )
-    parser.add_argument(
-        "--sklearn-max-iter",
-        type=positive_int,
-        default=None,
-        help="scikit-learn iterations in total (default: its own, 1000)",
-    )
-    parser.add_argument(
-        "--method",
-        choices=("auto", "bh", "fft"),
-        default="auto",
-        help="openTSNE gradient method: auto (Barnes-Hut below 10k points, FFT above), bh, fft "
-        "(default: auto)",
-    )
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    if getattr(args, "verbose", 0) < 2:  # openTSNE logs every method choice at INFO
-        logging.getLogger("openTSNE").setLevel(logging.WARNING)
-    rows = benchmark(
-        args.sizes,
-        dim=args.dim,
-        seed=args.seed,
-        n_jobs=args.n_jobs,
-        sklearn=args.sklearn,
-        sklearn_max_iter=args.sklearn_max_iter,
-        method=args.method,
-    )
-    its = sorted({r["sklearn_iter"] for r in rows if "sklearn_iter" in r})
-    print(
-        f"t-SNE of {args.dim}-D unit vectors, 42 clusters, {args.n_jobs} thread(s); "
-        f"openTSNE ({args.method}) 250+500 iterations, scikit-learn {its} iterations"
-    )
-    print(format_rows(rows))
-    return 0

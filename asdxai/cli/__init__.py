@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AsdxaiError as exc:
-        print(f"asdxai {args.command}: error: {exc}", file=sys.stderr)
+        option = f" (option --{exc.param.replace('_', '-')})" if exc.param else ""
+        print(f"asdxai {args.command}: error: {exc}{option}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"asdxai {args.command}: interrupted", file=sys.stderr)

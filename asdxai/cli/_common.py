@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import sys
 from pathlib import Path
 
 
@@ -105,95 +103,36 @@ def add_progress(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# ----------------------------------------------------------------------------- default inputs
-
-#: Environment variable naming the dataset root every command uses when ``--data`` is absent.
-DATA_ENV = "ASDXAI_DATA"
-#: Environment variable naming the checkpoint used when ``--checkpoint`` is absent.
-CHECKPOINT_ENV = "ASDXAI_CHECKPOINT"
-#: The bundled model, shipped as package data (``asdxai/bundled/model.pt``).
-BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "bundled" / "model.pt"
-#: Preset and seed of the synthetic tree used when neither ``--data`` nor ``$ASDXAI_DATA`` is set.
-DEFAULT_PRESET, DEFAULT_SEED = "mini", 0
+def add_out(parser: argparse.ArgumentParser, command: str, what: str = "output folder") -> None:
+    """``--out DIR`` defaulting to ``./<command>`` (printed at the end of the run)."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(command),
+        help=f"{what} (created; default: ./{command})",
+    )
 
 
-def cache_dir() -> Path:
-    """Per-user cache folder: ``$XDG_CACHE_HOME/asdxai`` (else ``~/.cache/asdxai``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "asdxai"
-
-
-def ensure_synthetic(root: Path, preset: str = DEFAULT_PRESET, seed: int = DEFAULT_SEED) -> Path:
-    """A synthetic tree at ``root``, generated on first use.
-
-    The tree is written to ``root.partial-<pid>`` and renamed into place when complete, so an
-    interrupted run never leaves a half-written tree at ``root``.
-    """
-    import shutil
-
-    from ..data.synth import generate
-
-    root = Path(root)
-    if (root / "synth.json").is_file():
-        return root
-    tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")
-    print(f"asdxai: generating the synthetic '{preset}' tree (seed {seed}) in {root} ...",
-          file=sys.stderr, flush=True)  # fmt: skip
-    try:
-        generate(tmp, preset=preset, seed=seed, progress=False)
-        try:
-            os.replace(tmp, root)
-        except OSError:
-            if not (root / "synth.json").is_file():  # not a concurrent run that finished first
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
-
-
-def default_data_root() -> Path:
-    """The dataset root used when ``--data`` is not given.
-
-    ``$ASDXAI_DATA`` if set (e.g. a real DCASE2022/2023 tree); otherwise the synthetic ``mini``
-    tree (seed 0) in the user cache, ``<cache>/synthetic-mini-seed0-g<generator version>``,
-    generated on first use (about half a minute); its location is printed to stderr.
-    """
+def data_root(path: Path | None, splits: tuple[str, ...] | None = None) -> Path:
+    """``--data`` if given, else the default data root with at least ``splits`` (see
+    :func:`asdxai.workflows.defaults.default_data_root`)."""
     from ..errors import ConfigError
+    from ..workflows.defaults import default_data_root
 
-    env = os.environ.get(DATA_ENV)
-    if env:
-        path = Path(env)
-        if not path.exists():
-            raise ConfigError(f"${DATA_ENV}={env}: no such directory")
-        return path
-    from ..data.synth import GENERATOR_VERSION
-
-    name = f"synthetic-{DEFAULT_PRESET}-seed{DEFAULT_SEED}-g{GENERATOR_VERSION}"
-    root = cache_dir() / name
-    fresh = not (root / "synth.json").is_file()
-    ensure_synthetic(root)
-    if not fresh:
-        print(f"asdxai: using the synthetic data in {root} (set ${DATA_ENV} to use other data)",
-              file=sys.stderr, flush=True)  # fmt: skip
-    return root
+    if path is None:
+        return default_data_root(splits)
+    if not Path(path).exists():
+        raise ConfigError(f"--data {path}: no such directory")
+    return Path(path)
 
 
-def default_checkpoint() -> Path:
-    """The checkpoint used when ``--checkpoint`` is not given.
-
-    ``$ASDXAI_CHECKPOINT`` if set, else the bundled model ``asdxai/bundled/model.pt`` (a small
-    spectrogram-only SC-AdaCos model trained on the synthetic ``mini`` tree, see
-    ``asdxai/bundled/TRAINING.md``).
-    """
+def checkpoint_path(path: Path | None) -> Path:
+    """``--checkpoint`` if given, else the default checkpoint (``$ASDXAI_CHECKPOINT``/bundled)."""
     from ..errors import ConfigError
+    from ..workflows.defaults import default_checkpoint
 
-    env = os.environ.get(CHECKPOINT_ENV)
-    if env:
-        return Path(env)
-    if not BUNDLED_CHECKPOINT.is_file():
-        raise ConfigError(
-            f"no checkpoint: pass --checkpoint MODEL.pt or set ${CHECKPOINT_ENV} (the bundled "
-            f"model {BUNDLED_CHECKPOINT} ships with a source checkout / editable install only)"
-        )
-    return BUNDLED_CHECKPOINT
+    if path is None:
+        return default_checkpoint()
+    if not Path(path).is_file():
+        raise ConfigError(f"--checkpoint {path}: no such file")
+    return Path(path)

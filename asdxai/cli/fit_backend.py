@@ -11,8 +11,15 @@ import argparse
 import logging
 from pathlib import Path
 
-from ._common import add_data, add_device, add_loading, add_progress, add_seed, positive_int
-from .score import data_root
+from ._common import (
+    add_data,
+    add_device,
+    add_loading,
+    add_progress,
+    add_seed,
+    data_root,
+    positive_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +89,19 @@ def _default_splits(root: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._atomic import ensure_writable_dir
+    from .._atomic import check_output_file
     from .._runtime import resolve_device
     from ..checkpoint import load_checkpoint, save_checkpoint
     from ..data.records import scan
     from ..errors import AsdxaiError, ConfigError
-    from ..scoring import KMeansBackend, fit_backend
+    from ..scoring import KMeansBackend
+    from ..workflows.evaluate import fit_backend
 
-    root = data_root(args.data)
+    out = args.out or args.checkpoint
+    check_output_file(out)  # fail before the embedding pass, not after
+    root = data_root(args.data, tuple(args.split or ("dev-train", "eval-train")))
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint)
-    out = args.out or args.checkpoint
-    ensure_writable_dir(Path(out).parent)  # fail before the embedding pass, not after
     if ckpt.backend is not None and not args.force:
         raise ConfigError(
             f"{args.checkpoint} already has a fitted backend; pass --force to replace it"
@@ -121,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     ckpt = fit_backend(
         ckpt,
         usable,
-        device,
+        device=device,
         k=args.k,
         seed=args.seed,
         n_init=args.n_init,

@@ -28,31 +28,21 @@ import logging
 import re
 from pathlib import Path
 
+from ..data.records import SPLITS
 from ._common import (
     add_data,
     add_device,
     add_loading,
+    add_out,
     add_progress,
     add_seed,
+    checkpoint_path,
+    data_root,
     number_in,
     positive_int,
 )
 
 log = logging.getLogger(__name__)
-
-_SPLITS = ("dev-train", "dev-test", "eval-train", "eval-test")
-
-
-def data_root(path: Path | None) -> Path:
-    """``--data``, else ``$ASDXAI_DATA``, else the synthetic tree in the user cache."""
-    from ..errors import ConfigError
-    from ._common import default_data_root
-
-    if path is None:
-        path = default_data_root()
-    if not path.exists():
-        raise ConfigError(f"--data {path}: no such directory")
-    return path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,19 +61,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--checkpoint",
         nargs="+",
-        required=True,
+        default=None,
         type=Path,
         metavar="PT",
-        help="one or more checkpoints (model.pt) with a fitted backend",
+        help="one or more checkpoints (model.pt) with a fitted backend (default: "
+        "$ASDXAI_CHECKPOINT, else the bundled SC-AdaCos model)",
     )
     add_data(parser)
     parser.add_argument(
         "--split",
         default="dev-test",
-        choices=_SPLITS,
+        choices=SPLITS,
         help="clips to score (default: dev-test)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    add_out(parser, "score")
     parser.add_argument(
         "--protocol",
         choices=("study", "dcase", "both"),
@@ -157,7 +148,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "scores, thresholds and metrics with a warning, counted and listed in score.json "
         "(skip) (default: raise)",
     )
-    parser.add_argument("--digits", type=int, default=4, help="decimals in tables (default: 4)")
+    parser.add_argument(
+        "--digits", type=int, choices=range(13), default=4, metavar="{0..12}",
+        help="decimals in tables (default: 4)",
+    )  # fmt: skip
     add_progress(parser)
     parser.set_defaults(func=run)
 
@@ -191,15 +185,26 @@ def run(args: argparse.Namespace) -> int:
     from .._runtime import provenance, resolve_device
     from ..checkpoint import load_checkpoint
     from ..data.records import scan
-    from ..errors import DataError
-    from ..evaluation import score_checkpoint, train_split_for
+    from ..errors import CheckpointError, DataError
+    from ..workflows.evaluate import PROTOCOLS, score_checkpoint, train_split_for
 
-    root = data_root(args.data)
+    paths = (
+        [checkpoint_path(p) for p in args.checkpoint]
+        if args.checkpoint
+        else [checkpoint_path(None)]
+    )
+    root = data_root(args.data, (args.split, train_split_for(args.split)))
     device = resolve_device(args.device)
     out = ensure_writable_dir(args.out)
-    protocols = ("study", "dcase") if args.protocol == "both" else (args.protocol,)
-    labels = _labels(list(args.checkpoint), args.labels)
-    ckpts = [load_checkpoint(p) for p in args.checkpoint]  # fail early on a bad file
+    protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
+    labels = _labels(paths, args.labels)
+    ckpts = [load_checkpoint(p) for p in paths]  # fail early on a bad file
+    for path, ckpt in zip(paths, ckpts, strict=True):
+        if ckpt.backend is None and not args.fit_backend:
+            raise CheckpointError(
+                f"{path}: checkpoint has no fitted backend; run `asdxai fit-backend "
+                f"--checkpoint {path}` first, or pass --fit-backend"
+            )
 
     test_records = scan(root, args.split, ground_truth=args.ground_truth, machines=args.machines)
     train_split = train_split_for(args.split)
@@ -223,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     rows: dict[str, list[dict]] = {p: [] for p in protocols}
     summaries: dict[str, list[dict]] = {p: [] for p in protocols}
     single = len(ckpts) == 1
-    for path, label, ckpt in zip(args.checkpoint, labels, ckpts, strict=True):
+    for path, label, ckpt in zip(paths, labels, ckpts, strict=True):
         target = out if single else out / _safe(label)
         log.info("%s -> %s", path, target)
         res = score_checkpoint(
@@ -251,25 +256,27 @@ def run(args: argparse.Namespace) -> int:
             "ground_truth": None if args.ground_truth is None else str(args.ground_truth),
             "threshold_percentile": args.threshold_percentile,
             "threshold_source": f"{train_split} clip scores per section",
-            "thresholds": res["thresholds"],
-            "backend_fitted_here": res["backend_fitted_here"],
+            "thresholds": res.thresholds,
+            "backend_fitted_here": res.backend_fitted_here,
             "on_error": args.on_error,
-            "skipped_clips": res["skipped"],
-            "k_if_fitted_here": args.k if res["backend_fitted_here"] else None,
+            "skipped_clips": res.skipped,
+            "skipped_training_clips": res.skipped_train,
+            "k_if_fitted_here": args.k if res.backend_fitted_here else None,
             "seed": args.seed,
-            "summary": {p: ev.summary for p, ev in res["evaluations"].items()},
+            "summary": {p: ev.summary for p, ev in res.evaluations.items()},
             "provenance": provenance(device),
         }
         atomic_write_text(target / "score.json", json.dumps(info, indent=2) + "\n")
-        gone = set(res["skipped"])
+        gone = set(res.skipped)
         n_test = sum(str(r.path) not in gone for r in test_records)
         print(f"\n{label}: {n_test} clips scored -> {target}")
         if gone:
             print(
-                f"skipped {len(gone)} unreadable clip(s) (listed in {target / 'score.json'}), "
-                f"e.g. {res['skipped'][0]}"
+                f"skipped {len(gone)} unreadable clip(s), {len(res.skipped_train)} of them training "
+                f"clips (listed in {target / 'score.json'}), "
+                f"e.g. {res.skipped[0]}"
             )
-        for p, ev in res["evaluations"].items():
+        for p, ev in res.evaluations.items():
             print(f"\n[{p} protocol]")
             print(metrics.format_terminal(ev.table_rows(), digits=args.digits), end="")
             if p == "dcase":
@@ -289,4 +296,5 @@ def run(args: argparse.Namespace) -> int:
             paths = metrics.write_tables(table, out / f"summary_{p}", digits=args.digits)
             print(f"\n[{p} protocol, harmonic means over sections] -> {paths[0].with_suffix('')}")
             print(metrics.format_terminal(table, digits=args.digits), end="")
+    print(f"\nwrote results to {out}")
     return 0

@@ -2,7 +2,8 @@
 
 Settings come from (highest first) the command line, a recipe (``--recipe NAME_OR_PATH``, a JSON
 file in ``asdxai/recipes/``) and the study's defaults (:class:`asdxai.train.TrainConfig`,
-:class:`asdxai.nets.NetConfig`).
+:class:`asdxai.nets.NetConfig`). The k-means backend is fitted on the training clips at the end,
+so the checkpoint can be scored and explained at once (``--no-backend`` skips it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ._common import (
     add_data,
     add_device,
     add_progress,
-    default_data_root,
+    data_root,
     non_negative_float,
     positive_float,
     positive_int,
@@ -156,86 +157,76 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="an unreadable clip stops training with its error (raise), or is left out with a "
         "warning and counted (skip); skipped paths are stored in the checkpoint (default: raise)",
     )
+    parser.add_argument(
+        "--no-backend",
+        dest="backend",
+        action="store_false",
+        help="do not fit the k-means backend on the training clips after training (fit it "
+        "later with `asdxai fit-backend`)",
+    )
     add_device(parser)
     add_progress(parser)
     parser.set_defaults(func=run)
 
 
-def _resolve(args: argparse.Namespace) -> dict:
-    """Merge command line > recipe > defaults into one settings dict."""
-    from ..train import RECIPE_KEYS as keys
-    from ..train import load_recipe
+#: Options that override a recipe's settings (argparse dest = recipe key).
+_OVERRIDES = (
+    "loss", "classes", "per_section", "splits", "epochs", "batch_size", "lr", "weight_decay",
+    "mixup", "sub_clusters", "arch", "width", "embed_dim", "precision", "seed", "trials",
+)  # fmt: skip
 
-    recipe = load_recipe(args.recipe) if args.recipe else {}
-    settings = {k: v for k, v in recipe.items() if k in keys}
-    for key in keys:
-        value = getattr(args, key)
-        if value is not None:
-            settings[key] = value
-    return settings
+
+def _recipe(args: argparse.Namespace):
+    """Command line > recipe > defaults, as one :class:`asdxai.recipes.Recipe`."""
+    from ..recipes import Recipe
+
+    recipe = Recipe.load(args.recipe) if args.recipe else Recipe()
+    return recipe.with_overrides(
+        **{key: getattr(args, key) for key in _OVERRIDES if getattr(args, key) is not None}
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._atomic import ensure_writable_dir
+    from .._atomic import check_output_file
     from .._runtime import resolve_device
     from ..checkpoint import save_checkpoint
-    from ..data.records import scan
-    from ..nets import NetConfig
-    from ..train import TrainConfig, list_recipes, train_model
+    from ..recipes import list_recipes
+    from ..workflows.training import train_recipe, training_records, trial_paths
 
     if args.recipe == "list":
         for name, description in list_recipes().items():
             print(f"{name:45s} {description}")
         return 0
-    settings = _resolve(args)
-    data = args.data or default_data_root()
-    ensure_writable_dir(args.out.parent)  # fail now, not after hours of training
+    recipe = _recipe(args)
+    outs = trial_paths(args.out, recipe.trials)
+    for out in outs:  # fail now, not after hours of training
+        check_output_file(out)
+    data = data_root(args.data, recipe.splits)
     device = resolve_device(args.device)
     workers = args.workers
     if workers is None:
         workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
-    splits = settings.pop("splits", ["dev-train"])
-    records = []
-    for split in splits:
-        records += scan(data, split)
-    net_cfg = NetConfig(
-        arch=settings.get("arch", "dual"),
-        width=settings.get("width", 1.0),
-        embed_dim=settings.get("embed_dim"),
-    )
-    trials = settings.get("trials", 1)
-    seed0 = settings.get("seed", 0)
-    base = {
-        "loss": settings.get("loss", "sc-adacos"),
-        "task": settings.get("classes", "attribute"),
-        "per_section": settings.get("per_section", False),
-        "precision": settings.get("precision", "fp32"),
-        "num_workers": workers,
-        "splits": tuple(splits),
-    }
-    for key in ("epochs", "batch_size", "lr", "weight_decay", "mixup", "sub_clusters"):
-        if key in settings:
-            base[key] = settings[key]
+    records = training_records(data, recipe.splits)
 
     def on_epoch(key: str, epoch: int, stats: dict) -> None:
         from ..train import format_stats
 
-        print(f"[{key}] epoch {epoch}/{cfg.epochs}: {format_stats(stats)}", flush=True)
+        print(f"[{key}] epoch {epoch}/{recipe.train_config().epochs}: {format_stats(stats)}",
+              flush=True)  # fmt: skip
 
-    for trial in range(trials):
-        cfg = TrainConfig(**base, seed=seed0 + trial)
-        out = args.out
-        if trials > 1:
-            out = out.with_name(f"{out.stem}_trial{trial}{out.suffix or '.pt'}")
-        if trials > 1:
-            print(f"trial {trial + 1}/{trials} (seed {cfg.seed})", flush=True)
-        ckpt = train_model(
-            records, None, net_cfg, cfg, device=device, progress=args.progress, callback=on_epoch,
-            on_error=args.on_error,
+    for trial, out in enumerate(outs):
+        seed = recipe.seed + trial
+        if len(outs) > 1:
+            print(f"trial {trial + 1}/{len(outs)} (seed {seed})", flush=True)
+        ckpt = train_recipe(
+            recipe, data, seed=seed, device=device, fit_backend=args.backend,
+            num_workers=workers, progress=args.progress, on_epoch=on_epoch,
+            on_error=args.on_error, records=records,
         )  # fmt: skip
         save_checkpoint(ckpt, out)
         skipped = ckpt.provenance.get("skipped_clips", [])
         if skipped:
             print(f"skipped {len(skipped)} unreadable clip(s), e.g. {skipped[0]}", flush=True)
-        print(f"wrote {out}", flush=True)
+        fitted = "with its fitted backend" if ckpt.backend is not None else "without a backend"
+        print(f"wrote {out} ({fitted})", flush=True)
     return 0

@@ -13,7 +13,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ._common import add_data, add_device, add_progress, add_seed, positive_float, positive_int
+from ..data.records import SPLITS
+from ._common import (
+    add_data,
+    add_device,
+    add_out,
+    add_progress,
+    add_seed,
+    checkpoint_path,
+    data_root,
+    positive_float,
+    positive_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="PT",
         help="one or more checkpoints (model.pt); several give a multi-panel figure (default: "
-        "$ASDXAI_CHECKPOINT, else the bundled asdxai/bundled/model.pt)",
+        "$ASDXAI_CHECKPOINT, else the bundled SC-AdaCos model)",
     )
     parser.add_argument(
         "--labels",
@@ -66,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--split",
         default="dev-test",
-        choices=("dev-train", "dev-test", "eval-train", "eval-test"),
+        choices=SPLITS,
         help="which clips to embed; needs normal/anomaly labels (default: dev-test)",
     )
     parser.add_argument(
@@ -76,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="TYPE",
         help="only these machine types (default: all in the split)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    add_out(parser, "tsne")
     parser.add_argument(
         "--color-by",
         choices=tuple(_COLOR_BY),
@@ -118,7 +129,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--n-jobs",
         type=int,
         default=1,
-        help="threads for the t-SNE neighbour search and gradients (-1 = all cores) (default: 1)",
+        help="threads for the t-SNE neighbour search and gradients, capped at the machine's "
+        "cores (-1 = all cores) (default: 1)",
     )
     add_seed(parser)
     add_device(parser)
@@ -183,9 +195,7 @@ def _default_labels(paths: list[Path]) -> list[str]:
 def _plan(args: argparse.Namespace) -> list[tuple[str, list[tuple[str, Path]]]]:
     """Groups of (row label, [(file label, checkpoint), ...])."""
     from ..errors import ConfigError
-    from ._common import default_checkpoint
-
-    ckpts: list[Path] = list(args.checkpoint or [default_checkpoint()])
+    ckpts: list[Path] = [checkpoint_path(p) for p in args.checkpoint or [None]]
     if args.trials:
         if len(ckpts) % args.group_size:
             raise ConfigError(
@@ -214,17 +224,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, list[tuple[str, Path]]]]:
     files = [_safe(f) for _, g in plan for f, _ in g]
     if len(set(files)) != len(files):
         raise ConfigError("--labels: labels must be distinct (they name the output files)")
-    for _, g in plan:
-        for _, p in g:
-            if not p.is_file():
-                raise ConfigError(f"--checkpoint {p}: no such file")
     return plan
-
-
-def _data_root(args: argparse.Namespace) -> Path:
-    from ._common import default_data_root
-
-    return args.data if args.data is not None else default_data_root()
 
 
 def _md_table(rows: list[dict[str, Any]]) -> str:
@@ -239,32 +239,27 @@ def _md_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from .._atomic import atomic_write_text, ensure_writable_dir
     from .._runtime import provenance, resolve_device
     from ..checkpoint import load_checkpoint
     from ..data.records import scan
     from ..embed import (
-        EmbeddingCache,
         TSNEConfig,
         anomaly_mask,
-        file_sha256,
         format_report,
         load_result,
         records_meta,
         reference_embedding,
-        run_tsne,
         save_result,
         trial_table,
         write_distances_csv,
         write_report_csv,
     )
-    from ..inference import embed_records
+    from ..embedding_cache import EmbeddingCache
     from ..plots.tsne import plot_tsne, plot_tsne_panels, save_figure
+    from ..workflows.embedding import project_split
 
-    if getattr(args, "verbose", 0) < 2:  # openTSNE logs every method choice at INFO
-        logging.getLogger("openTSNE").setLevel(logging.WARNING)
     plan = _plan(args)
     cfg = TSNEConfig(
         perplexity=args.perplexity,
@@ -275,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_jobs=args.n_jobs,
     )
-    root = _data_root(args)
+    root = data_root(args.data, (args.split,))
     records = scan(root, args.split, machines=args.machines)
     meta = records_meta(records)
     anomaly_mask(meta["label"])  # fail now, not after embedding: no labels / no anomalies
@@ -284,7 +279,6 @@ def run(args: argparse.Namespace) -> int:
     prov = provenance(device)
     cache = EmbeddingCache(args.cache or out / "embedding_cache.h5") if args.use_cache else None
     color_key = _COLOR_BY[args.color_by]
-    paths = [r.path for r in records]
 
     reference = None
     ref_info: dict[str, Any] = {}
@@ -309,26 +303,18 @@ def run(args: argparse.Namespace) -> int:
     for row_label, group in plan:
         for file_label, ckpt_path in group:
             ckpt = load_checkpoint(ckpt_path)
-            sha = file_sha256(ckpt_path)
-            if ref_info.get("checkpoint_sha256") and ref_info["checkpoint_sha256"] != sha:
+            result = project_split(
+                ckpt_path, records, config=cfg, device=device, batch_size=args.batch_size,
+                cache=cache, reference=reference, name=file_label, progress=args.progress,
+                ckpt=ckpt,
+            )  # fmt: skip
+            if ref_info.get("checkpoint_sha256") not in (None, "", result.checkpoint["sha256"]):
                 log.warning(
                     "%s: a different checkpoint than the reference %s; the two embedding "
                     "spaces are not aligned, so positions are not comparable",
                     ckpt_path,
                     args.transform,
                 )
-
-            def compute(ckpt: Any = ckpt) -> np.ndarray:
-                return embed_records(
-                    ckpt, records, device, batch_size=args.batch_size, progress=args.progress
-                )
-
-            if cache is not None:
-                emb = cache.get_or_compute(ckpt_path, paths, compute, {"split": args.split})
-            else:
-                emb = compute()
-            result = run_tsne(emb, meta, cfg, reference=reference, name=file_label)
-            result.checkpoint = {"path": str(ckpt_path), "sha256": sha}
             result.provenance = {**prov, "split": args.split, "data": str(root)}
             result.reference = ref_info
             stem = out / _safe(file_label)

@@ -21,7 +21,6 @@ rename), so a killed run leaves either the previous file or the new one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ import h5py
 import numpy as np
 
 from .._atomic import atomic_path
+from .._io import json_default
 from ..errors import ResultError
 from .masks import RISEMaskConfig
 from .rise import RISEResult
@@ -45,25 +45,6 @@ _SCALARS = (
     "agreement", "n_even", "n_odd", "score_sum", "score_sq_sum", "next_block",
     "complete", "stopped_early", "precision", "elapsed_s",
 )  # fmt: skip
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file (for recording which checkpoint produced a map)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while data := fh.read(chunk):
-            h.update(data)
-    return h.hexdigest()
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.integer, np.floating)):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def save_result(
@@ -103,8 +84,8 @@ def save_result(
             for key, value in result.mask_config.to_dict().items():
                 group.attrs[key] = value
             meta = {k: v for k, v in result.meta.items() if k != "provenance"}
-            h5.attrs["meta"] = json.dumps(meta, default=_json_default)
-            h5.attrs["provenance"] = json.dumps(provenance or {}, default=_json_default)
+            h5.attrs["meta"] = json.dumps(meta, default=json_default)
+            h5.attrs["provenance"] = json.dumps(provenance or {}, default=json_default)
     log.debug("wrote %s (%d masks, complete=%s)", path, result.n_masks, result.complete)
     return path
 

@@ -12,9 +12,10 @@ low values regions whose presence lowers it (normal).
 How the work is organised
 -------------------------
 * Masks come in fixed blocks keyed by (seed, block index); exactly n_masks are
-  used: the last block is truncated to its first n_masks mod block_size masks. The N x T x F mask stack is never built: each batch builds its
-  masked inputs from its factors t (B, T) and f (B, F) on the device, and the
-  weighted sum Σ sᵢ tᵢ fᵢᵀ is one matrix product Tᵀ diag(s) F per batch, in float32;
+  used: the last block is truncated to its first n_masks mod block_size masks.
+  The N x T x F mask stack is never built: each batch builds its masked inputs
+  from its factors t (B, T) and f (B, F) on the device, and the weighted sum
+  Σ sᵢ tᵢ fᵢᵀ is one matrix product Tᵀ diag(s) F per batch, in float32;
   block sums are added in float64 and in block order.
 * A batch is either part of one block (batch_size < block_size) or a run of whole
   blocks (batch_size ≥ block_size, rounded down to a multiple of the block size),

@@ -1,15 +1,97 @@
-"""Evaluate a checkpoint on a split: anomaly scores, decision thresholds, DCASE files, metrics.
+"""Score a checkpoint on a split: backend fitting from disk, anomaly scores, decision
+thresholds, the organisers' files and the metric tables.
 
-The library body of ``asdxai score`` (also used by the demo and the figure scripts).
+The library body of ``asdxai score`` and ``asdxai fit-backend``, also used by ``asdxai train``
+(which fits the backend of every model it writes), the demo and the figure scripts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..errors import CheckpointError, DataError
+
 log = logging.getLogger(__name__)
+
+#: The evaluation protocols: the study's own code, and the organisers' evaluator.
+PROTOCOLS = ("study", "dcase")
+
+
+@dataclasses.dataclass
+class ScoreReport:
+    """What scoring a checkpoint on a split produced.
+
+    Attributes
+    ----------
+    records : the scored clips (unreadable ones left out with ``on_error="skip"``)
+    scores : np.ndarray [shape=(N,)], anomaly score per record (higher = more anomalous)
+    evaluations : protocol -> :class:`asdxai.metrics.Evaluation` (labelled sections only)
+    thresholds : section -> decision threshold, or None without training clips
+    files : every file written
+    backend_fitted_here : True when the backend was fitted in memory for this run
+    skipped : paths of clips left out as unreadable (training and test)
+    skipped_train : the training clips among ``skipped``
+    """
+
+    records: list
+    scores: np.ndarray
+    evaluations: dict[str, Any]
+    thresholds: dict[str, float] | None
+    files: list[Path]
+    backend_fitted_here: bool = False
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    skipped_train: list[str] = dataclasses.field(default_factory=list)
+
+
+def fit_backend(
+    ckpt: Any,
+    records: Sequence[Any],
+    *,
+    device: Any = "auto",
+    k: int = 16,
+    seed: int = 0,
+    n_init: int = 5,
+    batch_size: int = 64,
+    progress: bool = True,
+    num_workers: int = 0,
+    **backend_options: Any,
+) -> Any:
+    """Embed training clips from disk, fit the k-means backend, return the checkpoint with it.
+
+    Parameters
+    ----------
+    ckpt : Checkpoint
+    records : sequence of ClipRecord
+        Training clips (``subset == "train"``, e.g. ``scan(root, "dev-train")``); normal
+        source-domain clips feed k-means, target-domain clips are kept as references. Test
+        clips and anomalous clips are ignored.
+    device, batch_size, progress, num_workers
+        Passed to :func:`asdxai.inference.embed_records`.
+    k, seed, n_init, backend_options
+        :func:`asdxai.scoring.backend_from_embeddings` settings.
+
+    Returns
+    -------
+    Checkpoint
+        A copy of ``ckpt`` with ``backend`` set (the input is not modified).
+    """
+    from ..inference import embed_records
+    from ..scoring import backend_from_embeddings
+
+    train = [r for r in records if r.subset == "train" and r.label in (None, "normal")]
+    if not train:
+        raise DataError("no training clips to fit the backend on (use a *-train split)")
+    emb = embed_records(
+        ckpt, train, device, batch_size=batch_size, progress=progress, num_workers=num_workers
+    )
+    backend = backend_from_embeddings(train, emb, k=k, seed=seed, n_init=n_init, **backend_options)
+    return dataclasses.replace(ckpt, backend=backend.to_dict())
 
 
 def train_split_for(split: str) -> str:
@@ -22,7 +104,8 @@ def score_checkpoint(
     test_records: list,
     train_records: list | None,
     out_dir: Path,
-    protocols: tuple[str, ...] = ("study", "dcase"),
+    *,
+    protocols: tuple[str, ...] = PROTOCOLS,
     threshold_percentile: float = 90.0,
     device: str = "auto",
     batch_size: int = 64,
@@ -33,29 +116,21 @@ def score_checkpoint(
     seed: int = 0,
     digits: int = 4,
     on_error: str = "raise",
-) -> dict[str, Any]:
+) -> ScoreReport:
     """Score test clips with one checkpoint and write the organisers' files and metric tables.
 
-    Returns
-    -------
-    dict
-        ``{"evaluations": {protocol: Evaluation}, "thresholds": {section: float},
-        "files": [Path, ...], "backend_fitted_here": bool, "skipped": [str, ...]}``.
-        With ``on_error="skip"`` unreadable clips are left out of the thresholds, the files
-        and the metrics, and listed (paths) under ``"skipped"``.
+    With ``on_error="skip"`` unreadable clips are left out of the thresholds, the files and
+    the metrics, and listed in the report. A checkpoint without a backend is refused unless
+    ``fit_missing_backend`` (then it is fitted in memory on ``train_records``).
     """
-    import dataclasses
-
-    import numpy as np
-
-    from . import metrics
-    from .errors import CheckpointError, DataError
-    from .inference import embed_records, score_records
-    from .scoring import AnomalyScorer, KMeansBackend, backend_from_embeddings
+    from .. import metrics
+    from ..inference import embed_records, score_records
+    from ..scoring import AnomalyScorer, KMeansBackend, backend_from_embeddings
 
     fitted_here = False
     train_scores = None
     skipped: list[str] = []
+    skipped_train: list[str] = []
     test_sections = {r.section_key for r in test_records}
     if train_records:
         # only the sections being scored; the checkpoint must know them
@@ -66,7 +141,8 @@ def score_checkpoint(
             on_error=on_error,
         )  # fmt: skip
         ok = ~np.isnan(emb).any(axis=1)
-        skipped += [str(r.path) for r, good in zip(train_records, ok, strict=True) if not good]
+        skipped_train = [str(r.path) for r, good in zip(train_records, ok, strict=True) if not good]
+        skipped += skipped_train
         if not ok.all():
             train_records = [r for r, good in zip(train_records, ok, strict=True) if good]
             emb = emb[ok]
@@ -84,11 +160,11 @@ def score_checkpoint(
             for key, idx in by_sec.items():
                 train_scores[idx] = backend.score(emb[idx], key)
     elif ckpt.backend is None and fit_missing_backend:
-        raise DataError("--fit-backend needs the training split, but it has no clips")
+        raise DataError("fitting the backend needs training clips, but there are none")
     if ckpt.backend is None:
         raise CheckpointError(
-            "checkpoint has no fitted backend; run `asdxai fit-backend --checkpoint MODEL.pt "
-            "--data ROOT` first, or pass --fit-backend"
+            "checkpoint has no fitted backend; fit one on the training clips first (or let "
+            "scoring fit it in memory)"
         )
     scorer = AnomalyScorer.from_checkpoint(ckpt, device)
     scores = score_records(
@@ -129,7 +205,7 @@ def score_checkpoint(
         if labelled != test_sections:
             log.warning(
                 "%d section(s) have unlabeled clips and are left out of the metrics "
-                "(pass --ground-truth): %s",
+                "(no ground truth for them): %s",
                 len(test_sections - labelled),
                 ", ".join(sorted(test_sections - labelled)[:5]),
             )
@@ -143,11 +219,13 @@ def score_checkpoint(
             )
     else:
         log.info("no labels for the %s clips: wrote the score files only", len(test_records))
-    return {
-        "evaluations": evaluations,
-        "thresholds": thresholds,
-        "files": files,
-        "backend_fitted_here": fitted_here,
-        "skipped": list(dict.fromkeys(skipped)),
-        "scores": scores,
-    }
+    return ScoreReport(
+        records=list(test_records),
+        scores=scores,
+        evaluations=evaluations,
+        thresholds=thresholds,
+        files=files,
+        backend_fitted_here=fitted_here,
+        skipped=list(dict.fromkeys(skipped)),
+        skipped_train=skipped_train,
+    )

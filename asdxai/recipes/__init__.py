@@ -1,0 +1,168 @@
+"""Training recipes: one JSON file per row of the study's Table II, shipped as package data.
+
+A recipe names the loss, the auxiliary classes, the encoder and the training settings of one
+model; :class:`Recipe` loads one (by name from ``$ASDXAI_MODELS`` or this folder, or from a
+path), applies overrides and produces the :class:`~asdxai.nets.NetConfig` and
+:class:`~asdxai.train.TrainConfig` it stands for. The CLI, the figure scripts and the bundled
+models all go through it, so a recipe means the same thing everywhere.
+
+Keys: every field of ``NetConfig`` and ``TrainConfig`` by name (``classes`` is accepted for
+``task``), ``trials``, ``backend`` (the k-means backend variant) and the descriptive
+``description``, ``dataset``, ``table_row``, ``n_classes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+#: Folder of the shipped recipes (this package).
+RECIPE_DIR = Path(__file__).resolve().parent
+#: Environment variable naming an extra folder searched first.
+RECIPES_ENV = "ASDXAI_MODELS"
+_DESCRIPTIVE = ("description", "dataset", "table_row", "n_classes")
+_ALIASES = {"classes": "task"}
+_EXTRA = ("trials", "backend")
+
+
+def _net_fields() -> set[str]:
+    from ..nets import NetConfig
+
+    return {f.name for f in dataclasses.fields(NetConfig)}
+
+
+def _train_fields() -> set[str]:
+    from ..train import TrainConfig
+
+    return {f.name for f in dataclasses.fields(TrainConfig)} - {"num_workers"}
+
+
+def setting_keys() -> set[str]:
+    """Every key a recipe may set (besides the descriptive ones)."""
+    return _net_fields() | _train_fields() | set(_EXTRA)
+
+
+def _dirs() -> list[Path]:
+    extra = os.environ.get(RECIPES_ENV)
+    return ([Path(extra)] if extra else []) + [RECIPE_DIR]
+
+
+def list_recipes() -> dict[str, str]:
+    """``{name: description}`` of the recipes in ``$ASDXAI_MODELS`` and the shipped folder."""
+    found: dict[str, str] = {}
+    for folder in _dirs():
+        for path in sorted(folder.glob("*.json")):
+            if path.stem not in found:
+                try:
+                    found[path.stem] = json.loads(path.read_text()).get("description", "")
+                except (OSError, ValueError, AttributeError):
+                    found[path.stem] = "(unreadable)"
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A named set of training settings.
+
+    Attributes
+    ----------
+    name : recipe name (file stem), or ``"custom"``
+    settings : setting key -> value (``classes`` already renamed to ``task``)
+    info : the descriptive keys (description, dataset, table_row, n_classes)
+    """
+
+    name: str = "custom"
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        settings = {_ALIASES.get(k, k): v for k, v in dict(self.settings).items()}
+        unknown = sorted(set(settings) - setting_keys())
+        if unknown:
+            raise ConfigError(f"recipe {self.name!r}: unknown keys: {', '.join(unknown)}")
+        object.__setattr__(self, "settings", settings)
+        object.__setattr__(self, "info", dict(self.info))
+        self.net_config()  # validate now, not after loading data
+        self.train_config()
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike) -> Recipe:
+        """Read a recipe: a path to a ``.json`` file, or a name looked up in the recipe folders."""
+        path = Path(name_or_path)
+        if not path.is_file():
+            for folder in _dirs():
+                if (folder / f"{name_or_path}.json").is_file():
+                    path = folder / f"{name_or_path}.json"
+                    break
+            else:
+                known = ", ".join(list_recipes()) or "none found"
+                raise ConfigError(f"unknown recipe {str(name_or_path)!r}; known recipes: {known}")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read recipe ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a recipe must be a JSON object")
+        info = {k: data.pop(k) for k in _DESCRIPTIVE if k in data}
+        try:
+            return cls(path.stem, data, info)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: invalid recipe ({exc})") from None
+
+    def with_overrides(self, **overrides: Any) -> Recipe:
+        """A copy with ``overrides`` applied (``None`` values leave a setting as it is)."""
+        given = {_ALIASES.get(k, k): v for k, v in overrides.items() if v is not None}
+        return Recipe(self.name, {**self.settings, **given}, self.info)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """Training splits (default: dev-train)."""
+        return tuple(self.settings.get("splits", ("dev-train",)))
+
+    @property
+    def trials(self) -> int:
+        return int(self.settings.get("trials", 1))
+
+    @property
+    def seed(self) -> int:
+        return int(self.settings.get("seed", 0))
+
+    @property
+    def backend(self) -> str | None:
+        """k-means backend variant, None = the library default."""
+        return self.settings.get("backend")
+
+    def net_config(self):
+        """The encoder settings (:class:`~asdxai.nets.NetConfig`)."""
+        from ..nets import NetConfig
+
+        kw = {k: v for k, v in self.settings.items() if k in _net_fields()}
+        if "stage_channels" in kw:
+            kw["stage_channels"] = tuple(kw["stage_channels"])
+        try:
+            return NetConfig(**kw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"recipe {self.name!r}: {exc}") from None
+
+    def train_config(self, *, seed: int | None = None, num_workers: int = 0):
+        """The training settings (:class:`~asdxai.train.TrainConfig`) for one trial's seed."""
+        from ..train import TrainConfig
+
+        kw = {k: v for k, v in self.settings.items() if k in _train_fields()}
+        kw["seed"] = self.seed if seed is None else int(seed)
+        kw["splits"] = self.splits
+        try:
+            return TrainConfig(**kw, num_workers=num_workers)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"recipe {self.name!r}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Settings as stored in JSON (with the descriptive keys)."""
+        return {**self.info, **{k: list(v) if isinstance(v, tuple) else v
+                                for k, v in self.settings.items()}}  # fmt: skip
