@@ -2,8 +2,8 @@
 
 One row per ``synthetic-small-*`` recipe in ``asdxai/recipes/`` (the eight DCASE2022 rows of the
 study at width 0.25, plus the two spectrogram-only models of Fig. 4), ``--trials`` seeds each,
-scored on dev-test with the study's protocol (a domain's AUC/pAUC from that domain's normal and anomalous
-clips) and the DCASE organisers' protocol; mean ± std over trials. Writes
+scored on dev-test with the study's protocol (a domain's AUC/pAUC from that domain's normal and
+anomalous clips) and the DCASE organisers' protocol; mean ± std over trials. Writes
 ``table2_performance_<protocol>.{csv,md,tex}`` and ``table2_performance.json`` (per trial).
 
     python figures/table2_performance.py [--data ROOT] [--out DIR] [--device cpu] [--quick]

@@ -38,7 +38,10 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         spec, box = _problem()
         # 5 blocks over 2 ranks, uneven last round; the ranks ask for different batch sizes
         # (they agree on the smaller one for the block assignment)
-        res = RISE(box, CFG).attribute(spec, n_masks=500, seed=4, estimator="centered", execution=RISEExecution(batch_size=300 if rank == 0 else 200, distributed=ctx))  # fmt: skip
+        res = RISE(box, CFG).attribute(
+            spec, n_masks=500, seed=4, estimator="centered",
+            execution=RISEExecution(batch_size=300 if rank == 0 else 200, distributed=ctx),
+        )  # fmt: skip
         np.save(f"{out}/rank{rank}.npy", res.importance)
         np.save(f"{out}/rank{rank}_n.npy", np.array([res.n_masks, res.next_block]))
     finally:

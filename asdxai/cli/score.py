@@ -272,8 +272,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{label}: {n_test} clips scored -> {target}")
         if gone:
             print(
-                f"skipped {len(gone)} unreadable clip(s), {len(res.skipped_train)} of them training "
-                f"clips (listed in {target / 'score.json'}), "
+                f"skipped {len(gone)} unreadable clip(s), {len(res.skipped_train)} of them "
+                f"training clips (listed in {target / 'score.json'}), "
                 f"e.g. {res.skipped[0]}"
             )
         for p, ev in res.evaluations.items():
