@@ -51,6 +51,20 @@ def test_same_seed_same_bytes_and_parallel_equals_serial(tiny, tmp_path):
     assert _digest(tiny) == _digest(again)
 
 
+def test_tree_grown_part_by_part_equals_the_whole_tree(tiny, tmp_path):
+    from asdxai.data.synth import missing_splits
+
+    grown = generate(tmp_path / "g", TINY, seed=0, workers=1, progress=False, splits=["dev-test"])
+    assert missing_splits(grown, ["dev-test", "eval-test"]) == []
+    assert missing_splits(grown, ["dev-train"]) == ["train"]
+    assert not list(grown.rglob("train/*.wav")) and (grown / "anomaly_masks.h5").is_file()
+    generate(grown, TINY, seed=0, workers=1, progress=False, splits=["eval-train"])
+    assert missing_splits(grown) == []
+    assert _digest(grown) == _digest(tiny)
+    with pytest.raises(ConfigError, match="unknown split"):
+        generate(tmp_path / "h", TINY, seed=0, progress=False, splits=["dev-tset"])
+
+
 def test_different_seed_different_clips(tiny, tmp_path):
     other = generate(tmp_path / "s1", TINY, seed=1, workers=1, progress=False)
     a, b = _digest(tiny), _digest(other)

@@ -124,12 +124,14 @@ full      7         3 + 3         10.0       990 src + 10 tgt 50 + 50         50
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import logging
 import os
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,6 +154,7 @@ from .components import (
     component_truth,
     encode_level,
 )
+from .records import SPLITS
 from .synth_sounds import (
     MACHINES,
     SR,
@@ -514,84 +517,9 @@ def _resolve(preset: str | PresetConfig) -> PresetConfig:
     return PRESETS[preset]
 
 
-def generate(
-    out: str | os.PathLike,
-    preset: str | PresetConfig = "mini",
-    seed: int = 0,
-    workers: int | None = None,
-    progress: bool = True,
-) -> Path:
-    """Write a synthetic tree in the DCASE2022 Task 2 layout.
-
-    Parameters
-    ----------
-    out : path, output directory (created; files of an earlier run with the same
-        preset and seed are overwritten, a tree of another preset is refused)
-    preset : "mini" | "small" | "full" or a :class:`PresetConfig`
-    seed : int, seeds every clip as ``np.random.default_rng([seed, clip_index])``
-    workers : int or None, processes (None: up to 2, bounded by the CPU count; 1: serial).
-        The bytes written do not depend on it.
-    progress : bool, show a tqdm bar
-
-    Returns
-    -------
-    Path of the tree (``out``).
-    """
-    cfg = _resolve(preset)
-    out = ensure_writable_dir(out)
-    meta_path = out / "synth.json"
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        if old.get("preset") != cfg.to_dict() or old.get("seed") != seed:
-            raise ConfigError(
-                f"{out} already holds a synthetic tree with another preset or seed; "
-                "choose an empty directory"
-            )
-    elif (out / "dev_data").exists() or (out / "eval_data").exists():
-        raise ConfigError(f"{out} already holds a DCASE tree that is not synthetic; choose another")
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1)
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
-    jobs = _jobs(cfg, seed)
-    for d in sorted({str(Path(j.rel).parent) for j in jobs}):
-        (out / d).mkdir(parents=True, exist_ok=True)
-    n = cfg.n_samples
-    chunk = 8
-    batches = [(str(out), seed, n, jobs[i : i + chunk]) for i in range(0, len(jobs), chunk)]
-    log.info(
-        "writing %d clips (%s preset, %.1f s each) to %s", len(jobs), cfg.name, cfg.duration_s, out
-    )
-    results = []
-    by_rel = {j.rel: j for j in jobs}
-    feat = cfg.feature_config()
-    bar = tqdm(total=len(jobs), desc="synth", unit="clip", disable=not progress)
-    # components are written as clips arrive (in job order, so serial and parallel runs
-    # write the same bytes): the `full` preset's would not fit in memory at once
-    with (
-        atomic_path(out / COMPONENTS_FILE) as comp_tmp,
-        h5py.File(comp_tmp, "w", track_order=True) as comp,
-    ):
-        _components_header(comp, cfg)
-
-        def keep(res: list[tuple]) -> None:
-            for rel, packed, shape, anomaly, parts in res:
-                results.append((rel, packed, shape, anomaly))
-                if parts is not None:
-                    _write_components(comp, by_rel[rel], parts, (feat.n_frames, feat.n_bins))
-            bar.update(len(res))
-
-        try:
-            if workers == 1:
-                for b in batches:
-                    keep(_work(b))
-            else:
-                with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-                    for res in pool.map(_work, batches):
-                        keep(res)
-        finally:
-            bar.close()
-    _write_csvs(out, jobs)
+def _write_masks(out: Path, results: list[tuple], by_rel: dict, cfg: PresetConfig,
+                 feat: FeatureConfig) -> None:  # fmt: skip
+    """``anomaly_masks.h5``: one ``(T, F)`` bool dataset per anomalous test clip."""
     with atomic_path(out / "anomaly_masks.h5") as tmp:
         with h5py.File(tmp, "w", track_order=True) as h5:
             h5.attrs["rule"] = MASK_RULE
@@ -623,6 +551,119 @@ def generate(
                 ds.attrs["section"] = f"{job.section:02d}"
                 ds.attrs["domain"] = job.domain
                 ds.attrs["full_name"] = job.full_name
+
+
+#: The parts a tree is generated in: the test clips (with their ground-truth files) and the
+#: training clips. A split needs the part of its subset.
+PARTS = ("test", "train")
+
+
+def _parts_for(splits: Sequence[str] | None) -> tuple[str, ...]:
+    if splits is None:
+        return PARTS
+    bad = [s for s in splits if s not in SPLITS]
+    if bad:
+        raise ConfigError(f"unknown split(s) {bad}; choose from {', '.join(SPLITS)}")
+    return tuple(p for p in PARTS if any(s.endswith(f"-{p}") for s in splits))
+
+
+def missing_splits(root: str | os.PathLike, splits: Sequence[str] | None = None) -> list[str]:
+    """The parts (``test``, ``train``) of ``splits`` (None = all) a synthetic tree lacks."""
+    meta = json.loads((Path(root) / "synth.json").read_text())
+    have = meta.get("parts", list(PARTS))  # trees written before parts existed are whole
+    return [p for p in _parts_for(splits) if p not in have]
+
+
+def generate(
+    out: str | os.PathLike,
+    preset: str | PresetConfig = "mini",
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+    splits: Sequence[str] | None = None,
+) -> Path:
+    """Write a synthetic tree in the DCASE2022 Task 2 layout.
+
+    Parameters
+    ----------
+    out : path, output directory (created; files of an earlier run with the same
+        preset and seed are overwritten, a tree of another preset is refused)
+    preset : "mini" | "small" | "full" or a :class:`PresetConfig`
+    seed : int, seeds every clip as ``np.random.default_rng([seed, clip_index])``
+    workers : int or None, processes (None: up to 2, bounded by the CPU count; 1: serial).
+        The bytes written do not depend on it.
+    progress : bool, show a tqdm bar
+    splits : the splits to write (None = all). The tree is written in two parts, the test
+        clips with their ground-truth files and the training clips; a part already in the tree
+        is kept, so a tree grown part by part has the same bytes as one written at once.
+
+    Returns
+    -------
+    Path of the tree (``out``).
+    """
+    cfg = _resolve(preset)
+    out = ensure_writable_dir(out)
+    meta_path = out / "synth.json"
+    wanted = _parts_for(splits)
+    have: list[str] = []
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        same = old.get("preset") == json.loads(json.dumps(cfg.to_dict()))
+        if not same or old.get("seed") != seed:
+            raise ConfigError(
+                f"{out} already holds a synthetic tree with another preset or seed; "
+                "choose an empty directory"
+            )
+        have = [p for p in old.get("parts", PARTS) if p not in wanted]
+    elif (out / "dev_data").exists() or (out / "eval_data").exists():
+        raise ConfigError(f"{out} already holds a DCASE tree that is not synthetic; choose another")
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    all_jobs = _jobs(cfg, seed)
+    jobs = [j for j in all_jobs if j.rel.split("/")[2] in wanted]
+    for d in sorted({str(Path(j.rel).parent) for j in jobs}):
+        (out / d).mkdir(parents=True, exist_ok=True)
+    n = cfg.n_samples
+    chunk = 8
+    batches = [(str(out), seed, n, jobs[i : i + chunk]) for i in range(0, len(jobs), chunk)]
+    log.info(
+        "writing %d clips (%s preset, %.1f s each) to %s", len(jobs), cfg.name, cfg.duration_s, out
+    )
+    results = []
+    by_rel = {j.rel: j for j in jobs}
+    feat = cfg.feature_config()
+    bar = tqdm(total=len(jobs), desc="synth", unit="clip", disable=not progress)
+    # components are written as clips arrive (in job order, so serial and parallel runs
+    # write the same bytes): the `full` preset's would not fit in memory at once
+    with contextlib.ExitStack() as stack:
+        comp = None
+        if "test" in wanted:  # the ground-truth files belong to the test part
+            comp_tmp = stack.enter_context(atomic_path(out / COMPONENTS_FILE))
+            comp = stack.enter_context(h5py.File(comp_tmp, "w", track_order=True))
+            _components_header(comp, cfg)
+
+        def keep(res: list[tuple]) -> None:
+            for rel, packed, shape, anomaly, parts in res:
+                results.append((rel, packed, shape, anomaly))
+                if parts is not None and comp is not None:
+                    _write_components(comp, by_rel[rel], parts, (feat.n_frames, feat.n_bins))
+            bar.update(len(res))
+
+        try:
+            if workers == 1:
+                for b in batches:
+                    keep(_work(b))
+            else:
+                with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+                    for res in pool.map(_work, batches):
+                        keep(res)
+        finally:
+            bar.close()
+    _write_csvs(out, all_jobs)
+    if "test" in wanted:
+        _write_masks(out, results, by_rel, cfg, feat)
     meta = {
         "generator": "asdxai.data.synth",
         "generator_version": GENERATOR_VERSION,
@@ -634,8 +675,8 @@ def generate(
         "n_samples": n,
         "spectrogram_shape": [feat.n_frames, feat.n_bins],
         "counts": cfg.counts(),
-        "n_clips": len(jobs),
-        "n_anomalous_masks": sum(1 for r in results if r[1] is not None),
+        "n_clips": len(all_jobs),
+        "parts": [p for p in PARTS if p in wanted or p in have],
         "mask_rule": MASK_RULE,
         "mask_threshold_db": MASK_THRESHOLD_DB,
         "machine_to_background_db": list(MBR_RANGE_DB),

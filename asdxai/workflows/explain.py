@@ -153,17 +153,26 @@ def top_anomalous_clips(records: Sequence[Any], scores: Any, n: int = 2) -> list
 def map_measures(importance: np.ndarray, clip: str | os.PathLike) -> dict[str, float]:
     """Measures of where a map looks, against whatever ground truth the clip has.
 
-    With an anomaly mask (synthetic trees: ``anomaly_masks.h5``): pixel AUC and pointing game.
-    Empty for a clip without ground truth.
+    On a synthetic tree: the pixel AUC and pointing game against the anomaly mask (anomalous
+    clips) and the machine focus, signed machine correlation and background-event share
+    against the machine / background components (:func:`asdxai.explain.focus.map_focus`).
+    Measures without ground truth are left out; empty for a clip outside a synthetic tree.
     """
     from ..data.anomaly_masks import load_anomaly_mask
-    from ..explain.faithfulness import localisation
+    from ..data.components import load_components
+    from ..explain.focus import map_focus
 
-    out: dict[str, float] = {}
     truth = load_anomaly_mask(clip)
-    if truth is not None and truth.shape == importance.shape and truth.any() and not truth.all():
-        out.update({k: float(v) for k, v in localisation(importance, truth).items()})
-    return out
+    parts = load_components(clip)
+    if truth is not None and truth.shape != importance.shape:
+        truth = None
+    if parts is not None and parts.level_db.shape != importance.shape:
+        parts = None
+    focus = map_focus(
+        importance, truth,
+        None if parts is None else parts.level_db, None if parts is None else parts.events,
+    )  # fmt: skip
+    return {k: v for k, v in focus.to_dict().items() if np.isfinite(v)}
 
 
 class Explainer:
