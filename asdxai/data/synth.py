@@ -581,6 +581,7 @@ def generate(
     workers: int | None = None,
     progress: bool = True,
     splits: Sequence[str] | None = None,
+    sections: Sequence[int] | None = None,
 ) -> Path:
     """Write a synthetic tree in the DCASE2022 Task 2 layout.
 
@@ -596,6 +597,9 @@ def generate(
     splits : the splits to write (None = all). The tree is written in two parts, the test
         clips with their ground-truth files and the training clips; a part already in the tree
         is kept, so a tree grown part by part has the same bytes as one written at once.
+    sections : only the clips of these section numbers (None = all), e.g. a quick test set;
+        the clips are those of the whole tree (same indices, same bytes). A tree of a section
+        subset cannot be grown with other sections.
 
     Returns
     -------
@@ -614,6 +618,8 @@ def generate(
                 f"{out} already holds a synthetic tree with another preset or seed; "
                 "choose an empty directory"
             )
+        if old.get("sections") != (None if sections is None else sorted(sections)):
+            raise ConfigError(f"{out} already holds a synthetic tree of other sections")
         have = [p for p in old.get("parts", PARTS) if p not in wanted]
     elif (out / "dev_data").exists() or (out / "eval_data").exists():
         raise ConfigError(f"{out} already holds a DCASE tree that is not synthetic; choose another")
@@ -622,6 +628,11 @@ def generate(
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     all_jobs = _jobs(cfg, seed)
+    if sections is not None:
+        unknown = sorted(set(sections) - set(cfg.dev_sections + cfg.eval_sections))
+        if unknown:
+            raise ConfigError(f"the {cfg.name!r} preset has no section(s) {unknown}")
+        all_jobs = [j for j in all_jobs if j.section in sections]
     jobs = [j for j in all_jobs if j.rel.split("/")[2] in wanted]
     for d in sorted({str(Path(j.rel).parent) for j in jobs}):
         (out / d).mkdir(parents=True, exist_ok=True)
@@ -677,6 +688,7 @@ def generate(
         "counts": cfg.counts(),
         "n_clips": len(all_jobs),
         "parts": [p for p in PARTS if p in wanted or p in have],
+        "sections": None if sections is None else sorted(sections),
         "mask_rule": MASK_RULE,
         "mask_threshold_db": MASK_THRESHOLD_DB,
         "machine_to_background_db": list(MBR_RANGE_DB),

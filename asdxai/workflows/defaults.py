@@ -35,8 +35,11 @@ def ensure_synthetic(
     seed: int = DEFAULT_SEED,
     *,
     splits: tuple[str, ...] | None = None,
+    sections: tuple[int, ...] | None = None,
 ) -> Path:
     """A synthetic tree at ``root`` holding at least ``splits`` (None = all), generated on use.
+
+    ``sections`` restricts a new tree to these section numbers (a quick test set).
 
     Missing splits are added to an existing tree of the same preset and seed (every clip
     derives from the seed and its index alone, so a tree grown split by split is the same tree).
@@ -50,14 +53,16 @@ def ensure_synthetic(
     root = Path(root)
     if (root / "synth.json").is_file():
         if missing_splits(root, splits):
-            generate(root, preset=preset, seed=seed, splits=splits, progress=False)
+            generate(root, preset=preset, seed=seed, splits=splits, sections=sections,
+                     progress=False)  # fmt: skip
         return root
     tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")
     what = "all splits" if splits is None else ", ".join(splits)
     print(f"asdxai: generating the synthetic '{preset}' tree (seed {seed}; {what}) in {root} ...",
           file=sys.stderr, flush=True)  # fmt: skip
     try:
-        generate(tmp, preset=preset, seed=seed, splits=splits, progress=False)
+        generate(tmp, preset=preset, seed=seed, splits=splits, sections=sections,
+                 progress=False)  # fmt: skip
         try:
             os.replace(tmp, root)
         except OSError:

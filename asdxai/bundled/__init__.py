@@ -1,0 +1,1 @@
+"""The bundled models (package data); ``train_bundled`` re-trains them."""
