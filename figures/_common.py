@@ -194,6 +194,11 @@ class Study:
         if ckpt is None and path.is_file():
             ckpt = load_checkpoint(path)
             log.info("reusing %s", path)
+        if ckpt is None and (bundled := self.bundled(recipe, seed, **overrides)) is not None:
+            ckpt = load_checkpoint(bundled)
+            log.info("using the bundled model %s (same recipe, seed and data)", bundled)
+            folder.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(ckpt, path)
         if ckpt is None:
             folder.mkdir(parents=True, exist_ok=True)
             info = {"recipe": recipe, "settings": self.settings(recipe, **overrides),
@@ -216,6 +221,27 @@ class Study:
             save_checkpoint(ckpt, path)
         self._ckpts[path] = ckpt
         return path, ckpt
+
+    def bundled(self, recipe: str, seed: int, **overrides: Any) -> Path | None:
+        """The bundled model that *is* this training run, if one is: the same recipe and
+        settings (checked against the checkpoint's stored configs), seed 0, on the synthetic
+        ``small`` tree of seed 0. Training it again would give the same weights."""
+        from asdxai.bundled.train_bundled import MODELS
+        from asdxai.checkpoint import load_checkpoint
+        from asdxai.workflows.defaults import BUNDLED_DIR
+
+        meta = self.data / "synth.json"
+        names = [n for n, r in MODELS.items() if r == recipe]
+        if seed != 0 or overrides or self.epochs or self.width or not names or not meta.is_file():
+            return None
+        synth = json.loads(meta.read_text())
+        path = BUNDLED_DIR / f"{names[0]}.pt"
+        if synth.get("preset_name") != "small" or synth.get("seed") != 0 or not path.is_file():
+            return None
+        ckpt, r = load_checkpoint(path), self.recipe(recipe)
+        same = ckpt.train_config == {**r.train_config(seed=0).to_dict(),
+                                     "num_workers": ckpt.train_config.get("num_workers", 0)}
+        return path if same and ckpt.net_config == r.net_config().to_dict() else None
 
     # ------------------------------------------------------------------ results
     def scores(self, recipe: str, seed: int, split: str = "dev-test", **overrides: Any) -> dict:

@@ -60,3 +60,19 @@ def test_make_all_quick(tmp_path):
         assert (out / f"{stem}.png").is_file() and (out / f"{stem}.pdf").is_file()
     for stem in ("table2_performance_study", "table2_performance_dcase", "table3_tsne_distance"):
         assert all((out / f"{stem}.{ext}").is_file() for ext in ("csv", "md", "tex"))
+
+
+def test_focus_claim_smoke(tiny_tree, tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    out = tmp_path / "out"
+    argv = ["--data", str(tiny_tree), "--out", str(out), "--trials", "1", "--epochs", "1",
+            "--width", "0.125", "--device", "cpu", "--no-progress", "--n-masks", "600",
+            "--agreement", "0.5"]  # fmt: skip
+    assert _script("focus_claim").main(argv) == 0
+    rows = (out / "focus_claim.csv").read_text().splitlines()
+    # 2 machines x 2 domains x (1 anomalous + 1 normal) clips x 2 models
+    assert len(rows) == 1 + 2 * 2 * 2 * 2
+    text = (out / "focus_claim.md").read_text()
+    assert "machine_focus" in text and "paired Wilcoxon" in text
