@@ -194,11 +194,13 @@ def test_accepted_wavs_follow_the_stated_rules(assets, tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_non_dcase_name_needs_section(assets, tmp_path, capsys):
+def test_non_dcase_name_takes_the_nearest_section(assets, tmp_path, capsys):
     clip = write_wav(tmp_path / "my_recording.wav", _tone(), SR)
-    _fails(capsys, _rise(assets["ckpt"], clip, tmp_path / "out"), clip, "--section")
-    assert _main(_rise(assets["ckpt"], clip, tmp_path / "out", "--section", SECTION)) == 0
+    # without a section in the name, the clip is explained in the section it is closest to
+    assert _main(_rise(assets["ckpt"], clip, tmp_path / "out")) == 0
     assert load_result(_h5(tmp_path / "out", clip)).meta["section"] == SECTION
+    _fails(capsys, _rise(assets["ckpt"], clip, tmp_path / "o", "--section", "x_section_09"),
+           "--section")  # fmt: skip
     # in a tree, a stray non-DCASE wav name is an error of the scan, naming the file
     tree = _make_tree(tmp_path / "tree")
     odd = write_wav(tree / "dev_data" / "fan" / "test" / "recording.wav", _tone(), SR)

@@ -99,14 +99,16 @@ def test_rise_cli_clips_of_two_machines_with_one_name(tmp_path):
     ).is_file()
 
 
-def test_rise_cli_bad_inputs(tmp_path, capsys):
+def test_rise_cli_bad_inputs(tmp_path, capsys, caplog):
     ckpt, clip = _checkpoint(tmp_path), _clip(tmp_path)
     out = tmp_path / "out"
     odd = _clip(tmp_path, name="my_recording.wav")
-    assert main(_args(ckpt, odd, out)) == 2
-    assert "--section" in capsys.readouterr().err
+    assert main(_args(ckpt, odd, out, "--no-plot")) == 0  # the nearest section, said so
+    assert load_result(out / "fan" / "my_recording.h5").meta["section"] == SECTION
+    assert "closest to" in caplog.text
     assert main(_args(ckpt, clip, out, "--section", "pump_section_03")) == 2
-    assert "not in the checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not in the checkpoint" in err and "--section" in err
     assert main(_args(_checkpoint(tmp_path, backend=False), clip, out)) == 2
     assert "backend" in capsys.readouterr().err
     wrong_rate = _clip(tmp_path, name="section_00_source_test_normal_0001_x.wav", rate=22_050)
@@ -120,3 +122,28 @@ def test_rise_cli_dual_checkpoint_holds_spectrum_fixed(tmp_path, caplog):
     assert main(_args(ckpt, clip, out, "--no-plot", "--section", SECTION)) == 0
     assert "spectrum input is held fixed" in caplog.text
     assert load_result(out / "fan" / (clip.stem + ".h5")).meta["spectrum_held_fixed"] is True
+
+
+def test_nearest_section_is_the_one_whose_normals_the_clip_matches(tmp_path):
+    import dataclasses
+
+    import torch
+
+    from asdxai.checkpoint import load_checkpoint, save_checkpoint
+    from asdxai.scoring import KMeansBackend
+    from asdxai.workflows.explain import Explainer
+
+    ckpt_path, clip = _checkpoint(tmp_path), _clip(tmp_path, name="anything.wav")
+    explainer = Explainer(ckpt_path, device="cpu")
+    inputs = explainer.inputs(clip)
+    with torch.no_grad():
+        enc = explainer.scorer.encoder_for(SECTION)
+        emb = enc(inputs.spec[None]).numpy()  # (1, 16)
+    rng = np.random.default_rng(0)
+    backend = KMeansBackend(k=2, n_init=1).fit({
+        "fan_section_00": (rng.normal(size=(6, 16)), rng.normal(size=(2, 16))),
+        "pump_section_01": (np.repeat(emb, 6, 0) + 1e-3 * rng.normal(size=(6, 16)), emb),
+    })  # fmt: skip
+    ckpt = dataclasses.replace(load_checkpoint(ckpt_path), backend=backend.to_dict())
+    two = save_checkpoint(ckpt, tmp_path / "two.pt")
+    assert Explainer(two, device="cpu").section_for(clip) == "pump_section_01"

@@ -202,7 +202,8 @@ class Explainer:
         return list(self.scorer.sections)
 
     def section_for(self, clip: str | os.PathLike, section: str | None = None) -> str:
-        """The section key of ``clip``: ``section`` if given, else from its DCASE name/folder."""
+        """The section key of ``clip``: ``section`` if given, else from its DCASE name and
+        folder, else the section the clip is closest to (:meth:`nearest_section`, logged)."""
         from ..data.records import parse_name
 
         clip = Path(clip)
@@ -217,22 +218,35 @@ class Explainer:
         try:
             number = parse_name(clip.name)["section"]
         except DataError:
-            raise ConfigError(
-                f"{clip}: the file name does not follow the DCASE naming; name the section "
-                f"(one of: {known})",
-                param="section",
-            ) from None
-        key = f"{clip.resolve().parent.parent.name}_section_{number}"
-        if key in self.sections:
-            return key
-        matches = [s for s in self.sections if s.endswith(f"_section_{number}")]
-        if len(matches) == 1:
-            return matches[0]
-        raise DataError(
-            f"{clip}: cannot tell the section ({key!r} is not in the checkpoint); name it "
-            f"(one of: {known})",
-            param="section",
+            number = None
+        if number is not None:
+            key = f"{clip.resolve().parent.parent.name}_section_{number}"
+            if key in self.sections:
+                return key
+            matches = [s for s in self.sections if s.endswith(f"_section_{number}")]
+            if len(matches) == 1:
+                return matches[0]
+        nearest = self.nearest_section(clip)
+        log.warning(
+            "%s: %s; explaining it in %s, the section it is closest to (lowest anomaly score); "
+            "name the section to choose another (one of: %s)",
+            clip,
+            "no section in the file name" if number is None else "section not in the checkpoint",
+            nearest,
+            known,
         )
+        return nearest
+
+    def nearest_section(self, clip: str | os.PathLike) -> str:
+        """The section whose normal training clips ``clip`` is closest to: the one that gives
+        it the lowest anomaly score."""
+        inputs = self.inputs(clip)
+        with torch.no_grad():
+            scores = {
+                key: float(self.scorer.bind(key, spectrum=inputs.spectrum)(inputs.spec[None])[0])
+                for key in self.sections
+            }
+        return min(scores, key=scores.__getitem__)
 
     def inputs(self, clip: str | os.PathLike) -> ClipInputs:
         """Read ``clip`` and compute the checkpoint's model inputs for it."""
