@@ -66,6 +66,23 @@ def overlap_add(stft: torch.Tensor, cfg: FeatureConfig, length: int) -> torch.Te
     return wave[:length]
 
 
+def check_smoothing(smooth_cells: float, shape: tuple[int, ...]) -> None:
+    """Raise ConfigError unless a Gaussian of ``smooth_cells`` fits a map of ``shape``.
+
+    The Gaussian filter's kernel has about ``8 * smooth_cells`` taps per axis, allocated before
+    anything is smoothed (``1e9`` cells would take tens of GiB); a Gaussian wider than the map
+    itself only blurs the selection into a constant, so the bound is the map's longer side.
+    """
+    limit = max(shape) if len(shape) else 0
+    if smooth_cells > limit:
+        raise ConfigError(
+            f"smoothing of {smooth_cells:g} cells is wider than the map "
+            f"({' x '.join(map(str, shape))} cells) and would allocate a padded copy "
+            f"{8 * smooth_cells:.3g} cells long; use at most {limit} cells",
+            param="smooth_cells",
+        )
+
+
 def soft_top_mask(
     importance: np.ndarray, top_percent: float, smooth_cells: float = 1.0
 ) -> np.ndarray:
@@ -89,10 +106,13 @@ def soft_top_mask(
     if not 0.0 < top_percent < 100.0:
         raise ConfigError(f"top percent must lie in (0, 100), got {top_percent}")
     if not smooth_cells >= 0 or not np.isfinite(smooth_cells):
-        raise ConfigError(f"smoothing must be a finite number >= 0 cells, got {smooth_cells}")
+        raise ConfigError(
+            f"smoothing must be a finite number >= 0 cells, got {smooth_cells}", param="smooth_cells"
+        )
     importance = np.asarray(importance, dtype=np.float64)
     if importance.ndim != 2 or not np.isfinite(importance).all():
         raise ConfigError("the importance map must be a finite (T, F) array")
+    check_smoothing(smooth_cells, importance.shape)
     threshold = np.percentile(importance, 100.0 - top_percent)
     hard = (importance >= threshold).astype(np.float64)
     if smooth_cells == 0:

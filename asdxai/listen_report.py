@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._atomic import atomic_path
+from ._atomic import atomic_path, check_output_file, ensure_writable_dir
 from .errors import CheckpointError, ConfigError, ResultError
 from .features import FeatureConfig
 
@@ -202,15 +202,32 @@ def listen_to_map(
     from .checkpoint import load_checkpoint
     from .data.audio import read_clip, write_wav
     from .explain.result import load_result
-    from .listen import resynthesise, soft_top_mask
+    from .listen import check_smoothing, resynthesise, soft_top_mask
     from .scoring import AnomalyScorer
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}", param="seed")
     if isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer)) or n_random < 0:
         raise ConfigError(f"n_random must be a non-negative integer, got {n_random!r}")
+    if not (isinstance(top_percent, (int, float, np.floating)) and 0.0 < top_percent < 100.0):
+        raise ConfigError(f"top percent must lie in (0, 100), got {top_percent}",
+                          param="top_percent")  # fmt: skip
+    if not (isinstance(smooth_cells, (int, float, np.floating)) and np.isfinite(smooth_cells)
+            and smooth_cells >= 0):  # fmt: skip
+        raise ConfigError(
+            f"smoothing must be a finite number >= 0 cells, got {smooth_cells}", param="smooth_cells"
+        )
     map_path = Path(map_path)
     res = load_result(map_path)
+    check_smoothing(smooth_cells, tuple(res.importance.shape))
+    # every output target is checked before the clip is read and scored
+    out = Path(out_dir) if out_dir is not None else map_path.parent
+    ensure_writable_dir(out)
+    stem = map_path.stem
+    targets = {key: out / f"{stem}_{key}.wav" for key in ("flagged", "rest", "original")}
+    targets["overlay"] = out / f"{stem}_overlay.png"
+    for target in targets.values():
+        check_output_file(target)
     meta = res.meta
     notes: list[str] = []
     if not res.complete:
@@ -273,20 +290,15 @@ def listen_to_map(
     versions = [parts.original, parts.flagged, parts.rest, *random_rest]
     scores = _score(scorer, ckpt, section, versions, dev)
 
-    out = Path(out_dir) if out_dir is not None else map_path.parent
-    out.mkdir(parents=True, exist_ok=True)
-    stem = map_path.stem
     paths: dict[str, Path] = {}
     for key, audio in (
         ("flagged", parts.flagged),
         ("rest", parts.rest),
         ("original", parts.original),
     ):
-        paths[key] = write_wav(
-            out / f"{stem}_{key}.wav", audio.astype(np.float32), feat.sample_rate
-        )
+        paths[key] = write_wav(targets[key], audio.astype(np.float32), feat.sample_rate)
     paths["overlay"] = _write_overlay(
-        out / f"{stem}_overlay.png", wave, mask, feat,
+        targets["overlay"], wave, mask, feat,
         f"{clip.name} ({section}): top {top_percent:g}% flagged",
     )  # fmt: skip
     report = ListenReport(

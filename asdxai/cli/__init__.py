@@ -7,9 +7,13 @@ and sets ``func`` to a ``run(args) -> int`` that is a thin call into the library
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
+import re
 import sys
+from pathlib import Path
 
 from ..errors import AsdxaiError
 
@@ -61,23 +65,62 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
 
 
+def _flag(args: argparse.Namespace, param: str) -> str:
+    """The command-line option of a library parameter (``smooth_cells`` -> ``--smooth``)."""
+    flags = getattr(args, "param_flags", None) or {}
+    return "--" + flags.get(param, param).replace("_", "-")
+
+
+def _out_name(path: str) -> str:
+    """The final name of an atomic writer's temporary ``.<name>.<hex>.part`` file."""
+    p = Path(path)
+    m = re.fullmatch(r"\.(.+)\.[0-9a-f]+\.part", p.name)
+    return str(p.with_name(m.group(1))) if m else str(p)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``asdxai`` command line; returns the process exit code."""
-    parser = build_parser()
+    """Run the ``asdxai`` command line; returns the process exit code.
+
+    Every error caused by an input is one line on stderr and exit code 2; Ctrl-C (also while
+    the command is starting up) is one line and exit code 130.
+    """
+    command = "asdxai"
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a one-line usage error (code 2)
-        return exc.code if isinstance(exc.code, int) else 1
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 1
-    _configure_logging(args.verbose, args.quiet)
-    try:
-        return int(args.func(args) or 0)
-    except AsdxaiError as exc:
-        option = f" (option --{exc.param.replace('_', '-')})" if exc.param else ""
-        print(f"asdxai {args.command}: error: {exc}{option}", file=sys.stderr)
-        return 2
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a one-line usage error (code 2)
+            return exc.code if isinstance(exc.code, int) else 1
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 1
+        command = f"asdxai {args.command}"
+        _configure_logging(args.verbose, args.quiet)
+        try:
+            return int(args.func(args) or 0)
+        except AsdxaiError as exc:
+            option = f" (option {_flag(args, exc.param)})" if exc.param else ""
+            print(f"{command}: error: {_one_line(exc)}{option}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            if exc.errno not in _FULL:
+                raise
+            where = _out_name(exc.filename) if exc.filename else str(getattr(args, "out", "") or "")
+            print(
+                f"{command}: error: {where}: cannot write output: {os.strerror(exc.errno)} "
+                "(nothing half-written is left; free space and re-run)",
+                file=sys.stderr,
+            )
+            return 2
     except KeyboardInterrupt:
-        print(f"asdxai {args.command}: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
+
+
+#: errno values of a full or read-only file system met while writing an output.
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error message on one line (a multi-line message is joined with '; ')."""
+    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())

@@ -18,6 +18,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
 def number_in(
     low: float | None = None,
     high: float | None = None,
@@ -91,9 +102,28 @@ def add_loading(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_seed(parser: argparse.ArgumentParser, default: int = 0) -> None:
+#: Largest seed: the range NumPy's legacy generators, scikit-learn's k-means and openTSNE
+#: accept (2^32 - 1), so a seed means the same in every command and never fails late.
+MAX_SEED = 2**32 - 1
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a seed, an integer in [0, MAX_SEED]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must lie in [0, {MAX_SEED}] (2^32 - 1), got {value}")
+    return value
+
+
+def add_seed(parser: argparse.ArgumentParser, default: int | None = 0, help: str | None = None):
     parser.add_argument(
-        "--seed", type=int, default=default, help=f"random seed (default: {default})"
+        "--seed",
+        type=seed_int,
+        default=default,
+        help=help or f"random seed, 0 to 2^32 - 1 (default: {default})",
     )
 
 

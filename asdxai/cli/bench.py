@@ -241,7 +241,7 @@ def _register_tsne(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dim", type=positive_int, default=256, help="embedding dimension (default: 256)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_seed(parser)
     parser.add_argument(
         "--n-jobs", type=positive_int, default=1, help="threads for both libraries (default: 1)"
     )

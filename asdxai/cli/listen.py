@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_device, add_seed, percent
+from ._common import add_device, add_seed, non_negative_float, non_negative_int, percent
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--smooth",
-        type=float,
+        type=non_negative_float,
         default=1.0,
         help="Gaussian smoothing of the mask in cells, against musical noise "
-        "(default: 1; 0 = hard)",
+        "(default: 1; 0 = hard; at most the map's longer side)",
     )
     parser.add_argument(
         "--checkpoint",
@@ -42,14 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: next to the map)")
     parser.add_argument(
         "--random",
-        type=int,
+        type=non_negative_int,
         default=5,
         metavar="N",
         help="random regions of the same size removed as a baseline (default: 5)",
     )
     add_seed(parser)
     add_device(parser)
-    parser.set_defaults(func=run)
+    # library parameters -> the options that set them (for error lines)
+    parser.set_defaults(func=run, param_flags={"smooth_cells": "smooth", "n_random": "random",
+                                               "map_path": "map", "out_dir": "out"})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from ._common import (
     add_data,
     add_device,
     add_progress,
+    add_seed,
     data_root,
     non_negative_float,
     positive_float,
@@ -135,8 +136,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="autocast precision of the encoder forward (default: fp32)",
     )
-    parser.add_argument(
-        "--seed", type=int, default=None, help="random seed; trial i uses seed + i (default: 0)"
+    add_seed(
+        parser, None, "random seed, 0 to 2^32 - 1; trial i uses seed + i (default: the recipe's, "
+        "else 0)",
     )
     parser.add_argument(
         "--trials",

@@ -90,71 +90,179 @@ def save_result(
     return path
 
 
+#: Largest map a result may hold (the checkpoint's bound on spectrogram values per clip).
+MAX_CELLS = 2**23
+_INTS = ("n_masks", "n_masks_requested", "seed", "n_even", "n_odd", "next_block")
+_FLOATS = ("center", "expected_mask", "agreement", "score_sum", "score_sq_sum", "elapsed_s")
+_STRS = ("estimator", "precision")
+_BOOLS = ("complete", "stopped_early")
+_META_STRS = ("clip", "section", "checkpoint", "checkpoint_sha256")
+
+
+def _attr(h5: h5py.File, name: str, path: Path) -> Any:
+    if name not in h5.attrs:
+        raise ResultError(f"{path}: not a complete asdxai RISE result (attribute {name!r} missing)")
+    value = h5.attrs[name]
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    return value
+
+
+def _scalar(h5: h5py.File, name: str, kind: str, path: Path) -> Any:
+    """Attribute ``name`` as a Python int / float / str / bool, or ResultError naming it."""
+    value = _attr(h5, name, path)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    ok = {
+        "int": isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)),
+        "float": isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_)),
+        "str": isinstance(value, str),
+        "bool": isinstance(value, (bool, np.bool_, int, np.integer)) and int(value) in (0, 1),
+    }[kind]
+    if not ok:
+        raise ResultError(
+            f"{path}: damaged RISE result (attribute {name!r} should be a {kind}, got "
+            f"{type(value).__name__} {str(value)[:40]!r})"
+        )
+    if kind == "int":
+        if int(value) < 0:
+            raise ResultError(f"{path}: damaged RISE result ({name} = {int(value)} < 0)")
+        return int(value)
+    return {"float": float, "str": str, "bool": bool}[kind](value)
+
+
+def _json_attr(h5: h5py.File, name: str, path: Path) -> dict[str, Any]:
+    value = _attr(h5, name, path)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    try:
+        data = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ResultError(f"{path}: damaged RISE result (attribute {name!r} is not a JSON object)")
+    return data
+
+
+def _array(h5: h5py.File, name: str, path: Path) -> np.ndarray:
+    """A 2-D numeric dataset, its size checked before it is read."""
+    obj = h5.get(name)
+    if obj is None:
+        raise ResultError(f"{path}: not a complete asdxai RISE result (dataset {name!r} missing)")
+    if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "fiu":
+        raise ResultError(f"{path}: damaged RISE result ({name!r} is not a numeric array)")
+    if len(obj.shape) != 2 or min(obj.shape) < 1:
+        raise ResultError(
+            f"{path}: damaged RISE result ({name!r} has shape {tuple(obj.shape)}, expected (T, F))"
+        )
+    if obj.shape[0] * obj.shape[1] > MAX_CELLS:
+        raise ResultError(
+            f"{path}: damaged RISE result ({name!r} has {obj.shape[0]} x {obj.shape[1]} cells, "
+            f"more than {MAX_CELLS})"
+        )
+    return obj[()]
+
+
 def load_result(path: str | os.PathLike) -> RISEResult:
     """Read a RISE ``.h5`` file (complete or partial).
 
     ``meta`` of the returned result also holds ``"provenance"`` and, if stored,
-    ``"log_spectrogram"`` is available via :func:`load_log_spectrogram`.
+    ``"log_spectrogram"`` is available via :func:`load_log_spectrogram`. Every entry is
+    checked (present, of its type, arrays 2-D, of one shape and at most ``MAX_CELLS``
+    cells, read only after the check; a complete map finite), so a damaged file is one
+    :class:`ResultError` naming it.
 
     Raises
     ------
     ResultError
-        The file is missing, not HDF5, of a newer format or lacks entries.
+        The file is missing, not HDF5, of a newer format, lacks entries or holds entries
+        of the wrong type or shape.
     """
     path = Path(path)
     if not path.is_file():
         raise ResultError(f"{path}: RISE result file not found")
     try:
         with h5py.File(path, "r") as h5:
-            version = int(h5.attrs.get("format_version", -1))
+            if h5.attrs.get("format") is not None and "n_masks" not in h5.attrs:
+                raise ResultError(
+                    f"{path}: not an asdxai RISE result (a {h5.attrs.get('format')!r} file; "
+                    "`asdxai rise` writes RISE results)"
+                )
+            raw = h5.attrs.get("format_version", -1)
+            try:
+                version = int(raw)
+            except (TypeError, ValueError):
+                version = -1
             if version < 1:
                 raise ResultError(f"{path}: not an asdxai RISE result (no format_version)")
             if version > FORMAT_VERSION:
                 raise ResultError(
                     f"{path}: result format {version} is newer than this asdxai ({FORMAT_VERSION})"
                 )
-            attrs = {name: h5.attrs[name] for name in _SCALARS}
-            ua = float(h5.attrs["until_agreement"])
-            meta = json.loads(h5.attrs["meta"])
-            meta["provenance"] = json.loads(h5.attrs["provenance"])
+            scalars: dict[str, Any] = {}
+            for names, kind in ((_INTS, "int"), (_FLOATS, "float"), (_STRS, "str"),
+                                (_BOOLS, "bool")):  # fmt: skip
+                for name in names:
+                    scalars[name] = _scalar(h5, name, kind, path)
+            ua = _scalar(h5, "until_agreement", "float", path)
+            meta = _json_attr(h5, "meta", path)
+            for key in _META_STRS:
+                if key in meta and meta[key] is not None and not isinstance(meta[key], str):
+                    raise ResultError(f"{path}: damaged RISE result (meta {key!r} is not a string)")
+            meta["provenance"] = _json_attr(h5, "provenance", path)
+            try:
+                mask_config = RISEMaskConfig.from_dict(_json_attr(h5, "mask_config", path))
+            except (TypeError, ValueError) as exc:  # ConfigError is a ValueError
+                raise ResultError(f"{path}: damaged RISE result (mask settings: {exc})") from None
+            importance = _array(h5, "importance", path)
+            arrays = {
+                "state/sum_even": _array(h5, "state/sum_even", path),
+                "state/sum_odd": _array(h5, "state/sum_odd", path),
+            }
+            spectrogram = _array(h5, "spectrogram", path) if "spectrogram" in h5 else None
+            if spectrogram is not None:
+                arrays["spectrogram"] = spectrogram
+            for name, arr in arrays.items():
+                if arr.shape != importance.shape:
+                    raise ResultError(
+                        f"{path}: damaged RISE result ({name!r} has shape {arr.shape}, the map "
+                        f"{importance.shape})"
+                    )
+            if scalars["complete"] and not np.isfinite(importance).all():
+                raise ResultError(f"{path}: damaged RISE result (NaN or inf in the map)")
             return RISEResult(
-                importance=h5["importance"][()],
-                spectrogram=h5["spectrogram"][()] if "spectrogram" in h5 else None,
-                sum_even=h5["state/sum_even"][()],
-                sum_odd=h5["state/sum_odd"][()],
-                mask_config=RISEMaskConfig.from_dict(json.loads(h5.attrs["mask_config"])),
+                importance=importance.astype(np.float64, copy=False),
+                spectrogram=spectrogram,
+                sum_even=arrays["state/sum_even"].astype(np.float64, copy=False),
+                sum_odd=arrays["state/sum_odd"].astype(np.float64, copy=False),
+                mask_config=mask_config,
                 until_agreement=None if np.isnan(ua) else ua,
                 meta=meta,
-                n_masks=int(attrs["n_masks"]),
-                n_masks_requested=int(attrs["n_masks_requested"]),
-                seed=int(attrs["seed"]),
-                estimator=str(attrs["estimator"]),
-                center=float(attrs["center"]),
-                expected_mask=float(attrs["expected_mask"]),
-                agreement=float(attrs["agreement"]),
-                n_even=int(attrs["n_even"]),
-                n_odd=int(attrs["n_odd"]),
-                score_sum=float(attrs["score_sum"]),
-                score_sq_sum=float(attrs["score_sq_sum"]),
-                next_block=int(attrs["next_block"]),
-                complete=bool(attrs["complete"]),
-                stopped_early=bool(attrs["stopped_early"]),
-                precision=str(attrs["precision"]),
-                elapsed_s=float(attrs["elapsed_s"]),
+                **scalars,
             )
     except ResultError:
         raise
-    except (OSError, KeyError, ValueError) as exc:
-        raise ResultError(f"{path}: unreadable RISE result ({exc})") from None
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ResultError(f"{path}: unreadable RISE result ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def load_log_spectrogram(path: str | os.PathLike) -> np.ndarray | None:
     """The stored log spectrogram [shape=(T, F)] of a result file, or None."""
     try:
         with h5py.File(path, "r") as h5:
-            return h5["log_spectrogram"][()] if "log_spectrogram" in h5 else None
-    except OSError as exc:
-        raise ResultError(f"{path}: unreadable RISE result ({exc})") from None
+            if "log_spectrogram" not in h5:
+                return None
+            return _array(h5, "log_spectrogram", Path(path))
+    except ResultError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ResultError(f"{path}: unreadable RISE result ({_first_line(exc)})") from None
 
 
 def check_resumable(

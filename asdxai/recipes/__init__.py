@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,6 +47,85 @@ def _train_fields() -> set[str]:
 def setting_keys() -> set[str]:
     """Every key a recipe may set (besides the descriptive ones)."""
     return _net_fields() | _train_fields() | set(_EXTRA)
+
+
+#: Largest seed (the range NumPy's legacy generators, scikit-learn and openTSNE accept).
+MAX_SEED = 2**32 - 1
+#: Types of the keys that are not fields of NetConfig / TrainConfig.
+_EXTRA_TYPES = {"trials": "int", "backend": "str | None"}
+
+
+def _expected_type(key: str) -> str:
+    """The annotation of setting ``key`` as text (``"int"``, ``"tuple[int, ...]"``, ...)."""
+    from ..nets import NetConfig
+    from ..train import TrainConfig
+
+    if key in _EXTRA_TYPES:
+        return _EXTRA_TYPES[key]
+    for cls in (NetConfig, TrainConfig):
+        for f in dataclasses.fields(cls):
+            if f.name == key:
+                return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+    return ""
+
+
+def _is(value: Any, kind: str) -> bool:
+    """Whether a JSON value has the type named ``kind`` (bool is not a number here)."""
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        )
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    return True
+
+
+def _check_value(recipe: str, key: str, value: Any) -> None:
+    """Raise ConfigError (naming the recipe and the key) when ``value`` has the wrong type.
+
+    Checked before any setting is used, so a string where a number belongs or a list where
+    a single value belongs is one line, never a failure in the middle of training.
+    """
+    kind = _expected_type(key).replace(" ", "")
+    options = kind.split("|")
+    if value is None and "None" in options:
+        return
+    options = [o for o in options if o != "None"]
+    if not options or options == [""]:
+        return
+    ok = False
+    for option in options:
+        if option.startswith("tuple["):  # tuple[int, ...] / tuple[str, ...]: a JSON list
+            inner = option[len("tuple[") :].split(",")[0]
+            ok = ok or (
+                isinstance(value, (list, tuple)) and len(value) > 0
+                and all(_is(v, inner) for v in value)
+            )  # fmt: skip
+        else:
+            ok = ok or _is(value, option)
+    if not ok:
+        want = " or ".join(
+            f"a non-empty list of {o[len('tuple[') :].split(',')[0]}" if o.startswith("tuple[")
+            else {"int": "an integer", "float": "a finite number", "bool": "true or false",
+                  "str": "a string"}.get(o, o)
+            for o in options
+        ) + (" or null" if "None" in kind.split("|") else "")  # fmt: skip
+        raise ConfigError(
+            f"recipe {recipe!r}: {key} must be {want}, got {json.dumps(value, default=str)}",
+            param=key,
+        )
+    if key in ("seed",) and not 0 <= value <= MAX_SEED:
+        raise ConfigError(
+            f"recipe {recipe!r}: seed must lie in [0, {MAX_SEED}], got {value}", param=key
+        )
+    if key in ("trials", "epochs", "batch_size", "sub_clusters") and value < 1:
+        raise ConfigError(f"recipe {recipe!r}: {key} must be positive, got {value}", param=key)
 
 
 def _dirs() -> list[Path]:
@@ -86,6 +166,15 @@ class Recipe:
         unknown = sorted(set(settings) - setting_keys())
         if unknown:
             raise ConfigError(f"recipe {self.name!r}: unknown keys: {', '.join(unknown)}")
+        for key, value in settings.items():
+            _check_value(self.name, key, value)
+        seed, trials = settings.get("seed", 0), settings.get("trials", 1)
+        if seed + trials - 1 > MAX_SEED:
+            raise ConfigError(
+                f"recipe {self.name!r}: seeds {seed}..{seed + trials - 1} of {trials} trials "
+                f"exceed {MAX_SEED} (2^32 - 1)",
+                param="seed",
+            )
         object.__setattr__(self, "settings", settings)
         object.__setattr__(self, "info", dict(self.info))
         self.net_config()  # validate now, not after loading data
