@@ -49,8 +49,9 @@ def parser(description: str, trials: str = "trials") -> argparse.ArgumentParser:
         "--data",
         type=Path,
         default=None,
-        help="DCASE-layout dataset root (default: the synthetic 'small' tree, 'mini' with "
-        "--quick, generated into the work folder on first use)",
+        help="DCASE-layout dataset root (default: $ASDXAI_DATA, else the synthetic 'small' tree "
+        "in the user cache that every asdxai command uses; with --quick a 'mini' tree generated "
+        "into the work folder)",
     )
     p.add_argument(
         "--out", type=Path, default=Path("figures/output"), help="output folder "
@@ -122,15 +123,19 @@ class Study:
         self.epochs = args.epochs or mode["epochs"]
         self.width = args.width
         self.progress = bool(args.progress)
-        self.data = Path(args.data) if args.data else self._synthetic(mode["preset"])
+        self.data = Path(args.data) if args.data else self._default_data(mode["preset"])
         self._records: dict[str, list] = {}
         self._ckpts: dict[Path, Any] = {}
         self.t0 = time.perf_counter()
 
     # ------------------------------------------------------------------ data
-    def _synthetic(self, preset: str) -> Path:
-        from asdxai.workflows.defaults import ensure_synthetic
+    def _default_data(self, preset: str) -> Path:
+        """The default data root of every command (``$ASDXAI_DATA``, else the synthetic
+        ``small`` tree in the user cache); with ``--quick`` a ``mini`` tree in the work folder."""
+        from asdxai.workflows.defaults import DEFAULT_PRESET, default_data_root, ensure_synthetic
 
+        if preset == DEFAULT_PRESET:
+            return default_data_root()
         return ensure_synthetic(self.work / "data" / f"synthetic-{preset}-seed0", preset, 0)
 
     def data_id(self) -> dict:
