@@ -26,13 +26,10 @@ so on the CPU the same seed gives identical weights.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -424,64 +421,3 @@ def train_model(
         backend=None,
         provenance=prov,
     )
-
-
-# ----------------------------------------------------------------------------- recipes
-
-#: Folder of the recipes shipped as package data (``asdxai/recipes/``).
-RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
-RECIPE_KEYS = (
-    "loss", "classes", "per_section", "splits", "epochs", "batch_size", "lr", "weight_decay",
-    "mixup", "sub_clusters", "arch", "width", "embed_dim", "precision", "seed", "trials",
-)  # fmt: skip
-_META_KEYS = ("description", "dataset", "table_row", "n_classes")
-
-
-def _recipe_dirs() -> list[Path]:
-    dirs = []
-    if os.environ.get("ASDXAI_MODELS"):
-        dirs.append(Path(os.environ["ASDXAI_MODELS"]))
-    dirs.append(RECIPE_DIR)
-    return dirs
-
-
-def list_recipes() -> dict[str, str]:
-    """``{name: description}`` of the recipes in ``$ASDXAI_MODELS`` and ``asdxai/recipes/``."""
-    found: dict[str, str] = {}
-    for folder in _recipe_dirs():
-        for path in sorted(folder.glob("*.json")):
-            if path.stem not in found:
-                try:
-                    found[path.stem] = json.loads(path.read_text()).get("description", "")
-                except (OSError, ValueError):
-                    found[path.stem] = "(unreadable)"
-    return found
-
-
-def load_recipe(name_or_path: str | os.PathLike) -> dict:
-    """Read a training recipe (JSON): a path, or a name in ``$ASDXAI_MODELS`` / ``asdxai/recipes/``.
-
-    Keys are the ``asdxai train`` option names with underscores (:data:`RECIPE_KEYS`) plus the
-    descriptive ``description``, ``dataset``, ``table_row``, ``n_classes``. Raises
-    :class:`ConfigError` for an unknown name, bad JSON or unknown keys.
-    """
-    path = Path(name_or_path)
-    if not path.is_file():
-        for folder in _recipe_dirs():
-            candidate = folder / f"{name_or_path}.json"
-            if candidate.is_file():
-                path = candidate
-                break
-        else:
-            known = ", ".join(list_recipes()) or "none found"
-            raise ConfigError(f"unknown recipe {str(name_or_path)!r}; known recipes: {known}")
-    try:
-        recipe = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read recipe ({exc})") from None
-    if not isinstance(recipe, dict):
-        raise ConfigError(f"{path}: a recipe must be a JSON object")
-    unknown = sorted(set(recipe) - set(RECIPE_KEYS) - set(_META_KEYS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown recipe keys: {', '.join(unknown)}")
-    return recipe

@@ -281,14 +281,31 @@ def test_cli_data_env_pointing_nowhere_is_named(tmp_path, capsys, monkeypatch):
 
 
 def test_recipes_cover_table_ii():
-    from asdxai.train import list_recipes, load_recipe
+    from asdxai.recipes import Recipe, list_recipes
 
     names = list_recipes()
     assert sum(n.startswith("dcase2022-") for n in names) == 8
     assert sum(n.startswith("dcase2023-") for n in names) == 7
     for name in names:
-        r = load_recipe(name)
-        TrainConfig(loss=r["loss"], task=r["classes"], per_section=r["per_section"])
-        NetConfig(arch=r["arch"], width=r["width"])
+        r = Recipe.load(name)
+        assert r.train_config().task == r.settings["task"]
+        assert r.net_config().arch == r.settings["arch"]
     with pytest.raises(ConfigError, match="unknown recipe"):
-        load_recipe("no-such-recipe")
+        Recipe.load("no-such-recipe")
+
+
+def test_recipe_overrides_and_configs(tmp_path):
+    from asdxai.recipes import Recipe
+
+    r = Recipe.load("synthetic-small-compactness-none-spectrogram")
+    o = r.with_overrides(epochs=3, classes="machine", width=None)
+    assert (o.train_config(seed=4).epochs, o.train_config().task) == (3, "machine")
+    assert o.train_config(seed=4).seed == 4 and o.net_config().width == r.net_config().width
+    assert o.splits == ("dev-train", "eval-train") and r.train_config().epochs == 10
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"loss": "compactness", "epochs": "ten"}')
+    with pytest.raises(ConfigError):
+        Recipe.load(bad)
+    bad.write_text('{"lossy": 1}')
+    with pytest.raises(ConfigError, match="unknown keys: lossy"):
+        Recipe.load(bad)
