@@ -25,6 +25,7 @@ _COMMANDS = (
     "fit_backend",
     "score",
     "rise",
+    "compare_explainers",
     "listen",
     "tsne",
     "bench",

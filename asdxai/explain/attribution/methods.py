@@ -1,0 +1,340 @@
+"""Importance maps of one spectrogram from RISE, Captum's attribution methods and two baselines.
+
+Every method takes the same black box, a score function ``(B, T, F) -> (B,)`` (higher = more
+anomalous), and one linear magnitude spectrogram ``(T, F)``, and returns a ``(T, F)`` map with
+what it cost (:class:`MethodMap`). Removed or masked cells take the value 0 (silence) in every
+perturbation method, as in RISE's masks.
+
+========================== ====================================================================
+``rise-separable-plain``   RISE, separable time x frequency masks, the study's plain estimator
+``rise-separable``         the same masks, centred estimator (asdxai's default)
+``rise-time``              RISE, time-only masks (centred)
+``rise-freq``              RISE, frequency-only masks (centred)
+``rise-grid``              RISE, dense 2-D masks of the original RISE (centred)
+``occlusion``              Captum ``Occlusion``: a time x frequency window slid over the input
+``feature-ablation``       Captum ``FeatureAblation`` of the cells of the RISE grid, one by one
+``saliency``               Captum ``Saliency``: ``|d score / d input|``
+``integrated-gradients``   Captum ``IntegratedGradients`` from silence to the input
+``gradient-shap``          Captum ``GradientShap``, baselines silence and the clip's median frame
+``kernel-shap``            Captum ``KernelShap`` on the cells of the RISE grid
+``random``                 uniform noise (the floor every measure must beat)
+``energy``                 the log spectrogram itself (what a map that only sees energy shows)
+========================== ====================================================================
+
+Gradient methods call the black box with gradients enabled; the encoder and the k-means
+backend of :class:`asdxai.scoring.AnomalyScorer` are differentiable, so no change of the
+scorer is needed (RISE still runs under ``torch.no_grad``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...errors import ConfigError
+from ..masks import RISEMaskConfig
+from ..rise import RISE, RISEExecution
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+#: Method name -> (family, stochastic): family is "rise", "perturbation", "gradient" or
+#: "baseline"; a stochastic method's map depends on its seed.
+METHODS: dict[str, tuple[str, bool]] = {
+    "rise-separable-plain": ("rise", True),
+    "rise-separable": ("rise", True),
+    "rise-time": ("rise", True),
+    "rise-freq": ("rise", True),
+    "rise-grid": ("rise", True),
+    "occlusion": ("perturbation", False),
+    "feature-ablation": ("perturbation", False),
+    "saliency": ("gradient", False),
+    "integrated-gradients": ("gradient", False),
+    "gradient-shap": ("gradient", True),
+    "kernel-shap": ("perturbation", True),
+    "random": ("baseline", True),
+    "energy": ("baseline", False),
+}
+#: Mask mode and estimator of each RISE method.
+_RISE = {
+    "rise-separable-plain": ("separable", "plain"),
+    "rise-separable": ("separable", "centered"),
+    "rise-time": ("time", "centered"),
+    "rise-freq": ("freq", "centered"),
+    "rise-grid": ("grid", "centered"),
+}
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """How much work each method may do, and its windows.
+
+    Attributes
+    ----------
+    n_masks : int, masks per RISE map (the centred estimator adds a 256-mask pilot block)
+    cells : (time cells, frequency cells), the RISE grid; also the features of
+        FeatureAblation and KernelShap (default: the study's 20 x 34)
+    occlusion_window : (frames, bins) of Occlusion's sliding window
+    occlusion_stride : (frames, bins) of its steps
+    ig_steps : int, IntegratedGradients' path steps
+    shap_samples : int, GradientShap's samples (random baseline, random point on the path)
+    kernel_samples : int, KernelShap's coalitions
+    batch_size : int, inputs per call of the black box
+    """
+
+    n_masks: int = 2000
+    cells: tuple[int, int] = (20, 34)
+    occlusion_window: tuple[int, int] = (8, 32)
+    occlusion_stride: tuple[int, int] = (4, 16)
+    ig_steps: int = 32
+    shap_samples: int = 32
+    kernel_samples: int = 1000
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("n_masks", "ig_steps", "shap_samples", "kernel_samples", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}", param=name)
+        for name in ("cells", "occlusion_window", "occlusion_stride"):
+            value = getattr(self, name)
+            if len(value) != 2 or any(int(v) <= 0 for v in value):
+                raise ConfigError(
+                    f"{name} must be two positive integers, got {value!r}", param=name
+                )
+
+
+@dataclass
+class MethodMap:
+    """One method's map of one input and its cost.
+
+    Attributes
+    ----------
+    method : str, a key of :data:`METHODS`
+    importance : np.ndarray [shape=(T, F)] float64, high = anomalous (Saliency: sensitivity)
+    forward : int, inputs the black box scored (a batch of B counts B)
+    backward : int, of those, inputs scored with gradients (backward passes)
+    seconds : float, wall time
+    peak_mb : float, peak memory above the start (CUDA: allocated; CPU: resident set size
+        sampled every 5 ms, so short peaks may be missed; NaN where unavailable)
+    seed : int, the seed the map was computed with
+    """
+
+    method: str
+    importance: np.ndarray
+    forward: int
+    backward: int
+    seconds: float
+    peak_mb: float
+    seed: int
+
+
+class _Counted(nn.Module):
+    """The black box, counting the inputs it scores (and those scored with gradients)."""
+
+    def __init__(self, score_fn: ScoreFn) -> None:
+        super().__init__()
+        self.score_fn = score_fn
+        self.forward_rows = 0
+        self.backward_rows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.forward_rows += int(x.shape[0])
+        if torch.is_grad_enabled() and x.requires_grad:
+            self.backward_rows += int(x.shape[0])
+        return self.score_fn(x)
+
+
+class _PeakMemory:
+    """Peak memory above the start of a ``with`` block, in MB (see :attr:`MethodMap.peak_mb`)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_mb = float("nan")
+
+    def __enter__(self) -> _PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+            return self
+        self._start = _rss()
+        self._peak = self._start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        if self._start is not None:
+            self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.005):
+            self._peak = max(self._peak, _rss() or 0)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device)
+            self.peak_mb = (peak - self._start) / 2**20
+            return
+        if self._start is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, _rss() or 0)
+        self.peak_mb = (self._peak - self._start) / 2**20
+
+
+def _rss() -> int | None:
+    """Resident set size of this process in bytes (Linux), else None."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def cell_ids(shape: tuple[int, int], cells: tuple[int, int]) -> torch.Tensor:
+    """Feature mask of the ``cells`` grid over a ``shape`` input: cell index of every
+    ``(t, f)`` [shape=(T, F)] int64, rows split as evenly as possible (``t * cells_t // T``)."""
+    (t, f), (ct, cf) = shape, cells
+    if ct > t or cf > f:
+        raise ConfigError(f"a {ct} x {cf} cell grid does not fit a {t} x {f} input", param="cells")
+    rows = torch.arange(t) * ct // t
+    cols = torch.arange(f) * cf // f
+    return rows[:, None] * cf + cols[None, :]
+
+
+def median_frame(spec: torch.Tensor) -> torch.Tensor:
+    """The clip's median frame repeated over time [shape=(T, F)]: its stationary part."""
+    return spec.median(dim=0).values.expand_as(spec).contiguous()
+
+
+def compute_map(
+    method: str,
+    score_fn: ScoreFn,
+    spec: torch.Tensor,
+    *,
+    settings: MethodSettings | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> MethodMap:
+    """The importance map of ``spec`` by ``method``, with its cost.
+
+    Parameters
+    ----------
+    method : a key of :data:`METHODS`
+    score_fn : callable, Tensor [shape=(B, T, F)] -> Tensor [shape=(B,)], on ``device``;
+        must be differentiable for the gradient methods
+    spec : Tensor [shape=(T, F)], linear magnitude spectrogram (never modified)
+    settings : :class:`MethodSettings` (default: its defaults)
+    seed : int >= 0, seed of a stochastic method (RISE masks, GradientShap, KernelShap,
+        random); deterministic methods ignore it
+    device : where the inputs are built and the black box runs
+
+    Returns
+    -------
+    MethodMap
+    """
+    if method not in METHODS:
+        raise ConfigError(
+            f"unknown method {method!r}; one of {', '.join(METHODS)}", param="methods"
+        )
+    settings = settings or MethodSettings()
+    device = torch.device(device)
+    x = torch.as_tensor(spec).detach().to(device=device, dtype=torch.float32)
+    counted = _Counted(score_fn)
+    t0 = time.perf_counter()
+    numpy_state = np.random.get_state()  # Captum draws from the global generators
+    try:
+        forked = [device.index or 0] if device.type == "cuda" else []
+        with _PeakMemory(device) as mem, torch.random.fork_rng(devices=forked):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            importance = _MAKERS[METHODS[method][0]](method, counted, x, settings, seed, device)
+    finally:
+        np.random.set_state(numpy_state)
+    seconds = time.perf_counter() - t0
+    return MethodMap(
+        method, np.asarray(importance, dtype=np.float64), counted.forward_rows,
+        counted.backward_rows, seconds, mem.peak_mb, seed,
+    )  # fmt: skip
+
+
+def _rise(
+    method: str, f: _Counted, x: torch.Tensor, s: MethodSettings, seed: int, device: torch.device
+) -> np.ndarray:
+    mode, estimator = _RISE[method]
+    cfg = RISEMaskConfig(mode=mode, time_cells=s.cells[0], freq_cells=s.cells[1])
+    res = RISE(f, cfg).attribute(
+        x, n_masks=s.n_masks, seed=seed, estimator=estimator,
+        execution=RISEExecution(device=device, batch_size=s.batch_size),
+    )  # fmt: skip
+    return res.importance
+
+
+def _perturbation(
+    method: str, f: _Counted, x: torch.Tensor, s: MethodSettings, seed: int, device: torch.device
+) -> np.ndarray:
+    from captum.attr import FeatureAblation, KernelShap, Occlusion
+
+    inp = x[None]
+    with torch.no_grad():
+        if method == "occlusion":
+            out = Occlusion(f).attribute(
+                inp, sliding_window_shapes=tuple(s.occlusion_window),
+                strides=tuple(s.occlusion_stride), baselines=0.0,
+                perturbations_per_eval=s.batch_size,
+            )  # fmt: skip
+        else:
+            mask = cell_ids(tuple(x.shape), s.cells).to(device)[None]
+            if method == "feature-ablation":
+                out = FeatureAblation(f).attribute(
+                    inp, baselines=0.0, feature_mask=mask, perturbations_per_eval=s.batch_size
+                )
+            else:
+                out = KernelShap(f).attribute(
+                    inp, baselines=0.0, feature_mask=mask, n_samples=s.kernel_samples,
+                    perturbations_per_eval=s.batch_size,
+                )  # fmt: skip
+    return out[0].detach().cpu().numpy()
+
+
+def _gradient(
+    method: str, f: _Counted, x: torch.Tensor, s: MethodSettings, seed: int, device: torch.device
+) -> np.ndarray:
+    from captum.attr import GradientShap, IntegratedGradients, Saliency
+
+    inp = x[None].clone().requires_grad_(True)
+    if method == "saliency":
+        out = Saliency(f).attribute(inp)
+    elif method == "integrated-gradients":
+        out = IntegratedGradients(f).attribute(
+            inp, baselines=torch.zeros_like(inp), n_steps=s.ig_steps,
+            internal_batch_size=s.batch_size,
+        )  # fmt: skip
+    else:
+        baselines = torch.stack([torch.zeros_like(x), median_frame(x)])
+        out = GradientShap(f).attribute(inp, baselines=baselines, n_samples=s.shap_samples)
+    return out[0].detach().cpu().numpy()
+
+
+def _baseline(
+    method: str, f: _Counted, x: torch.Tensor, s: MethodSettings, seed: int, device: torch.device
+) -> np.ndarray:
+    from ...features import log_spectrogram
+
+    if method == "random":
+        return np.random.default_rng(seed).random(tuple(x.shape))
+    return log_spectrogram(x).cpu().numpy()
+
+
+_MAKERS = {"rise": _rise, "perturbation": _perturbation, "gradient": _gradient,
+           "baseline": _baseline}  # fmt: skip

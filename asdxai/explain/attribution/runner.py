@@ -1,0 +1,107 @@
+"""All methods on one input: maps, measures and costs in one call (:func:`compare_methods`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .measures import faithfulness_measures, localisation_measures, stability
+from .methods import METHODS, MethodMap, MethodSettings, compute_map
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+#: Cost measures recorded for every map.
+COST = ("forward", "backward", "seconds", "peak_mb")
+
+
+@dataclass
+class MethodResult:
+    """One method's map of one input and every measure of it.
+
+    Attributes
+    ----------
+    map : MethodMap, the map (seed ``seed``) and its cost
+    measures : dict name -> float: the localisation and faithfulness measures, the cost
+        (:data:`COST`) and ``stability`` (NaN for a deterministic method or without a second map)
+    """
+
+    map: MethodMap
+    measures: dict[str, float]
+
+    @property
+    def method(self) -> str:
+        return self.map.method
+
+
+def compare_methods(
+    score_fn: ScoreFn,
+    spec: torch.Tensor,
+    *,
+    methods: Sequence[str] = tuple(METHODS),
+    settings: MethodSettings | None = None,
+    seed: int = 0,
+    with_stability: bool = True,
+    anomaly_mask: np.ndarray | None = None,
+    level_db: np.ndarray | None = None,
+    events: np.ndarray | None = None,
+    faithfulness: bool = True,
+    top_fraction: float = 0.2,
+    fill: str = "median",
+    device: torch.device | str = "cpu",
+    on_method: Callable[[MethodResult], object] | None = None,
+) -> list[MethodResult]:
+    """Every method's map of ``spec`` with its localisation, faithfulness, cost and stability.
+
+    Parameters
+    ----------
+    score_fn : the black box, Tensor [shape=(B, T, F)] -> Tensor [shape=(B,)], on ``device``
+    spec : Tensor [shape=(T, F)], linear magnitude spectrogram
+    methods : keys of :data:`~asdxai.explain.attribution.methods.METHODS`
+    settings : :class:`MethodSettings`
+    seed : int, seed of the maps; a stochastic method's second map (stability) uses ``seed + 1``
+    with_stability : compute the second map of every stochastic method
+    anomaly_mask, level_db, events : the ground truth (see
+        :func:`~asdxai.explain.attribution.measures.localisation_measures`); None = unknown
+    faithfulness : compute the faithfulness measures (about 140 forward passes per map)
+    top_fraction : the kept share of Average Drop / Increase
+    fill : what a removed cell becomes in the faithfulness measures (``"median"``, ``"zero"``)
+    device : where the black box runs
+    on_method : called with each :class:`MethodResult` as soon as it is done
+
+    Returns
+    -------
+    list of MethodResult, in the order of ``methods``
+    """
+    settings = settings or MethodSettings()
+    x = torch.as_tensor(spec).detach().to(device=device, dtype=torch.float32)
+    out = []
+    for method in methods:
+        m = compute_map(method, score_fn, x, settings=settings, seed=seed, device=device)
+        measures = localisation_measures(m.importance, anomaly_mask, level_db, events)
+        if faithfulness:
+            measures.update(
+                faithfulness_measures(
+                    score_fn,
+                    x,
+                    m.importance,
+                    bands=settings.cells[1],
+                    top_fraction=top_fraction,
+                    fill=fill,
+                    batch_size=settings.batch_size,
+                )  # fmt: skip
+            )
+        measures.update({k: float(getattr(m, k)) for k in COST})
+        measures["stability"] = math.nan
+        if with_stability and METHODS[method][1]:
+            other = compute_map(method, score_fn, x, settings=settings, seed=seed + 1,
+                                device=device)  # fmt: skip
+            measures["stability"] = stability(m.importance, other.importance)
+        result = MethodResult(m, measures)
+        if on_method is not None:
+            on_method(result)
+        out.append(result)
+    return out

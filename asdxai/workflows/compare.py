@@ -1,0 +1,322 @@
+"""Compare explanation methods on checkpoints and synthetic clips: the job behind
+``asdxai compare-explainers``.
+
+For every checkpoint and clip, :func:`compare_explainers` binds the checkpoint's black box to the
+clip's section (:class:`asdxai.workflows.explain.Explainer`), computes every method's map
+(:func:`asdxai.explain.attribution.compare_methods`: RISE in each mask mode, Captum's
+Occlusion, FeatureAblation, Saliency, IntegratedGradients, GradientShap and KernelShap, a random
+map and the energy map), measures it against the clip's ground truth and the black box, and
+writes
+
+* ``rows.csv``: one row per (model, clip, method) with every measure;
+* ``summary.csv``, ``summary.md`` and ``summary.tex``: mean ± std over clips and models per
+  method, and how far the methods' ranks by localisation and by faithfulness agree;
+* ``maps.png``: the first clip of the first model, every method's map side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..explain.attribution import (
+    COST,
+    FAITHFULNESS,
+    LOCALISATION,
+    METHODS,
+    MethodResult,
+    MethodSettings,
+    compare_methods,
+    rank_agreement,
+)
+
+#: The bundled models compared by default: the study's Fig. 4 pair (spectrogram-only encoders).
+DEFAULT_MODELS = ("sc-adacos-attribute-spectrogram", "compactness-none-spectrogram")
+#: Measures in the order of the tables.
+MEASURES = (*LOCALISATION, *FAITHFULNESS, "stability", *COST)
+#: Faithfulness measures whose agreement with the pixel AUC is reported.
+AGREEMENT = ("ins_minus_del", "deletion", "band_deletion", "average_drop")
+#: Column headings of the tables.
+HEADINGS = {
+    "pixel_auc": "pixel AUC ↑", "pointing_game": "pointing ↑", "machine_focus": "machine focus",
+    "machine_correlation": "machine r", "event_share": "event share ↓", "deletion": "deletion ↓",
+    "insertion": "insertion ↑", "ins_minus_del": "ins − del ↑", "band_deletion": "band del. ↓",
+    "average_drop": "AD ↓", "average_increase": "AI ↑", "stability": "stability ↑",
+    "forward": "forward", "backward": "backward", "seconds": "seconds", "peak_mb": "peak MB",
+}  # fmt: skip
+
+
+def default_checkpoints() -> list[Path]:
+    """The bundled models of :data:`DEFAULT_MODELS`."""
+    from .defaults import bundled_checkpoint
+
+    return [bundled_checkpoint(name) for name in DEFAULT_MODELS]
+
+
+def default_clips(root: str | os.PathLike, n: int = 6) -> list[Path]:
+    """``n`` anomalous dev-test clips with a ground-truth mask: of the machine types in name
+    order, the first clip of each (section, then index order), then the second of each, ..."""
+    from ..data.anomaly_masks import find_anomaly_mask
+    from ..data.records import scan
+
+    per_machine: dict[str, list[Path]] = {}
+    for r in scan(root, "dev-test"):
+        if r.label == "anomaly" and find_anomaly_mask(r.path) is not None:
+            per_machine.setdefault(r.machine, []).append(r.path)
+    queues = [per_machine[m] for m in sorted(per_machine)]
+    picked: list[Path] = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        picked += [q[i] for q in queues if i < len(q)]
+    if not picked:
+        raise ConfigError(
+            f"{root}: no anomalous dev-test clip with a ground-truth mask", param="data"
+        )
+    return picked[:n]
+
+
+@dataclass
+class Comparison:
+    """The outcome of :func:`compare_explainers`.
+
+    Attributes
+    ----------
+    rows : one dict per (model, clip, method): ``model``, ``clip``, ``section``, ``method``,
+        ``family`` and every measure of :data:`MEASURES`
+    agreement : one dict per (model, clip): Spearman correlation of the methods' pixel AUC
+        with each faithfulness measure of :data:`AGREEMENT`
+    example : the first clip of the first model: ``log_spec``, ``maps`` (method -> map),
+        ``anomaly_mask``, ``title``, ``features``
+    files : what was written (``rows``, ``summary_csv``, ``markdown``, ``latex``, ``figure``)
+    setup : the settings of the run (budgets, seed, fill, top fraction), stated in the tables
+    """
+
+    rows: list[dict[str, Any]]
+    agreement: list[dict[str, Any]]
+    example: dict[str, Any] | None = None
+    setup: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> list[str]:
+        """The methods compared, in order."""
+        return list(dict.fromkeys(r["method"] for r in self.rows))
+
+    def summary(self) -> dict[str, dict[str, tuple[float, float, int]]]:
+        """method -> measure -> (mean, sample std, count of finite values) over clips and models."""
+        out = {}
+        for method in self.methods:
+            rows = [r for r in self.rows if r["method"] == method]
+            out[method] = {k: _mean_std([r[k] for r in rows]) for k in MEASURES}
+        return out
+
+    def agreement_summary(self) -> dict[str, tuple[float, float, int]]:
+        """faithfulness measure -> (mean, std, n) of its rank agreement with the pixel AUC."""
+        return {k: _mean_std([a[k] for a in self.agreement]) for k in AGREEMENT}
+
+    def markdown(self) -> str:
+        """The summary as Markdown: quality table, cost table, rank agreement."""
+        summ, n_models = self.summary(), len({r["model"] for r in self.rows})
+        n_clips = len({(r["model"], r["clip"]) for r in self.rows})
+        quality = [*LOCALISATION, *FAITHFULNESS, "stability"]
+        lines = [
+            f"Mean ± std over {n_clips} (model, clip) pairs ({n_models} models); ↑ / ↓: higher / "
+            "lower is better; stability: correlation of two seeds' maps (stochastic methods).",
+            "",
+            "Settings: " + ", ".join(f"{k} = {v}" for k, v in self.setup.items()),
+            "",
+            "| method | " + " | ".join(HEADINGS[k] for k in quality) + " |",
+            "|---|" + "---|" * len(quality),
+        ]
+        lines += [f"| {m} | " + " | ".join(_fmt(summ[m][k]) for k in quality) + " |" for m in summ]
+        lines += ["", "| method | " + " | ".join(HEADINGS[k] for k in COST) + " |",
+                  "|---|" + "---|" * len(COST)]  # fmt: skip
+        lines += [f"| {m} | " + " | ".join(_fmt(summ[m][k], 1) for k in COST) + " |" for m in summ]
+        agree = self.agreement_summary()
+        lines += ["", "Rank agreement of the methods (Spearman, per model and clip, mean ± std): "
+                  "pixel AUC against " + "; ".join(f"{HEADINGS[k]} {_fmt(agree[k])}"
+                                                   for k in AGREEMENT) + "."]  # fmt: skip
+        return "\n".join(lines) + "\n"
+
+    def latex(self) -> str:
+        """The quality and cost summary as one LaTeX tabular (booktabs)."""
+        summ = self.summary()
+        cols = [*LOCALISATION, *FAITHFULNESS, "stability", "forward", "seconds"]
+        head = " & ".join(["method"] + [_tex(HEADINGS[k]) for k in cols])
+        body = [
+            " & ".join(
+                [m] + [_fmt(summ[m][k], 1 if k in COST else 3).replace("±", r"$\pm$") for k in cols]
+            )
+            + r" \\"  # fmt: skip
+            for m in summ
+        ]
+        return "\n".join([r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule",
+                          head + r" \\", r"\midrule", *body, r"\bottomrule",
+                          r"\end{tabular}"]) + "\n"  # fmt: skip
+
+    def summary_csv(self) -> str:
+        """The summary as CSV: one row per method, ``<measure>_mean``, ``_std``, ``_n``."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["method"] + [f"{k}_{s}" for k in MEASURES for s in ("mean", "std", "n")])
+        for m, measures in self.summary().items():
+            w.writerow([m] + [v for k in MEASURES for v in measures[k]])
+        return buf.getvalue()
+
+    def rows_csv(self) -> str:
+        """:attr:`rows` as CSV."""
+        buf = io.StringIO()
+        keys = ["model", "clip", "section", "method", "family", *MEASURES]
+        w = csv.DictWriter(buf, keys, lineterminator="\n")
+        w.writeheader()
+        w.writerows(self.rows)
+        return buf.getvalue()
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float, int]:
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return (math.nan, math.nan, 0)
+    return (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
+
+
+def _fmt(stat: tuple[float, float, int], digits: int = 3) -> str:
+    mean, std, n = stat
+    if n == 0:
+        return "–"
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if np.isfinite(std) else "")
+
+
+def _tex(text: str) -> str:
+    return text.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$").replace("−", "$-$")
+
+
+def compare_explainers(
+    checkpoints: Sequence[str | os.PathLike],
+    clips: Sequence[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    *,
+    methods: Sequence[str] = tuple(METHODS),
+    settings: MethodSettings | None = None,
+    seed: int = 0,
+    with_stability: bool = True,
+    top_fraction: float = 0.2,
+    fill: str = "median",
+    device: str = "auto",
+    on_result: Callable[[str, Path, MethodResult], object] | None = None,
+) -> Comparison:
+    """Every method's map of every clip under every checkpoint, measured; tables and a figure.
+
+    Parameters
+    ----------
+    checkpoints : spectrogram-only or dual-branch checkpoints with a fitted backend (a
+        dual-branch model's whole-clip spectrum is held fixed, as in ``asdxai rise``)
+    clips : wav files, ideally synthetic test clips with ground truth (localisation measures are
+        NaN without it)
+    out : folder for ``rows.csv``, ``summary.csv``, ``summary.md``, ``summary.tex`` and
+        ``maps.png`` (nothing is written when None)
+    methods : keys of :data:`asdxai.explain.attribution.METHODS`
+    settings : :class:`~asdxai.explain.attribution.MethodSettings` (budgets, windows, cells)
+    seed : seed of the maps (``seed + 1``: the second map of the stability measure)
+    with_stability : compute the second map of every stochastic method
+    top_fraction : the kept share of Average Drop / Increase
+    fill : what a removed cell becomes in the faithfulness measures: ``"median"`` (the clip's
+        median frame) or ``"zero"`` (silence)
+    device : torch device or ``"auto"``
+    on_result : called with (model name, clip, :class:`MethodResult`) after every map
+
+    Returns
+    -------
+    Comparison
+    """
+    from ..data.anomaly_masks import load_anomaly_mask
+    from ..data.components import load_components
+    from .explain import Explainer
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ConfigError(f"methods must be among {', '.join(METHODS)}; got {unknown or 'none'}",
+                          param="methods")  # fmt: skip
+    if not checkpoints or not clips:
+        raise ConfigError("at least one checkpoint and one clip are needed", param="clips")
+    settings = settings or MethodSettings()
+    rows, agreement, example = [], [], None
+    for ckpt in checkpoints:
+        explainer = Explainer(ckpt, device=device)
+        model = Path(ckpt).stem
+        for clip in clips:
+            clip = Path(clip)
+            section = explainer.section_for(clip)
+            inputs = explainer.inputs(clip)
+            truth, parts = load_anomaly_mask(clip), load_components(clip)
+            shape = tuple(inputs.spec.shape)
+            truth = truth if truth is not None and truth.shape == shape else None
+            parts = parts if parts is not None and parts.level_db.shape == shape else None
+            results = compare_methods(
+                explainer.scorer.bind(section, spectrum=inputs.spectrum), inputs.spec,
+                methods=methods, settings=settings, seed=seed, with_stability=with_stability,
+                anomaly_mask=truth, level_db=None if parts is None else parts.level_db,
+                events=None if parts is None else parts.events, top_fraction=top_fraction,
+                fill=fill, device=explainer.device,
+                on_method=None if on_result is None else partial(on_result, model, clip),
+            )  # fmt: skip
+            clip_rows = [
+                {"model": model, "clip": str(clip), "section": section, "method": r.method,
+                 "family": METHODS[r.method][0], **r.measures}
+                for r in results
+            ]  # fmt: skip
+            rows += clip_rows
+            agreement.append(
+                {"model": model, "clip": str(clip),
+                 **{k: rank_agreement(clip_rows, "pixel_auc", k) for k in AGREEMENT}}
+            )  # fmt: skip
+            if example is None:
+                example = {
+                    "log_spec": inputs.log_spec,
+                    "maps": {r.method: r.map.importance for r in results},
+                    "anomaly_mask": truth, "features": explainer.ckpt.features,
+                    "title": f"{model}: {clip.parent.parent.name}/{clip.name}",
+                    "labels": {r.method: f"{r.method} (AUC {r.measures['pixel_auc']:.2f})"
+                               for r in results},
+                }  # fmt: skip
+    setup = {**asdict(settings), "seed": seed, "fill": fill, "top_fraction": top_fraction}
+    comparison = Comparison(rows, agreement, example, setup=setup)
+    if out is not None:
+        write_comparison(comparison, out)
+    return comparison
+
+
+def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str, Path]:
+    """Write the tables and the figure of ``comparison`` into ``out`` (created); returns
+    (and records in ``comparison.files``) what was written."""
+    from .._atomic import atomic_path, atomic_write_text, ensure_writable_dir
+
+    out = ensure_writable_dir(out)
+    files = {
+        "rows": atomic_write_text(out / "rows.csv", comparison.rows_csv()),
+        "summary_csv": atomic_write_text(out / "summary.csv", comparison.summary_csv()),
+        "markdown": atomic_write_text(out / "summary.md", comparison.markdown()),
+        "latex": atomic_write_text(out / "summary.tex", comparison.latex()),
+    }
+    ex = comparison.example
+    if ex is not None:
+        from ..plots.compare import plot_method_maps
+
+        fig = plot_method_maps(
+            ex["log_spec"], ex["maps"], anomaly_mask=ex["anomaly_mask"], cfg=ex["features"],
+            labels=ex["labels"], title=ex["title"],
+        )  # fmt: skip
+        with atomic_path(out / "maps.png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+        files["figure"] = out / "maps.png"
+    comparison.files = files
+    return files
