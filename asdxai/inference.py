@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._runtime import resolve_device
-from .errors import DataError
+from .errors import DataError, NonFiniteError
 from .features import FeatureConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +57,8 @@ def _stream(
     """Run ``fn(group_key, spec, spectrum)`` over every group's batches; rows in record order.
 
     With ``on_error="skip"`` the rows of unreadable clips are NaN and their count is logged.
+    A non-finite value computed from a readable clip raises :class:`NonFiniteError` naming
+    the clip, whatever ``on_error`` says (it is the model's fault, not the clip's).
     """
     from .data.dataset import ClipDataset, clip_loader
     from .nets import encoder_inputs
@@ -77,6 +79,15 @@ def _stream(
                     wave = wave.to(device, non_blocking=True)
                     inputs = encoder_inputs(wave, feat_cfg, arch)
                     res = fn(key, inputs["spec"], inputs.get("spectrum")).float().cpu().numpy()
+                    bad = ~np.isfinite(res.reshape(len(res), -1)).all(axis=1)
+                    if bad.any():  # an error, never an "unreadable" (NaN) row
+                        first = sub[int(where.numpy()[np.flatnonzero(bad)[0]])]
+                        raise NonFiniteError(
+                            f"{getattr(first, 'path', first)}: the model gives non-finite "
+                            f"{'embeddings' if desc == 'embed' else 'anomaly scores'} (NaN or "
+                            f"inf) for {int(bad.sum())} of {len(res)} clips of this batch; the "
+                            "checkpoint's weights or backend overflow float32"
+                        )
                     if out is None:
                         out = np.full((len(records), *res.shape[1:]), np.nan, dtype=np.float32)
                     out[idx_arr[where.numpy()]] = res

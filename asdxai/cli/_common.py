@@ -166,3 +166,24 @@ def checkpoint_path(path: Path | None) -> Path:
     if not Path(path).is_file():
         raise ConfigError(f"--checkpoint {path}: no such file")
     return Path(path)
+
+
+def save_checkpoint_file(ckpt, path: Path) -> Path:
+    """``save_checkpoint`` with a failing write (a full disk) as one line naming the file.
+
+    torch's archive writer reports a failed write as a RuntimeError without an errno; the
+    atomic writer has already removed its temporary file, so nothing half-written is left.
+    """
+    from ..checkpoint import save_checkpoint
+    from ..errors import ConfigError
+
+    try:
+        return save_checkpoint(ckpt, path)
+    except RuntimeError as exc:
+        text = str(exc)
+        if "inline_container" not in text and "PytorchStreamWriter" not in text:
+            raise
+        raise ConfigError(
+            f"{path}: cannot write the checkpoint (the write failed: is the disk full?); "
+            "nothing was written"
+        ) from None

@@ -18,6 +18,7 @@ from ._common import (
     add_progress,
     add_seed,
     data_root,
+    save_checkpoint_file,
     positive_int,
 )
 
@@ -88,12 +89,26 @@ def _default_splits(root: Path) -> list[str]:
     return splits
 
 
+def _fit(ckpt, usable, args: argparse.Namespace, device, fit_backend):
+    return fit_backend(
+        ckpt,
+        usable,
+        device=device,
+        k=args.k,
+        seed=args.seed,
+        n_init=args.n_init,
+        batch_size=args.batch_size,
+        progress=args.progress,
+        num_workers=args.num_workers,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from .._atomic import check_output_file
     from .._runtime import resolve_device
-    from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..checkpoint import load_checkpoint
     from ..data.records import scan
-    from ..errors import AsdxaiError, ConfigError
+    from ..errors import AsdxaiError, ConfigError, NonFiniteError
     from ..scoring import KMeansBackend
     from ..workflows.evaluate import fit_backend
 
@@ -126,18 +141,11 @@ def run(args: argparse.Namespace) -> int:
             ", ".join(sorted(skipped)),
         )
     log.info("fitting the backend on %d clips of %s on %s", len(usable), "+".join(splits), device)
-    ckpt = fit_backend(
-        ckpt,
-        usable,
-        device=device,
-        k=args.k,
-        seed=args.seed,
-        n_init=args.n_init,
-        batch_size=args.batch_size,
-        progress=args.progress,
-        num_workers=args.num_workers,
-    )
-    save_checkpoint(ckpt, out)
+    try:
+        ckpt = _fit(ckpt, usable, args, device, fit_backend)
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"checkpoint {args.checkpoint}: {exc}") from None
+    save_checkpoint_file(ckpt, out)
     backend = KMeansBackend.from_dict(ckpt.backend)
     ks = sorted(set(backend.k_.values()))
     print(

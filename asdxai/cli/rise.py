@@ -212,6 +212,74 @@ def _clips(args: argparse.Namespace) -> tuple[list[Path], list[str | None]]:
     return [Path(r.path) for r in records], [args.section or r.section_key for r in records]
 
 
+def memory_limit(device) -> int:
+    """Bytes of memory the run may use: the GPU's total memory, else the machine's RAM."""
+    import os
+
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 2**40
+
+
+def check_memory(settings, batch_size: int | None, shape: tuple[int, int], device) -> None:
+    """Refuse --block-size / --batch-size values whose memory cannot exist, before allocating.
+
+    Counted (a lower bound of what the run allocates): one block of random cells, drawn whole
+    on the CPU (``block_size`` x the cells of one mask, float32), and one forward pass's
+    masked inputs and masks (``batch`` x T x F float32 each; the batch never exceeds the
+    masks of the run).
+    """
+    from ..errors import ConfigError
+
+    masks = settings.mask_config
+    t, f = shape
+    use_t, use_f = masks.random_axes
+    if masks.dense:
+        cells = masks.time_cells * masks.freq_cells + 2
+    else:
+        cells = (masks.time_cells + 1) * use_t + (masks.freq_cells + 1) * use_f
+    block_bytes = masks.block_size * max(cells, 1) * 4
+    ram = memory_limit("cpu")
+    if block_bytes > ram:
+        raise ConfigError(
+            f"{masks.block_size} masks per block need {block_bytes / 2**30:.1f} GiB of random "
+            f"cells, more than the {ram / 2**30:.1f} GiB of memory of this machine",
+            param="block_size",
+        )
+    if batch_size is not None:
+        batch = min(batch_size, max(settings.n_masks, masks.block_size))
+        batch_bytes = batch * t * f * 4 * 2
+        limit = memory_limit(device)
+        if batch_bytes > limit:
+            raise ConfigError(
+                f"{batch_size} masked inputs of {t} x {f} per forward pass need at least "
+                f"{batch_bytes / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB of "
+                f"{device}",
+                param="batch_size",
+            )
+
+
+def _check_outputs(out: Path, clips: list[Path], *, plot: bool, listen: bool) -> None:
+    """Every file the run will write can be written (checked before the first mask)."""
+    from .._atomic import check_output_file
+    from ..workflows.explain import output_stem
+
+    for clip in clips:
+        stem = output_stem(out, clip)
+        suffixes = [".h5"] + ([".png"] if plot else [])
+        for suffix in suffixes:
+            check_output_file(stem.with_suffix(suffix))
+        if listen:
+            h5 = stem.with_suffix(".h5")
+            for key in ("flagged.wav", "rest.wav", "original.wav", "overlay.png"):
+                check_output_file(h5.parent / f"{h5.stem}_{key}")
+
+
 def _print_done(item) -> None:
     res = item.result
     extra = "".join(f", {k} {v:.3f}" for k, v in item.measures.items())
@@ -247,6 +315,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{', '.join(explainer.sections[:30])}"
             )
         clips, sections = _clips(args)
+        feat = explainer.ckpt.features
+        check_memory(settings, args.batch_size, (feat.n_frames, feat.n_bins), device)
+        _check_outputs(out, clips, plot=args.plot, listen=args.listen is not None)
         if explainer.ckpt.net.arch == "dual":
             log.warning(
                 "dual-branch checkpoint: explaining the spectrogram; the whole-clip spectrum "

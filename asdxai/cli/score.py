@@ -23,6 +23,7 @@ checkpoint; with ``--trials`` also a ``mean ± std`` row over them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import re
@@ -156,6 +157,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+@contextlib.contextmanager
+def _naming(checkpoint: Path):
+    """Prefix a non-finite error (raised naming a clip) with the checkpoint that produced it."""
+    from ..errors import NonFiniteError
+
+    try:
+        yield
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"checkpoint {checkpoint}: {exc}", param=exc.param) from None
+
+
+def _check_outputs(
+    out: Path, labels: list[str], *, single: bool, trials: bool, sections: set[str],
+    protocols: tuple[str, ...],
+) -> None:
+    """Every file the run will write can be written (checked before any clip is scored)."""
+    from .._atomic import check_output_file
+    from ..metrics import decision_file_name, score_file_name
+
+    folders = [out] if single else [out / _safe(label) for label in labels]
+    for folder in folders:
+        names = ["score.json"]
+        names += [n(key) for key in sorted(sections) for n in (score_file_name, decision_file_name)]
+        names += [f"results_{p}{ext}" for p in protocols for ext in (".csv", ".md", ".tex")]
+        for name in names:
+            check_output_file(folder / name)
+    if not single or trials:
+        for p in protocols:
+            for ext in (".csv", ".md", ".tex"):
+                check_output_file(out / f"summary_{p}{ext}")
+
+
 def _safe(label: str) -> str:
     s = re.sub(r"[^A-Za-z0-9._+-]+", "_", label).strip("._")
     return s or "model"
@@ -216,6 +249,8 @@ def run(args: argparse.Namespace) -> int:
         except DataError as exc:  # a missing train split only disables the decision files
             log.warning("%s: %s; decision files need training clips", train_split, exc)
             train_records = None
+    _check_outputs(out, labels, single=len(paths) == 1, trials=args.trials,
+                   sections={r.section_key for r in test_records}, protocols=protocols)  # fmt: skip
     log.info(
         "scoring %d %s clips (%d %s clips for thresholds) on %s",
         len(test_records),
@@ -231,23 +266,24 @@ def run(args: argparse.Namespace) -> int:
     for path, label, ckpt in zip(paths, labels, ckpts, strict=True):
         target = out if single else out / _safe(label)
         log.info("%s -> %s", path, target)
-        res = score_checkpoint(
-            ckpt,
-            test_records,
-            train_records,
-            target,
-            protocols=protocols,
-            threshold_percentile=args.threshold_percentile,
-            device=str(device),
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            progress=args.progress,
-            fit_missing_backend=args.fit_backend,
-            k=args.k,
-            seed=args.seed,
-            digits=args.digits,
-            on_error=args.on_error,
-        )
+        with _naming(path):
+            res = score_checkpoint(
+                ckpt,
+                test_records,
+                train_records,
+                target,
+                protocols=protocols,
+                threshold_percentile=args.threshold_percentile,
+                device=str(device),
+                batch_size=args.batch_size,
+                num_workers=args.num_workers,
+                progress=args.progress,
+                fit_missing_backend=args.fit_backend,
+                k=args.k,
+                seed=args.seed,
+                digits=args.digits,
+                on_error=args.on_error,
+            )
         info = {
             "checkpoint": str(path),
             "label": label,

@@ -19,6 +19,7 @@ from ._common import (
     add_progress,
     add_seed,
     data_root,
+    save_checkpoint_file,
     non_negative_float,
     positive_float,
     positive_int,
@@ -191,7 +192,6 @@ def _recipe(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from .._atomic import check_output_file
     from .._runtime import resolve_device
-    from ..checkpoint import save_checkpoint
     from ..recipes import list_recipes
     from ..workflows.training import train_recipe, training_records, trial_paths
 
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
             num_workers=workers, progress=args.progress, on_epoch=on_epoch,
             on_error=args.on_error, records=records,
         )  # fmt: skip
-        save_checkpoint(ckpt, out)
+        save_checkpoint_file(ckpt, out)
         skipped = ckpt.provenance.get("skipped_clips", [])
         if skipped:
             print(f"skipped {len(skipped)} unreadable clip(s), e.g. {skipped[0]}", flush=True)

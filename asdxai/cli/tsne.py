@@ -227,6 +227,58 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, list[tuple[str, Path]]]]:
     return plan
 
 
+def _check_outputs(out: Path, plan, *, cache: Path | None, trials: bool) -> None:
+    """Every file the run will write can be written (checked before any clip is embedded)."""
+    from .._atomic import check_output_file
+
+    files = [f for _, group in plan for f, _ in group]
+    for label in files:
+        stem = out / _safe(label)
+        for name in (f"{stem.name}.h5", f"{stem.name}.png", f"{stem.name}_distances.csv",
+                     f"{stem.name}_report.csv"):  # fmt: skip
+            check_output_file(out / name)
+    if len(plan) > 1:
+        check_output_file(out / "tsne_panels.png")
+    if trials:
+        check_output_file(out / "table3.csv")
+        check_output_file(out / "table3.md")
+    if cache is not None:
+        check_output_file(cache)
+
+
+def _reference(path: Path) -> tuple[Any, Any]:
+    """The t-SNE result in ``path`` and its projection to place new points into.
+
+    Any damage (wrong types, shapes, entries) is one ResultError naming the file.
+    """
+    import numpy as np
+
+    from ..embed import load_result, reference_embedding
+    from ..errors import AsdxaiError, ResultError
+
+    try:
+        ref = load_result(path)
+        emb, proj = np.asarray(ref.embeddings), np.asarray(ref.projection)
+        if (emb.dtype.kind not in "fiu" or proj.dtype.kind not in "fiu" or emb.ndim != 2
+                or proj.shape != (emb.shape[0], 2) or emb.shape[0] < 2):  # fmt: skip
+            raise ResultError(
+                f"{path}: damaged t-SNE result (embeddings {emb.shape} and projection "
+                f"{proj.shape} do not belong together)"
+            )
+        if not (np.isfinite(emb).all() and np.isfinite(proj).all()):
+            raise ResultError(f"{path}: damaged t-SNE result (NaN or inf values)")
+        if not isinstance(ref.checkpoint, dict) or not isinstance(ref.name, str):
+            raise ResultError(f"{path}: damaged t-SNE result (checkpoint entry is not an object)")
+        return ref, reference_embedding(emb, proj, ref.config)
+    except AsdxaiError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ResultError(f"{path}: unusable t-SNE reference ({exc})") from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OSError) as exc:
+        raise ResultError(f"{path}: damaged t-SNE result ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None  # fmt: skip
+
+
 def _md_table(rows: list[dict[str, Any]]) -> str:
     head = "| model | trials | 2-D distance | cosine distance (embedding) | AUC (embedding) |"
     lines = [head, "|---|---|---|---|---|"]
@@ -248,15 +300,14 @@ def run(args: argparse.Namespace) -> int:
         TSNEConfig,
         anomaly_mask,
         format_report,
-        load_result,
         records_meta,
-        reference_embedding,
         save_result,
         trial_table,
         write_distances_csv,
         write_report_csv,
     )
     from ..embedding_cache import EmbeddingCache
+    from ..errors import NonFiniteError
     from ..plots.tsne import plot_tsne, plot_tsne_panels, save_figure
     from ..workflows.embedding import project_split
 
@@ -280,12 +331,13 @@ def run(args: argparse.Namespace) -> int:
     cache = EmbeddingCache(args.cache or out / "embedding_cache.h5") if args.use_cache else None
     color_key = _COLOR_BY[args.color_by]
 
+    _check_outputs(out, plan, cache=(args.cache or out / "embedding_cache.h5")
+                   if args.use_cache else None, trials=args.trials)  # fmt: skip
     reference = None
     ref_info: dict[str, Any] = {}
     ref_points = None
     if args.transform is not None:
-        ref = load_result(args.transform)
-        reference = reference_embedding(ref.embeddings, ref.projection, ref.config)
+        ref, reference = _reference(args.transform)
         ref_points = ref.projection
         ref_info = {
             "path": str(args.transform),
@@ -303,11 +355,14 @@ def run(args: argparse.Namespace) -> int:
     for row_label, group in plan:
         for file_label, ckpt_path in group:
             ckpt = load_checkpoint(ckpt_path)
-            result = project_split(
-                ckpt_path, records, config=cfg, device=device, batch_size=args.batch_size,
-                cache=cache, reference=reference, name=file_label, progress=args.progress,
-                ckpt=ckpt,
-            )  # fmt: skip
+            try:
+                result = project_split(
+                    ckpt_path, records, config=cfg, device=device, batch_size=args.batch_size,
+                    cache=cache, reference=reference, name=file_label, progress=args.progress,
+                    ckpt=ckpt,
+                )  # fmt: skip
+            except NonFiniteError as exc:
+                raise NonFiniteError(f"checkpoint {ckpt_path}: {exc}") from None
             if ref_info.get("checkpoint_sha256") not in (None, "", result.checkpoint["sha256"]):
                 log.warning(
                     "%s: a different checkpoint than the reference %s; the two embedding "

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, DataError, NonFiniteError
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +157,16 @@ def score_checkpoint(
             by_sec: dict[str, list[int]] = {}
             for i, r in enumerate(train_records):
                 by_sec.setdefault(r.section_key, []).append(i)
-            for key, idx in by_sec.items():
-                train_scores[idx] = backend.score(emb[idx], key)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                for key, idx in by_sec.items():
+                    train_scores[idx] = backend.score(emb[idx], key)
+            bad = np.flatnonzero(~np.isfinite(train_scores))
+            if bad.size:  # an error, never an "unreadable" clip
+                raise NonFiniteError(
+                    f"{train_records[bad[0]].path}: the checkpoint's backend gives non-finite "
+                    f"anomaly scores (NaN or inf) for {bad.size} training clip(s); its means "
+                    "overflow float32"
+                )
     elif ckpt.backend is None and fit_missing_backend:
         raise DataError("fitting the backend needs training clips, but there are none")
     if ckpt.backend is None:
