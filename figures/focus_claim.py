@@ -83,8 +83,11 @@ def summarise(rows: list[dict]) -> tuple[str, dict]:
             out["wilcoxon"].setdefault(label, {})[m] = p
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {p:.2g} |")
     machines = sorted({r["machine"] for r in rows})
-    lines += ["\n### machine focus per machine type (all clips)\n",
-              "| machine | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles)]
+    lines += [
+        "\n### machine focus per machine type (all clips)\n",
+        "| machine | " + " | ".join(titles) + " |",
+        "|---|" + "---|" * len(titles),
+    ]
     for mach in machines:
         cells = []
         for t in titles:
@@ -104,8 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agreement", type=float, default=None,
                    help="stop each map at this split-half agreement (default: 0.98; 0.9 with "
                    "--quick)")  # fmt: skip
-    p.add_argument("--n-masks", type=int, default=None,
-                   help="upper bound of masks per map (default: 64000; 8000 with --quick)")
+    p.add_argument(
+        "--n-masks",
+        type=int,
+        default=None,
+        help="upper bound of masks per map (default: 64000; 8000 with --quick)",
+    )
+    p.add_argument(
+        "--model",
+        choices=[t for _, t in MODELS],
+        default=None,
+        help="only compute this model's maps (to run the two models in two processes "
+        "on one work folder; a run without it then only reads the cached maps)",
+    )
     args = p.parse_args(argv)
     if args.trials is None and not args.quick:
         args.trials = 3
@@ -120,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in study.seeds():
         settings = MapSettings(n_masks=n_masks, seed=seed, until_agreement=agreement)
         for recipe, title in MODELS:
+            if args.model not in (None, title):
+                continue
             path, _ = study.checkpoint(recipe, seed)
             explainer = Explainer(path, device=study.device)
             folder = study.work / "rise" / study.key(recipe) / f"seed{seed}-n{n_masks}-a{agreement}"
@@ -135,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                     "score": item.score, **{m: item.measures.get(m, float("nan"))
                                             for m in MEASURES},
                 })  # fmt: skip
+    if args.model is not None:
+        print(f"computed the maps of {args.model}; run without --model for the tables")
+        return 0
     cols = list(rows[0])
     lines = [",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in rows]
     (study.out / "focus_claim.csv").write_text("\n".join(lines) + "\n")
