@@ -107,7 +107,8 @@ def soft_top_mask(
         raise ConfigError(f"top percent must lie in (0, 100), got {top_percent}")
     if not smooth_cells >= 0 or not np.isfinite(smooth_cells):
         raise ConfigError(
-            f"smoothing must be a finite number >= 0 cells, got {smooth_cells}", param="smooth_cells"
+            f"smoothing must be a finite number >= 0 cells, got {smooth_cells}",
+            param="smooth_cells",
         )
     importance = np.asarray(importance, dtype=np.float64)
     if importance.ndim != 2 or not np.isfinite(importance).all():

@@ -215,7 +215,8 @@ def listen_to_map(
     if not (isinstance(smooth_cells, (int, float, np.floating)) and np.isfinite(smooth_cells)
             and smooth_cells >= 0):  # fmt: skip
         raise ConfigError(
-            f"smoothing must be a finite number >= 0 cells, got {smooth_cells}", param="smooth_cells"
+            f"smoothing must be a finite number >= 0 cells, got {smooth_cells}",
+            param="smooth_cells",
         )
     map_path = Path(map_path)
     res = load_result(map_path)

@@ -25,7 +25,6 @@ import torch
 from conftest import tiny_checkpoint, tiny_tree
 
 from asdxai.cli import main
-from asdxai.data.audio import write_wav
 from asdxai.features import FeatureConfig
 from asdxai.workflows.explain import output_stem
 
@@ -209,7 +208,8 @@ def test_short_first_training_clip_is_named(tree, tmp_path, capsys):
 def test_on_error_skip_still_skips_only_unreadable_clips(assets, tree, tmp_path, capsys):
     (tree / TEST0).write_bytes(b"")
     out = tmp_path / "out"
-    assert main([str(a) for a in ["-q", *_score_args(assets["ckpt"], tree, out, "--on-error", "skip")]]) == 0
+    argv = ["-q", *_score_args(assets["ckpt"], tree, out, "--on-error", "skip")]
+    assert main([str(a) for a in argv]) == 0
     info = json.loads((out / "score.json").read_text())
     assert info["skipped_clips"] == [str(tree / TEST0)]
 

@@ -18,8 +18,8 @@ from ._common import (
     add_progress,
     add_seed,
     data_root,
-    save_checkpoint_file,
     positive_int,
+    save_checkpoint_file,
 )
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from ._common import (
     add_progress,
     add_seed,
     data_root,
-    save_checkpoint_file,
     non_negative_float,
     positive_float,
     positive_int,
+    save_checkpoint_file,
 )
 
 log = logging.getLogger(__name__)
