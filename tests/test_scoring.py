@@ -276,3 +276,22 @@ def test_score_cli_on_synthetic_tree_with_eval_ground_truth(tmp_path, capsys):
     assert len(names) == 12 and all(n.startswith("section_03_") for n in names)
     assert (out / "decision_result_fan_section_03_test.csv").is_file()
     assert (out / "results_dcase.csv").is_file()
+
+
+def test_score_cli_refuses_to_mix_runs_in_one_folder(tmp_path, capsys):
+    from conftest import tiny_checkpoint, tiny_tree
+
+    from asdxai.features import FeatureConfig
+
+    feat = FeatureConfig(duration_s=0.4, n_fft=256, hop_length=128)
+    tiny_tree(tmp_path / "tree", feat.n_samples)
+    a = tiny_checkpoint(tmp_path / "a.pt", feat, section="fan_section_00")
+    base = ["score", "--data", str(tmp_path / "tree"), "--machines", "fan", "--device", "cpu",
+            "--no-progress", "--protocol", "study", "--out", str(tmp_path / "s")]  # fmt: skip
+    assert main([*base, "--checkpoint", str(a)]) == 0
+    assert main([*base, "--checkpoint", str(a)]) == 0  # the same run again: re-scored in place
+    other = tiny_checkpoint(tmp_path / "c.pt", feat, arch="dual", section="fan_section_00")
+    capsys.readouterr()
+    assert main([*base, "--checkpoint", str(other)]) == 2
+    assert "another run" in capsys.readouterr().err
+    assert main([*base, "--checkpoint", str(other), "--overwrite"]) == 0

@@ -77,6 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_out(parser, "score")
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of another checkpoint or split in --out (default: refuse; "
+        "the same checkpoint and split are re-scored in place)",
+    )
+    parser.add_argument(
         "--protocol",
         choices=("study", "dcase", "both"),
         default="both",
@@ -169,7 +175,12 @@ def _naming(checkpoint: Path):
 
 
 def _check_outputs(
-    out: Path, labels: list[str], *, single: bool, trials: bool, sections: set[str],
+    out: Path,
+    labels: list[str],
+    *,
+    single: bool,
+    trials: bool,
+    sections: set[str],
     protocols: tuple[str, ...],
 ) -> None:
     """Every file the run will write can be written (checked before any clip is scored)."""
@@ -212,9 +223,29 @@ def _labels(paths: list[Path], given: list[str] | None) -> list[str]:
     return labels
 
 
+def _refuse_other_results(target: Path, path: Path, sha: str, split: str) -> None:
+    """Refuse to write into a folder that holds the results of another checkpoint or split."""
+    from ..errors import ConfigError
+
+    previous = target / "score.json"
+    if not previous.is_file():
+        return
+    try:
+        old = json.loads(previous.read_text())
+        same = old.get("checkpoint_sha256") == sha and old.get("split") == split
+    except (OSError, ValueError, AttributeError):
+        same = False
+    if not same:
+        raise ConfigError(
+            f"{target} holds the results of another run ({previous}); choose another --out or "
+            "pass --overwrite"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import metrics
     from .._atomic import atomic_write_text, ensure_writable_dir
+    from .._io import sha256_file
     from .._runtime import provenance, resolve_device
     from ..checkpoint import load_checkpoint
     from ..data.records import scan
@@ -251,6 +282,11 @@ def run(args: argparse.Namespace) -> int:
             train_records = None
     _check_outputs(out, labels, single=len(paths) == 1, trials=args.trials,
                    sections={r.section_key for r in test_records}, protocols=protocols)  # fmt: skip
+    shas = [sha256_file(p) for p in paths]
+    if not args.overwrite:
+        for path, label, sha in zip(paths, labels, shas, strict=True):
+            _refuse_other_results(out if len(paths) == 1 else out / _safe(label), path, sha,
+                                  args.split)  # fmt: skip
     log.info(
         "scoring %d %s clips (%d %s clips for thresholds) on %s",
         len(test_records),
@@ -286,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
             )
         info = {
             "checkpoint": str(path),
+            "checkpoint_sha256": shas[paths.index(path)],
             "label": label,
             "data": str(root),
             "split": args.split,

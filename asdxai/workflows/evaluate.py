@@ -200,7 +200,7 @@ def score_checkpoint(
             )
             thresholds = None
     else:
-        log.warning("no training clips found: writing anomaly scores without decision files")
+        log.info("no training clips: writing anomaly scores without decision files")
     files = metrics.write_dcase_files(out_dir, test_records, scores, thresholds)
 
     evaluations = {}
