@@ -102,7 +102,8 @@ def run_demo(
     epochs: int = 10,
     width: float = 0.25,
     n_clips: int = 2,
-    max_masks: int = 64_000,
+    max_masks: int = 32_000,
+    agreement: float = 0.95,
     progress: bool = True,
 ) -> DemoOutputs:
     """Run the whole demo and return where its outputs went.
@@ -117,7 +118,8 @@ def run_demo(
     preset : synthetic preset of the data; the bundled models were trained on ``small``
     epochs, width : training settings with ``train``
     n_clips : anomalous clips to explain (the SC-AdaCos model's top-scored, one per machine)
-    max_masks : upper bound of RISE masks per map (each map stops at agreement 0.98)
+    max_masks : upper bound of RISE masks per map
+    agreement : each map stops once its split-half agreement reaches this
     progress : tqdm progress bars
     """
     from . import metrics
@@ -163,7 +165,7 @@ def run_demo(
     metrics.write_tables(rows, out / "performance")
 
     clips = top_anomalous_clips(test, test_scores[DEMO_MODELS[-1].name], n_clips)
-    settings = MapSettings(n_masks=max_masks, seed=seed, until_agreement=0.98)
+    settings = MapSettings(n_masks=max_masks, seed=seed, until_agreement=agreement)
     execution = RISEExecution(progress=progress)
     grid = {c.path: {} for c in clips}
     logspecs = {}

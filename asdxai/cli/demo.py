@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_device, add_progress, add_seed, positive_float, positive_int
+from ._common import (
+    add_device,
+    add_progress,
+    add_seed,
+    positive_float,
+    positive_int,
+    probability,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,9 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-masks",
         type=positive_int,
-        default=64_000,
-        help="upper bound of RISE masks per map; each map stops at a split-half agreement of "
-        "0.98 (default: 64000)",
+        default=32_000,
+        help="upper bound of RISE masks per map (default: 32000)",
+    )
+    parser.add_argument(
+        "--agreement",
+        type=probability,
+        default=0.95,
+        help="each RISE map stops once its split-half agreement reaches this (default: 0.95)",
     )
     add_device(parser)
     add_seed(parser)
@@ -74,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     res = run_demo(
         args.out, device=args.device, seed=args.seed, train=args.train, preset=args.preset,
         epochs=args.epochs, width=args.width, n_clips=args.clips, max_masks=args.max_masks,
+        agreement=args.agreement,
         progress=args.progress,
     )  # fmt: skip
     print("\nPerformance on dev-test (study protocol, harmonic means over sections):")
