@@ -168,3 +168,13 @@ def test_cli_runs_and_names_the_option_of_a_bad_setting(tmp_path, capsys):
     assert "feature-ablation" in capsys.readouterr().out
     assert main([*args, "--cells", "99x2"]) == 2
     assert "--cells" in capsys.readouterr().err
+
+
+def test_deviation_auc_sees_an_anomaly_read_as_normal():
+    from asdxai.explain.attribution import localisation_measures
+
+    _, _, truth = _two_boxes()
+    reversed_map = -truth.astype(float) + 0.01 * np.random.default_rng(0).random((T, F))
+    m = localisation_measures(reversed_map, truth)
+    assert m["pixel_auc"] < 0.1 and m["deviation_auc"] > 0.9
+    assert np.isnan(localisation_measures(reversed_map, None)["deviation_auc"])

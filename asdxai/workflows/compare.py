@@ -48,7 +48,8 @@ MEASURES = (*LOCALISATION, *FAITHFULNESS, "stability", *COST)
 AGREEMENT = ("ins_minus_del", "deletion", "band_deletion", "average_drop")
 #: Column headings of the tables.
 HEADINGS = {
-    "pixel_auc": "pixel AUC ↑", "pointing_game": "pointing ↑", "machine_focus": "machine focus",
+    "pixel_auc": "pixel AUC ↑", "pointing_game": "pointing ↑",
+    "deviation_auc": "|dev.| AUC ↑", "machine_focus": "machine focus",
     "machine_correlation": "machine r", "event_share": "event share ↓", "deletion": "deletion ↓",
     "insertion": "insertion ↑", "ins_minus_del": "ins − del ↑", "band_deletion": "band del. ↓",
     "average_drop": "AD ↓", "average_increase": "AI ↑", "stability": "stability ↑",

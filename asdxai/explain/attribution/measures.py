@@ -2,7 +2,11 @@
 
 Localisation (needs the synthetic ground truth; :func:`asdxai.explain.focus.map_focus`):
 pixel AUC and pointing game against the anomaly mask, machine focus, signed machine
-correlation and background-event share against the machine / background components.
+correlation and background-event share against the machine / background components; and
+``deviation_auc``, the pixel AUC of the map's structure ``|m - median(m)|``
+(:func:`~asdxai.explain.focus.map_deviation`): whether the map singles the anomaly out in
+either direction (a map that reads the anomaly as *normal* has a pixel AUC below 0.5 but a
+high deviation AUC).
 
 Faithfulness (needs only the black box). A removed cell takes the value of the *reference*
 (:data:`FILLS`): ``"median"`` (default) = the clip's median frame at that bin, the clip's
@@ -36,8 +40,8 @@ import numpy as np
 import torch
 
 from ...errors import ConfigError
-from ..faithfulness import deletion_curve, insertion_curve
-from ..focus import map_focus
+from ..faithfulness import deletion_curve, insertion_curve, pixel_auc
+from ..focus import map_deviation, map_focus
 from ..rise import split_half_agreement
 from .methods import median_frame
 
@@ -51,6 +55,7 @@ FILLS = ("median", "zero")
 LOCALISATION = {
     "pixel_auc": True,
     "pointing_game": True,
+    "deviation_auc": True,
     "machine_focus": None,
     "machine_correlation": None,
     "event_share": False,
@@ -73,8 +78,11 @@ def localisation_measures(
     events: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The :data:`LOCALISATION` measures of one map (NaN where the ground truth is missing)."""
-    focus = map_focus(importance, anomaly_mask, level_db, events).to_dict()
-    return {k: focus[k] for k in LOCALISATION}
+    out = map_focus(importance, anomaly_mask, level_db, events).to_dict()
+    out["deviation_auc"] = math.nan
+    if anomaly_mask is not None and np.isfinite(out["pixel_auc"]):
+        out["deviation_auc"] = pixel_auc(map_deviation(importance), anomaly_mask)
+    return {k: out[k] for k in LOCALISATION}
 
 
 def faithfulness_measures(
