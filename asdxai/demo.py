@@ -126,7 +126,7 @@ def run_demo(
     from .data.records import scan
     from .embed import TSNEConfig, save_result, write_distances_csv
     from .explain import RISEExecution
-    from .plots.rise import plot_importance_grid
+    from .plots.rise import measures_caption, plot_importance_grid
     from .plots.tsne import plot_tsne_panels, save_figure
     from .workflows.defaults import ensure_synthetic
     from .workflows.embedding import project_split
@@ -184,9 +184,14 @@ def run_demo(
                 item.measures
             )
     feat = Explainer(models[DEMO_MODELS[0].name][1], device="cpu").ckpt.features
+    captions = [
+        {m.title: measures_caption(res.summary["measures"][m.name][c.name]) for m in DEMO_MODELS}
+        for c in clips
+    ]
     fig = plot_importance_grid(
-        [(f"{c.machine} {c.section}", logspecs[c.path], grid[c.path]) for c in clips], feat
-    )
+        [(f"{c.machine} {c.section}", logspecs[c.path], grid[c.path]) for c in clips], feat,
+        captions=captions,
+    )  # fmt: skip
     res.figures.append(save_figure(fig, out / "fig4_rise.png"))
 
     panels = []

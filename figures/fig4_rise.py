@@ -29,7 +29,7 @@ MODELS = (
 def main(argv: list[str] | None = None) -> int:
     from asdxai.explain import RISEExecution
     from asdxai.inference import score_records
-    from asdxai.plots.rise import plot_importance_grid
+    from asdxai.plots.rise import measures_caption, plot_importance_grid
     from asdxai.workflows.explain import Explainer, MapSettings, top_anomalous_clips
 
     p = parser("Fig. 4: RISE maps of two anomalous clips, SC-AdaCos vs one-class compactness")
@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if not clips:
         raise SystemExit("fig4: no anomalous dev-test clip with a ground-truth mask in the data")
 
-    rows, table = [], []
+    rows, table, captions = [], [], []
     for clip in clips:
-        maps, log_spec = {}, None
+        maps, log_spec, caption = {}, None, {}
         for title, (recipe, explainer) in explainers.items():
             folder = study.work / "rise" / study.key(recipe) / f"seed{seed}-n{n_masks}-a{agreement}"
             item = explainer.explain(
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 out_stem=folder / clip.machine / clip.path.stem, plot=False,
             )  # fmt: skip
             maps[title] = item.result.importance
+            caption[title] = measures_caption(item.measures)
             log_spec = item.log_spec
             table.append({
                 "clip": clip.name, "machine": clip.machine, "model": title,
@@ -77,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                 **item.measures,
             })  # fmt: skip
         rows.append((f"{clip.machine} {clip.section}", log_spec, maps))
+        captions.append(caption)
 
-    fig = plot_importance_grid(rows, ref.ckpt.features)
+    fig = plot_importance_grid(rows, ref.ckpt.features, captions=captions)
     paths = study.save(fig, "fig4_rise")
     cols = list(dict.fromkeys(k for r in table for k in r))
     lines = [",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in table]

@@ -85,6 +85,7 @@ def plot_importance_grid(
     rows: Sequence[tuple[str, np.ndarray, dict[str, np.ndarray]]],
     cfg: FeatureConfig | None = None,
     panel_size: tuple[float, float] = (4.2, 3.0),
+    captions: Sequence[dict[str, str]] | None = None,
 ) -> Figure:
     """The study's Fig. 4: one row per clip, log spectrogram | one importance map per model.
 
@@ -94,6 +95,8 @@ def plot_importance_grid(
         every row must name the same models in the same order
     cfg : FeatureConfig, optional (default: the study's)
     panel_size : (width, height) of one panel in inches
+    captions : optional, per row ``{model title: text}`` written under that map (e.g. the
+        measures of where it looks)
 
     Returns
     -------
@@ -121,7 +124,16 @@ def plot_importance_grid(
                 interpolation="nearest",
             )  # fmt: skip
             ax.set_title(name, fontsize=9)
-            ax.set_xlabel("time (s)")
+            caption = (captions[r] if captions else {}).get(name, "")
+            ax.set_xlabel(f"time (s)\n{caption}" if caption else "time (s)", fontsize=8)
             ax.set_ylabel("frequency (Hz)")
             fig.colorbar(im, ax=ax, label=unit)
     return fig
+
+
+def measures_caption(measures: dict[str, float]) -> str:
+    """A one-line caption of a map's measures (machine focus, machine correlation, event share,
+    pixel AUC), for :func:`plot_importance_grid`."""
+    short = (("machine_focus", "focus"), ("machine_correlation", "r(machine)"),
+             ("event_share", "events"), ("pixel_auc", "pixel AUC"))  # fmt: skip
+    return ", ".join(f"{label} {measures[k]:.2f}" for k, label in short if k in measures)
