@@ -49,7 +49,7 @@ AGREEMENT = ("ins_minus_del", "deletion", "band_deletion", "average_drop")
 #: Column headings of the tables.
 HEADINGS = {
     "pixel_auc": "pixel AUC ↑", "pointing_game": "pointing ↑",
-    "deviation_auc": "|dev.| AUC ↑", "machine_focus": "machine focus",
+    "deviation_auc": "deviation AUC ↑", "machine_focus": "machine focus",
     "machine_correlation": "machine r", "event_share": "event share ↓", "deletion": "deletion ↓",
     "insertion": "insertion ↑", "ins_minus_del": "ins − del ↑", "band_deletion": "band del. ↓",
     "average_drop": "AD ↓", "average_increase": "AI ↑", "stability": "stability ↑",
