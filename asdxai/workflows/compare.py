@@ -3,7 +3,8 @@
 
 For every checkpoint and clip, :func:`compare_explainers` binds the checkpoint's black box to the
 clip's section (:class:`asdxai.workflows.explain.Explainer`), computes every method's map
-(:func:`asdxai.explain.attribution.compare_methods`: RISE in each mask mode, Captum's
+(:func:`asdxai.explain.attribution.compare_methods`: RISE in each mask mode and on the complex
+STFT (FreqRISE-style), Captum's
 Occlusion, FeatureAblation, Saliency, IntegratedGradients, GradientShap and KernelShap, a random
 map and the energy map), measures it against the clip's ground truth and the black box, and
 writes
@@ -38,6 +39,7 @@ from ..explain.attribution import (
     MethodSettings,
     compare_methods,
     rank_agreement,
+    stft_resynthesis,
 )
 
 #: The bundled models compared by default: the study's Fig. 4 pair (spectrogram-only encoders).
@@ -239,7 +241,10 @@ def compare_explainers(
     -------
     Comparison
     """
+    import torch
+
     from ..data.anomaly_masks import load_anomaly_mask
+    from ..data.audio import read_clip
     from ..data.components import load_components
     from .explain import Explainer
 
@@ -258,6 +263,8 @@ def compare_explainers(
             clip = Path(clip)
             section = explainer.section_for(clip)
             inputs = explainer.inputs(clip)
+            wave = torch.from_numpy(read_clip(clip, explainer.ckpt.features))
+            resynthesis = stft_resynthesis(wave.to(explainer.device), explainer.ckpt.features)
             truth, parts = load_anomaly_mask(clip), load_components(clip)
             shape = tuple(inputs.spec.shape)
             truth = truth if truth is not None and truth.shape == shape else None
@@ -267,7 +274,7 @@ def compare_explainers(
                 methods=methods, settings=settings, seed=seed, with_stability=with_stability,
                 anomaly_mask=truth, level_db=None if parts is None else parts.level_db,
                 events=None if parts is None else parts.events, top_fraction=top_fraction,
-                fill=fill, device=explainer.device,
+                fill=fill, device=explainer.device, resynthesis=resynthesis,
                 on_method=None if on_result is None else partial(on_result, model, clip),
             )  # fmt: skip
             clip_rows = [

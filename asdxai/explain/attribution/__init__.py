@@ -15,7 +15,15 @@ from .measures import (
     rank_agreement,
     stability,
 )
-from .methods import METHODS, MethodMap, MethodSettings, cell_ids, compute_map, median_frame
+from .methods import (
+    METHODS,
+    MethodMap,
+    MethodSettings,
+    cell_ids,
+    compute_map,
+    median_frame,
+    stft_resynthesis,
+)
 from .runner import COST, MethodResult, compare_methods
 
 __all__ = [
@@ -35,4 +43,5 @@ __all__ = [
     "median_frame",
     "rank_agreement",
     "stability",
+    "stft_resynthesis",
 ]

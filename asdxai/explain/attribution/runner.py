@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .measures import faithfulness_measures, localisation_measures, stability
-from .methods import METHODS, MethodMap, MethodSettings, compute_map
+from .methods import METHODS, MethodMap, MethodSettings, Resynthesis, compute_map
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -52,6 +52,7 @@ def compare_methods(
     top_fraction: float = 0.2,
     fill: str = "median",
     device: torch.device | str = "cpu",
+    resynthesis: Resynthesis | None = None,
     on_method: Callable[[MethodResult], object] | None = None,
 ) -> list[MethodResult]:
     """Every method's map of ``spec`` with its localisation, faithfulness, cost and stability.
@@ -70,6 +71,8 @@ def compare_methods(
     top_fraction : the kept share of Average Drop / Increase
     fill : what a removed cell becomes in the faithfulness measures (``"median"``, ``"zero"``)
     device : where the black box runs
+    resynthesis : masks -> spectrograms of the resynthesised clip, for ``rise-stft``
+        (:func:`~asdxai.explain.attribution.methods.stft_resynthesis`)
     on_method : called with each :class:`MethodResult` as soon as it is done
 
     Returns
@@ -78,9 +81,10 @@ def compare_methods(
     """
     settings = settings or MethodSettings()
     x = torch.as_tensor(spec).detach().to(device=device, dtype=torch.float32)
+    kwargs = {"settings": settings, "device": device, "resynthesis": resynthesis}
     out = []
     for method in methods:
-        m = compute_map(method, score_fn, x, settings=settings, seed=seed, device=device)
+        m = compute_map(method, score_fn, x, seed=seed, **kwargs)
         measures = localisation_measures(m.importance, anomaly_mask, level_db, events)
         if faithfulness:
             measures.update(
@@ -97,8 +101,7 @@ def compare_methods(
         measures.update({k: float(getattr(m, k)) for k in COST})
         measures["stability"] = math.nan
         if with_stability and METHODS[method][1]:
-            other = compute_map(method, score_fn, x, settings=settings, seed=seed + 1,
-                                device=device)  # fmt: skip
+            other = compute_map(method, score_fn, x, seed=seed + 1, **kwargs)
             measures["stability"] = stability(m.importance, other.importance)
         result = MethodResult(m, measures)
         if on_method is not None:
