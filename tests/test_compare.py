@@ -175,14 +175,18 @@ def test_workflow_writes_tables_and_figure(tmp_path):
     settings = MethodSettings(n_masks=100, kernel_samples=50, ig_steps=4, shap_samples=4)
     methods = ("rise-separable", "rise-stft", "occlusion", "saliency", "random", "energy")
     out = tmp_path / "out"
-    res = compare_explainers([ckpt], [clip], out, methods=methods, settings=settings,
+    twin = tmp_path / "twin.pt"
+    twin.write_bytes(ckpt.read_bytes())
+    res = compare_explainers([ckpt, twin], [clip], out, methods=methods, settings=settings,
                              device="cpu")  # fmt: skip
-    assert res.methods == list(methods) and len(res.rows) == len(methods)
+    assert res.methods == list(methods) and len(res.rows) == 2 * len(methods)
     assert all(np.isfinite(r["pixel_auc"]) for r in res.rows)
-    assert len(res.agreement) == 1
+    assert len(res.agreement) == 2
+    by_model = res.summary("twin")
+    assert by_model["random"]["pixel_auc"][2] == 1  # one clip of that model
     assert set(res.files) == {"rows", "summary_csv", "markdown", "latex", "figure"}
     md = (out / "summary.md").read_text()
-    assert "| rise-separable |" in md and "n_masks = 100" in md
+    assert "| rise-separable |" in md and "n_masks = 100" in md and "twin alone:" in md
     assert (out / "maps.png").stat().st_size > 0
 
 

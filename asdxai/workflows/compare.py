@@ -114,11 +114,18 @@ class Comparison:
         """The methods compared, in order."""
         return list(dict.fromkeys(r["method"] for r in self.rows))
 
-    def summary(self) -> dict[str, dict[str, tuple[float, float, int]]]:
-        """method -> measure -> (mean, sample std, count of finite values) over clips and models."""
+    @property
+    def models(self) -> list[str]:
+        """The models compared, in order."""
+        return list(dict.fromkeys(r["model"] for r in self.rows))
+
+    def summary(self, model: str | None = None) -> dict[str, dict[str, tuple[float, float, int]]]:
+        """method -> measure -> (mean, sample std, count of finite values) over clips and models
+        (over the clips of ``model`` only, if given)."""
         out = {}
         for method in self.methods:
             rows = [r for r in self.rows if r["method"] == method]
+            rows = [r for r in rows if model is None or r["model"] == model]
             out[method] = {k: _mean_std([r[k] for r in rows]) for k in MEASURES}
         return out
 
@@ -128,7 +135,7 @@ class Comparison:
 
     def markdown(self) -> str:
         """The summary as Markdown: quality table, cost table, rank agreement."""
-        summ, n_models = self.summary(), len({r["model"] for r in self.rows})
+        summ, n_models = self.summary(), len(self.models)
         n_clips = len({(r["model"], r["clip"]) for r in self.rows})
         quality = [*LOCALISATION, *FAITHFULNESS, "stability"]
         lines = [
@@ -144,6 +151,16 @@ class Comparison:
         lines += ["", "| method | " + " | ".join(HEADINGS[k] for k in COST) + " |",
                   "|---|" + "---|" * len(COST)]  # fmt: skip
         lines += [f"| {m} | " + " | ".join(_fmt(summ[m][k], 1) for k in COST) + " |" for m in summ]
+        if n_models > 1:
+            per_model = ["pixel_auc", "deviation_auc", "machine_correlation", "ins_minus_del",
+                         "band_deletion", "stability"]  # fmt: skip
+            for model in self.models:
+                by = self.summary(model)
+                lines += ["", f"{model} alone:", "",
+                          "| method | " + " | ".join(HEADINGS[k] for k in per_model) + " |",
+                          "|---|" + "---|" * len(per_model)]  # fmt: skip
+                lines += [f"| {m} | " + " | ".join(_fmt(by[m][k]) for k in per_model) + " |"
+                          for m in by]  # fmt: skip
         agree = self.agreement_summary()
         lines += ["", "Rank agreement of the methods (Spearman, per model and clip, mean ± std): "
                   "pixel AUC against " + "; ".join(f"{HEADINGS[k]} {_fmt(agree[k])}"
