@@ -129,9 +129,11 @@ class Comparison:
             out[method] = {k: _mean_std([r[k] for r in rows]) for k in MEASURES}
         return out
 
-    def agreement_summary(self) -> dict[str, tuple[float, float, int]]:
-        """faithfulness measure -> (mean, std, n) of its rank agreement with the pixel AUC."""
-        return {k: _mean_std([a[k] for a in self.agreement]) for k in AGREEMENT}
+    def agreement_summary(self, model: str | None = None) -> dict[str, tuple[float, float, int]]:
+        """faithfulness measure -> (mean, std, n) of its rank agreement with the pixel AUC (over
+        the clips of ``model`` only, if given)."""
+        rows = [a for a in self.agreement if model is None or a["model"] == model]
+        return {k: _mean_std([a[k] for a in rows]) for k in AGREEMENT}
 
     def markdown(self) -> str:
         """The summary as Markdown: quality table, cost table, rank agreement."""
@@ -161,11 +163,18 @@ class Comparison:
                           "|---|" + "---|" * len(per_model)]  # fmt: skip
                 lines += [f"| {m} | " + " | ".join(_fmt(by[m][k]) for k in per_model) + " |"
                           for m in by]  # fmt: skip
-        agree = self.agreement_summary()
-        lines += ["", "Rank agreement of the methods (Spearman, per model and clip, mean ± std): "
-                  "pixel AUC against " + "; ".join(f"{HEADINGS[k]} {_fmt(agree[k])}"
-                                                   for k in AGREEMENT) + "."]  # fmt: skip
+                lines += ["", self._agreement_line(model)]
+        lines += ["", self._agreement_line(None)]
         return "\n".join(lines) + "\n"
+
+    def _agreement_line(self, model: str | None) -> str:
+        agree = self.agreement_summary(model)
+        return (
+            f"Rank agreement of the methods{'' if model is None else f' ({model})'} (Spearman "
+            "over the methods, per model and clip, mean ± std): pixel AUC against "
+            + "; ".join(f"{HEADINGS[k]} {_fmt(agree[k])}" for k in AGREEMENT)
+            + "."
+        )
 
     def latex(self) -> str:
         """The quality and cost summary as one LaTeX tabular (booktabs)."""
