@@ -30,8 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="compare RISE with Captum's attribution methods on synthetic ground truth",
         description=(
             "Explain synthetic test clips with RISE (separable plain / centred, time, freq, grid "
-            "masks), Captum's Occlusion, FeatureAblation, Saliency, IntegratedGradients, "
-            "GradientShap and KernelShap, a random map and the energy map; measure each map's "
+            "masks, and FreqRISE-style masks on the complex STFT), Captum's Occlusion, "
+            "FeatureAblation, Saliency, IntegratedGradients, GradientShap and KernelShap, a "
+            "random map and the energy map; measure each map's "
             "localisation (pixel AUC, pointing game, machine focus, event share), faithfulness "
             "(deletion / insertion, frequency-band removal, Average Drop / Increase), cost and "
             "seed-to-seed stability. Writes rows.csv, summary.csv/.md/.tex and maps.png."
