@@ -41,6 +41,7 @@ from .errors import ConfigError, DataError, NonFiniteError
 from .features import FeatureConfig
 from .losses import (
     LOSSES,
+    THETA_MEDS,
     build_loss,
     compactness_sums,
     mixup,
@@ -77,12 +78,20 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast for the encoder forward)
     num_workers: int = 0  # wav-decoding worker processes
     splits: tuple[str, ...] = field(default=("dev-train",))  # splits the records came from
+    # "closest" (the paper's mixed-up angle) or "reference" (the author's code), see losses.py
+    theta_med: str = "closest"
+    # append the domain to attribute classes, as the author's code does (docs/FIDELITY.md)
+    attribute_domain: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.task not in TASKS:
             raise ConfigError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        if self.theta_med not in THETA_MEDS:
+            raise ConfigError(
+                f"unknown theta_med {self.theta_med!r}; choose one of {', '.join(THETA_MEDS)}"
+            )
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"
@@ -208,6 +217,7 @@ def fit_encoder(
         seed=seed,
         weight_decay=train_cfg.weight_decay,
         mixup=train_cfg.mixup,
+        theta_med=train_cfg.theta_med,
     ).to(dev)
     params = [p for p in list(encoder.parameters()) + list(loss_fn.parameters()) if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=train_cfg.lr)
@@ -355,7 +365,7 @@ def train_model(
             for key, recs in sorted(groups.items())
         ]
     else:
-        labels, names = class_labels(train, train_cfg.task)
+        labels, names = class_labels(train, train_cfg.task, with_domain=train_cfg.attribute_domain)
         jobs = [("all", train, labels, names)]
     logger.info(
         "training %d model(s) on %d clips (%s, task %s, loss %s) on %s",

@@ -243,10 +243,13 @@ class Study:
         path = BUNDLED_DIR / f"{names[0]}.pt"
         if synth.get("preset_name") != "small" or synth.get("seed") != 0 or not path.is_file():
             return None
+        from asdxai.nets import NetConfig
+        from asdxai.train import TrainConfig
+
         ckpt, r = load_checkpoint(path), self.recipe(recipe)
-        same = ckpt.train_config == {**r.train_config(seed=0).to_dict(),
-                                     "num_workers": ckpt.train_config.get("num_workers", 0)}
-        return path if same and ckpt.net_config == r.net_config().to_dict() else None
+        stored = TrainConfig.from_dict({**ckpt.train_config, "num_workers": 0})
+        same = stored == r.train_config(seed=0)
+        return path if same and NetConfig.from_dict(ckpt.net_config) == r.net_config() else None
 
     # ------------------------------------------------------------------ results
     def scores(self, recipe: str, seed: int, split: str = "dev-test", **overrides: Any) -> dict:

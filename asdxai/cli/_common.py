@@ -187,3 +187,17 @@ def save_checkpoint_file(ckpt, path: Path) -> Path:
             f"{path}: cannot write the checkpoint (the write failed: is the disk full?); "
             "nothing was written"
         ) from None
+
+
+def add_backend(parser: argparse.ArgumentParser, when: str = "") -> None:
+    """``--backend VARIANT``: which k-means backend is fitted (see docs/FIDELITY.md)."""
+    from ..scoring import BACKEND_VARIANTS
+
+    parser.add_argument(
+        "--backend",
+        choices=tuple(BACKEND_VARIANTS),
+        default=None,
+        help=f"k-means backend{when}: paper (k-means on the source clips, unit-length means; the "
+        "study's text), reference (source and target clips, raw means; the author's code) or a "
+        "mix of the two (default: the recipe's, else paper)",
+    )

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from ._common import (
+    add_backend,
     add_data,
     add_device,
     add_loading,
@@ -57,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--k", type=positive_int, default=16, help="k-means clusters per section (default: 16)"
     )
+    add_backend(parser)
     parser.add_argument(
         "--n-init",
         type=positive_int,
@@ -96,6 +98,7 @@ def _fit(ckpt, usable, args: argparse.Namespace, device, fit_backend):
         device=device,
         k=args.k,
         seed=args.seed,
+        **({"variant": args.backend} if args.backend else {}),
         n_init=args.n_init,
         batch_size=args.batch_size,
         progress=args.progress,

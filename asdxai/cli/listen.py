@@ -50,8 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_seed(parser)
     add_device(parser)
     # library parameters -> the options that set them (for error lines)
-    parser.set_defaults(func=run, param_flags={"smooth_cells": "smooth", "n_random": "random",
-                                               "map_path": "map", "out_dir": "out"})
+    parser.set_defaults(
+        func=run,
+        param_flags={
+            "smooth_cells": "smooth",
+            "n_random": "random",
+            "map_path": "map",
+            "out_dir": "out",
+        },
+    )
 
 
 def run(args: argparse.Namespace) -> int:

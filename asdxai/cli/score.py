@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..data.records import SPLITS
 from ._common import (
+    add_backend,
     add_data,
     add_device,
     add_loading,
@@ -144,6 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=16,
         help="k-means clusters per section with --fit-backend (default: 16)",
     )
+    add_backend(parser, " fitted with --fit-backend")
     add_seed(parser)
     add_device(parser)
     add_loading(parser)
@@ -317,6 +319,7 @@ def run(args: argparse.Namespace) -> int:
                 fit_missing_backend=args.fit_backend,
                 k=args.k,
                 seed=args.seed,
+                backend_variant=args.backend,
                 digits=args.digits,
                 on_error=args.on_error,
             )
@@ -353,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n[{p} protocol]")
             print(metrics.format_terminal(ev.table_rows(), digits=args.digits), end="")
             if p == "dcase":
-                print(f"official score: {ev.summary['official_score']:.{args.digits}f}")
+                print(ev.official_lines(args.digits))
             rows[p].append(metrics.performance_row(label, ev.summary))
             summaries[p].append(ev.summary)
 

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from ._common import (
+    add_backend,
     add_data,
     add_device,
     add_progress,
@@ -41,8 +42,8 @@ def _splits(text: str) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..losses import LOSSES
-    from ..nets import ARCHS
+    from ..losses import LOSSES, THETA_MEDS
+    from ..nets import ARCHS, BATCH_NORMS, RESIDUALS, SPECTRUM_PADDINGS
     from ..train import PRECISIONS, TASKS
 
     parser = sub.add_parser(
@@ -137,9 +138,44 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="autocast precision of the encoder forward (default: fp32)",
     )
+    parser.add_argument(
+        "--spectrum-padding",
+        choices=SPECTRUM_PADDINGS,
+        default=None,
+        help="spectrum branch convolutions: same (the reference code; every bin reaches the "
+        "output) or valid (no padding) (default: same)",
+    )
+    parser.add_argument(
+        "--residual",
+        choices=RESIDUALS,
+        default=None,
+        help="residual units: preact or reference (the author's code's wiring) (default: preact)",
+    )
+    parser.add_argument(
+        "--batch-norm",
+        choices=BATCH_NORMS,
+        default=None,
+        help="batch norm: plain (no scale / shift: bias-free, as the paper) or keras (trainable "
+        "scale and shift, Keras momentum and eps, as the author's code) (default: plain)",
+    )
+    parser.add_argument(
+        "--theta-med",
+        choices=THETA_MEDS,
+        default=None,
+        help="adaptive scale under mixup: closest (the paper's mixed-up angle) or reference (the "
+        "author's code's expression) (default: closest)",
+    )
+    parser.add_argument(
+        "--attribute-domain",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="append the domain to attribute classes, as the author's code does (default: off)",
+    )
+    add_backend(parser, " fitted after training")
     add_seed(
-        parser, None, "random seed, 0 to 2^32 - 1; trial i uses seed + i (default: the recipe's, "
-        "else 0)",
+        parser,
+        None,
+        "random seed, 0 to 2^32 - 1; trial i uses seed + i (default: the recipe's, else 0)",
     )
     parser.add_argument(
         "--trials",
@@ -176,6 +212,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 _OVERRIDES = (
     "loss", "classes", "per_section", "splits", "epochs", "batch_size", "lr", "weight_decay",
     "mixup", "sub_clusters", "arch", "width", "embed_dim", "precision", "seed", "trials",
+    "spectrum_padding", "residual", "batch_norm", "theta_med", "attribute_domain", "backend",
 )  # fmt: skip
 
 

@@ -195,6 +195,7 @@ def _default_labels(paths: list[Path]) -> list[str]:
 def _plan(args: argparse.Namespace) -> list[tuple[str, list[tuple[str, Path]]]]:
     """Groups of (row label, [(file label, checkpoint), ...])."""
     from ..errors import ConfigError
+
     ckpts: list[Path] = [checkpoint_path(p) for p in args.checkpoint or [None]]
     if args.trials:
         if len(ckpts) % args.group_size:

@@ -114,6 +114,7 @@ def score_checkpoint(
     fit_missing_backend: bool = False,
     k: int = 16,
     seed: int = 0,
+    backend_variant: str | None = None,
     digits: int = 4,
     on_error: str = "raise",
 ) -> ScoreReport:
@@ -121,7 +122,8 @@ def score_checkpoint(
 
     With ``on_error="skip"`` unreadable clips are left out of the thresholds, the files and
     the metrics, and listed in the report. A checkpoint without a backend is refused unless
-    ``fit_missing_backend`` (then it is fitted in memory on ``train_records``).
+    ``fit_missing_backend`` (then it is fitted in memory on ``train_records``, with ``k``,
+    ``seed`` and ``backend_variant``, None = the default variant).
     """
     from .. import metrics
     from ..inference import embed_records, score_records
@@ -147,7 +149,8 @@ def score_checkpoint(
             train_records = [r for r, good in zip(train_records, ok, strict=True) if good]
             emb = emb[ok]
         if ckpt.backend is None and fit_missing_backend:
-            backend = backend_from_embeddings(train_records, emb, k=k, seed=seed)
+            options = {"variant": backend_variant} if backend_variant else {}
+            backend = backend_from_embeddings(train_records, emb, k=k, seed=seed, **options)
             ckpt = dataclasses.replace(ckpt, backend=backend.to_dict())
             fitted_here = True
             log.info("fitted the k-means backend in memory (k=%d, seed=%d)", k, seed)
