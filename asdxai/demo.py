@@ -102,7 +102,7 @@ def run_demo(
     epochs: int = 10,
     width: float = 0.25,
     n_clips: int = 2,
-    max_masks: int = 32_000,
+    max_masks: int = 8_000,
     agreement: float = 0.95,
     progress: bool = True,
 ) -> DemoOutputs:

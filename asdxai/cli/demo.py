@@ -61,8 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-masks",
         type=positive_int,
-        default=32_000,
-        help="upper bound of RISE masks per map (default: 32000)",
+        default=8_000,
+        help="upper bound of RISE masks per map; a map that has not reached --agreement by then "
+        "says so (default: 8000)",
     )
     parser.add_argument(
         "--agreement",
