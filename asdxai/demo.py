@@ -180,9 +180,11 @@ def run_demo(
             res.rise_maps.setdefault(model.name, []).append(item.h5)
             grid[clip.path][model.title] = item.result.importance
             logspecs[clip.path] = item.log_spec
-            res.summary.setdefault("measures", {}).setdefault(model.name, {})[clip.name] = (
-                item.measures
-            )
+            res.summary.setdefault("measures", {}).setdefault(model.name, {})[clip.name] = {
+                **item.measures,
+                "masks": item.result.n_masks,
+                "split_half_agreement": item.result.agreement,
+            }
     feat = Explainer(models[DEMO_MODELS[0].name][1], device="cpu").ckpt.features
     captions = [
         {m.title: measures_caption(res.summary["measures"][m.name][c.name]) for m in DEMO_MODELS}

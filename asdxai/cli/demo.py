@@ -92,10 +92,13 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print("\nPerformance on dev-test (study protocol, harmonic means over sections):")
     print(res.table)
+    print("\nWhere the RISE maps look (machine focus: 0.5 = ignores the machine; machine")
+    print("correlation < 0: machine regions read as normal; event share > 1: drawn to background")
+    print("events; pixel AUC against the planted anomaly):")
     for name, per_clip in res.summary.get("measures", {}).items():
         for clip, measures in per_clip.items():
-            text = ", ".join(f"{k} {v:.3f}" for k, v in measures.items())
-            print(f"RISE map, {name}, {clip}: {text or 'no ground truth'}")
+            text = ", ".join(f"{k} {v:.3f}" for k, v in measures.items() if k != "masks")
+            print(f"  {name}, {clip} ({measures['masks']} masks): {text}")
     for name, dist in res.summary.get("tsne_mean_nearest_normal", {}).items():
         print(f"t-SNE mean nearest-normal distance, {name}: {dist:.3f}")
     print(f"\nsynthetic data:   {res.data}")
