@@ -309,3 +309,18 @@ def test_recipe_overrides_and_configs(tmp_path):
     bad.write_text('{"lossy": 1}')
     with pytest.raises(ConfigError, match="unknown keys: lossy"):
         Recipe.load(bad)
+
+
+def test_cli_backend_variant_and_no_backend(tmp_path, monkeypatch):
+    from asdxai.checkpoint import load_checkpoint
+    from asdxai.cli import main
+
+    _tree(tmp_path)
+    monkeypatch.delenv("ASDXAI_DATA", raising=False)
+    base = ["train", "--data", str(tmp_path), "--splits", "dev-train", "--width", "0.125",
+            "--epochs", "1", "--batch-size", "8", "--arch", "spectrogram", "--loss",
+            "compactness", "--classes", "none", "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "a.pt"), "--backend", "reference"]) == 0
+    assert load_checkpoint(tmp_path / "a.pt").backend["variant"] == "reference"
+    assert main([*base, "--out", str(tmp_path / "b.pt"), "--no-backend"]) == 0
+    assert load_checkpoint(tmp_path / "b.pt").backend is None

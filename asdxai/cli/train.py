@@ -198,7 +198,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--no-backend",
-        dest="backend",
+        dest="fit_backend",
         action="store_false",
         help="do not fit the k-means backend on the training clips after training (fit it "
         "later with `asdxai fit-backend`)",
@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
         if len(outs) > 1:
             print(f"trial {trial + 1}/{len(outs)} (seed {seed})", flush=True)
         ckpt = train_recipe(
-            recipe, data, seed=seed, device=device, fit_backend=args.backend,
+            recipe, data, seed=seed, device=device, fit_backend=args.fit_backend,
             num_workers=workers, progress=args.progress, on_epoch=on_epoch,
             on_error=args.on_error, records=records,
         )  # fmt: skip
