@@ -16,6 +16,7 @@ each map against the clip's ground truth are written to ``fig4_rise.csv`` / ``.j
 
 from __future__ import annotations
 
+import csv
 import sys
 
 from _common import Study, parser
@@ -83,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     fig = plot_importance_grid(rows, ref.ckpt.features, captions=captions)
     paths = study.save(fig, "fig4_rise")
     cols = list(dict.fromkeys(k for r in table for k in r))
-    lines = [",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in table]
-    (study.out / "fig4_rise.csv").write_text("\n".join(lines) + "\n")
+    with open(study.out / "fig4_rise.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(table)
     info = {"clips": [str(c.path) for c in clips], "maps": table, "n_masks_max": n_masks}
     study.write_json("fig4_rise.json", {**info, "agreement": agreement})
     for r in table:

@@ -29,6 +29,7 @@ for anomalous and normal clips, per machine type, and a paired Wilcoxon signed-r
 
 from __future__ import annotations
 
+import csv
 import sys
 
 from _common import Study, parser
@@ -65,7 +66,8 @@ def summarise(rows: list[dict]) -> tuple[str, dict]:
     lines = []
     for label in ("anomaly", "normal"):
         sel = [r for r in rows if r["label"] == label]
-        lines += [f"\n### {label} clips ({len({(r['clip'], r['trial']) for r in sel})} maps per "
+        n_maps = len({(r["machine"], r["clip"], r["trial"]) for r in sel})
+        lines += [f"\n### {label} clips ({n_maps} maps per "
                   "model)\n", "| measure | " + " | ".join(titles) + " | paired Wilcoxon p |",
                   "|---|" + "---|" * (len(titles) + 1)]  # fmt: skip
         for m in MEASURES:
@@ -73,7 +75,9 @@ def summarise(rows: list[dict]) -> tuple[str, dict]:
             for t in titles:
                 mean, std, n = stats(r[m] for r in sel if r["model"] == t)
                 cells.append(f"{mean:.3f} ± {std:.3f}" if n else "—")
-                per[t] = {(r["clip"], r["trial"]): r[m] for r in sel if r["model"] == t}
+                per[t] = {
+                    (r["machine"], r["clip"], r["trial"]): r[m] for r in sel if r["model"] == t
+                }
                 out["overall"].setdefault(label, {}).setdefault(m, {})[t] = [mean, std, n]
             keys = [k for k in per[titles[0]] if k in per[titles[1]]]
             a = np.array([per[titles[0]][k] for k in keys], dtype=float)
@@ -155,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.model is not None:
         print(f"computed the maps of {args.model}; run without --model for the tables")
         return 0
-    cols = list(rows[0])
-    lines = [",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in rows]
-    (study.out / "focus_claim.csv").write_text("\n".join(lines) + "\n")
+    with open(study.out / "focus_claim.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
     text, summary = summarise(rows)
     head = (f"{len(clips)} clips x {len(study.seeds())} trials x {len(MODELS)} models; maps to "
             f"split-half agreement {agreement} (at most {n_masks} masks)\n")  # fmt: skip
