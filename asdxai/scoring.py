@@ -533,4 +533,3 @@ def backend_from_embeddings(
         for key, (src, tgt) in groups.items()
     }
     return KMeansBackend(k=k, seed=seed, n_init=n_init, variant=variant).fit(per_section)
-

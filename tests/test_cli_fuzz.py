@@ -115,14 +115,52 @@ def _tsne_args(ckpt, data, out, *extra):
 
 
 def _score_args(ckpt, data, out, *extra):
-    return ["score", "--checkpoint", ckpt, "--data", data, "--machines", "fan", "--out", out,
-            "--device", "cpu", "--no-progress", "--protocol", "study", "--k", "2", *extra]
+    return [
+        "score",
+        "--checkpoint",
+        ckpt,
+        "--data",
+        data,
+        "--machines",
+        "fan",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--protocol",
+        "study",
+        "--k",
+        "2",
+        *extra,
+    ]
 
 
 def _train_args(data, out, *extra):
-    return ["train", "--data", data, "--out", out, "--device", "cpu", "--no-progress",
-            "--epochs", "1", "--width", "0.125", "--arch", "spectrogram", "--loss",
-            "compactness", "--classes", "none", "--batch-size", "4", "--no-backend", *extra]
+    return [
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--epochs",
+        "1",
+        "--width",
+        "0.125",
+        "--arch",
+        "spectrogram",
+        "--loss",
+        "compactness",
+        "--classes",
+        "none",
+        "--batch-size",
+        "4",
+        "--no-backend",
+        *extra,
+    ]
 
 
 def _fit_args(ckpt, data, out, *extra):
@@ -132,8 +170,7 @@ def _fit_args(ckpt, data, out, *extra):
 
 
 def _listen_args(map_path, out, *extra):
-    return ["listen", "--map", map_path, "--out", out, "--device", "cpu", "--random", "1",
-            *extra]
+    return ["listen", "--map", map_path, "--out", out, "--device", "cpu", "--random", "1", *extra]
 
 
 @pytest.fixture
@@ -196,9 +233,12 @@ def test_bad_wav_through_every_command(case, assets, tree, tmp_path, capsys):
         refused(capsys, _train_args(tree, out / "m.pt"), [words, tree / TRAIN0], out)
 
 
-@pytest.mark.xfail(reason="train takes the clip duration from the first clip's header, so a "
-                   "short first clip sets a too-short duration; the error does not name it "
-                   "(asdxai/train.py infer_feature_config, not the CLI)", strict=True)
+@pytest.mark.xfail(
+    reason="train takes the clip duration from the first clip's header, so a "
+    "short first clip sets a too-short duration; the error does not name it "
+    "(asdxai/train.py infer_feature_config, not the CLI)",
+    strict=True,
+)
 def test_short_first_training_clip_is_named(tree, tmp_path, capsys):
     (tree / TRAIN0).write_bytes(_wav(tmp_path, _tone(seconds=0.15)))
     out = tmp_path / "out"
@@ -252,8 +292,11 @@ BAD_TREES = {
     "no-dev-data": (_no_dev, "dev_data", ("score", "tsne", "train", "fit-backend", "rise")),
     "no-test-folder": (_no_test, "test", ("score", "tsne", "rise")),
     "no-train-folder": (_no_train, "train", ("train", "fit-backend")),
-    "bad-name": (_bad_name, "recording_0001.wav", ("score", "tsne", "train", "fit-backend",
-                                                    "rise")),
+    "bad-name": (
+        _bad_name,
+        "recording_0001.wav",
+        ("score", "tsne", "train", "fit-backend", "rise"),
+    ),
     "duplicate": (_duplicate, "NORMAL", ("score", "tsne", "train", "fit-backend", "rise")),
     "no-source-training": (_no_source, "fan_section_00", ("fit-backend",)),
 }
@@ -444,18 +487,29 @@ def test_bad_options(assets, tmp_path, capsys):
         (["--fill", "nan"], "--fill"), (["--listen", "100"], "--listen"),
     ):  # fmt: skip
         refused(capsys, _rise_args(ck, clip, out, *extra), words, out)
-    for extra, words in ((["--digits", "-1"], "--digits"), (["--digits", "13"], "--digits"),
-                         (["--batch-size", "0"], "--batch-size"), (["--k", "0"], "--k"),
-                         (["--threshold-percentile", "101"], "--threshold-percentile")):
+    for extra, words in (
+        (["--digits", "-1"], "--digits"),
+        (["--digits", "13"], "--digits"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--k", "0"], "--k"),
+        (["--threshold-percentile", "101"], "--threshold-percentile"),
+    ):
         refused(capsys, _score_args(ck, tree, out, *extra), words, out)
-    for extra, words in ((["--lr", "inf"], "--lr"), (["--lr", "nan"], "--lr"),
-                         (["--epochs", "0"], "--epochs"), (["--weight-decay", "-1"], "--weight")):
+    for extra, words in (
+        (["--lr", "inf"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--epochs", "0"], "--epochs"),
+        (["--weight-decay", "-1"], "--weight"),
+    ):
         refused(capsys, _train_args(tree, out / "m.pt", *extra), words, out)
     for extra, words in ((["--n-jobs", "0"], "n_jobs"), (["--perplexity", "0"], "--perplexity")):
         refused(capsys, _tsne_args(ck, tree, out, *extra), words, out)
-    for extra, words in ((["--smooth", "-1"], "--smooth"), (["--smooth", "nan"], "--smooth"),
-                         (["--top-percent", "100"], "--top-percent"),
-                         (["--random", "-1"], "--random")):
+    for extra, words in (
+        (["--smooth", "-1"], "--smooth"),
+        (["--smooth", "nan"], "--smooth"),
+        (["--top-percent", "100"], "--top-percent"),
+        (["--random", "-1"], "--random"),
+    ):
         refused(capsys, _listen_args(assets["map"], out, *extra), words, out)
 
 
@@ -465,8 +519,22 @@ def test_impossible_sizes_refused_before_allocation(assets, tmp_path, capsys):
     out = tmp_path / "out"
     refused(capsys, _rise_args(ck, clip, out, "--block-size", "1000000000"),
             ["--block-size", "GiB"], out)  # fmt: skip
-    refused(capsys, _rise_args(ck, clip, out, "--n-masks", str(10**12), "--block-size", "1000",
-                               "--batch-size", str(10**12)), ["--batch-size", "GiB"], out)
+    refused(
+        capsys,
+        _rise_args(
+            ck,
+            clip,
+            out,
+            "--n-masks",
+            str(10**12),
+            "--block-size",
+            "1000",
+            "--batch-size",
+            str(10**12),
+        ),
+        ["--batch-size", "GiB"],
+        out,
+    )
     refused(capsys, _listen_args(assets["map"], out, "--smooth", "1e9"), ["--smooth", "wider"],
             out)  # fmt: skip
 

@@ -80,8 +80,10 @@ class TSNEConfig:
                 "t-SNE negative_gradient_method must be auto|bh|fft, "
                 f"got {self.negative_gradient_method!r}"
             )
-        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or (
-            self.n_jobs == 0 or self.n_jobs < -1
+        if (
+            isinstance(self.n_jobs, bool)
+            or not isinstance(self.n_jobs, int)
+            or (self.n_jobs == 0 or self.n_jobs < -1)
         ):
             raise ConfigError(f"t-SNE n_jobs must be >= 1 or -1 (all cores), got {self.n_jobs!r}")
 

@@ -38,7 +38,7 @@ for name in MODELS:
 from asdxai.data.synth import PresetConfig, generate
 tiny = PresetConfig("tiny", machines=("fan",), dev_sections=(0,), eval_sections=(3,),
                     duration_s=1.0, n_train_source=6, n_train_target=2, n_test=2)
-generate({str(tmp_path / 'data')!r}, tiny, seed=0, workers=1, progress=False)
+generate({str(tmp_path / "data")!r}, tiny, seed=0, workers=1, progress=False)
 """
     subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path)
     train = [sys.executable, "-m", "asdxai", "train", "--data", str(tmp_path / "data"),
@@ -47,7 +47,20 @@ generate({str(tmp_path / 'data')!r}, tiny, seed=0, workers=1, progress=False)
              "--out", str(tmp_path / "model.pt")]  # fmt: skip
     subprocess.run(train, check=True, env=env, cwd=tmp_path)
     clip = next((tmp_path / "data" / "dev_data" / "fan" / "test").glob("*anomaly*.wav"))
-    rise = [sys.executable, "-m", "asdxai", "rise", "--checkpoint", str(tmp_path / "model.pt"),
-            "--clip", str(clip), "--n-masks", "2000", "--no-progress", "--device", "cpu"]
+    rise = [
+        sys.executable,
+        "-m",
+        "asdxai",
+        "rise",
+        "--checkpoint",
+        str(tmp_path / "model.pt"),
+        "--clip",
+        str(clip),
+        "--n-masks",
+        "2000",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     subprocess.run(rise, check=True, env=env, cwd=tmp_path)
     assert list((tmp_path / "rise" / "fan").glob("*.h5"))
