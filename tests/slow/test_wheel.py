@@ -43,8 +43,8 @@ generate({str(tmp_path / "data")!r}, tiny, seed=0, workers=1, progress=False)
     subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path)
     train = [sys.executable, "-m", "asdxai", "train", "--data", str(tmp_path / "data"),
              "--recipe", "synthetic-small-compactness-none-spectrogram", "--epochs", "1",
-             "--splits", "dev-train", "--batch-size", "4", "--device", "cpu", "--no-progress",
-             "--out", str(tmp_path / "model.pt")]  # fmt: skip
+             "--splits", "dev-train", "--batch-size", "4", "--trials", "1", "--device", "cpu",
+             "--no-progress", "--out", str(tmp_path / "model.pt")]  # fmt: skip
     subprocess.run(train, check=True, env=env, cwd=tmp_path)
     clip = next((tmp_path / "data" / "dev_data" / "fan" / "test").glob("*anomaly*.wav"))
     rise = [
