@@ -8,6 +8,7 @@ and the examples (which add only argument parsing and printing).
 * :mod:`.embedding` -- embed and project a split with t-SNE.
 """
 
+from .defaults import bundled_checkpoint, default_checkpoint, default_data_root
 from .evaluate import ScoreReport, fit_backend, score_checkpoint
 from .explain import ExplainedClip, Explainer, MapSettings, explain_clips, output_stem
 from .training import train_recipe
@@ -17,6 +18,9 @@ __all__ = [
     "Explainer",
     "MapSettings",
     "ScoreReport",
+    "bundled_checkpoint",
+    "default_checkpoint",
+    "default_data_root",
     "explain_clips",
     "fit_backend",
     "output_stem",
