@@ -123,6 +123,7 @@ def run_demo(
     progress : tqdm progress bars
     """
     from . import metrics
+    from .checkpoint import load_checkpoint
     from .data.records import scan
     from .embed import TSNEConfig, save_result, write_distances_csv
     from .explain import RISEExecution
@@ -143,15 +144,14 @@ def run_demo(
     test = scan(data, "dev-test")
     models = _models(out, data, train, epochs, width, seed, dev, progress)
 
-    rows, test_scores = [], {}
+    rows, test_scores, scored_ckpts = [], {}, {}
     for model in DEMO_MODELS:
         scored, _ = models[model.name]
         res.checkpoints[model.name] = scored
+        scored_ckpts[model.name] = load_checkpoint(scored)
         log.info("scoring %s on dev-test (%d clips)", model.title, len(test))
-        from .checkpoint import load_checkpoint
-
         report = score_checkpoint(
-            load_checkpoint(scored), test, None, out / "scores" / model.name,
+            scored_ckpts[model.name], test, None, out / "scores" / model.name,
             protocols=("study",), device=dev, progress=progress,
         )  # fmt: skip
         res.scores[model.name] = out / "scores" / model.name
@@ -169,6 +169,7 @@ def run_demo(
     execution = RISEExecution(progress=progress)
     grid = {c.path: {} for c in clips}
     logspecs = {}
+    key = {c.path: f"{c.machine}/{c.name}" for c in clips}  # file names repeat across machines
     for model in DEMO_MODELS:
         explainer = Explainer(models[model.name][1], device=dev)
         for clip in clips:
@@ -180,14 +181,17 @@ def run_demo(
             res.rise_maps.setdefault(model.name, []).append(item.h5)
             grid[clip.path][model.title] = item.result.importance
             logspecs[clip.path] = item.log_spec
-            res.summary.setdefault("measures", {}).setdefault(model.name, {})[clip.name] = {
+            res.summary.setdefault("measures", {}).setdefault(model.name, {})[key[clip.path]] = {
                 **item.measures,
                 "masks": item.result.n_masks,
                 "split_half_agreement": item.result.agreement,
             }
-    feat = Explainer(models[DEMO_MODELS[0].name][1], device="cpu").ckpt.features
+    feat = explainer.ckpt.features  # the explained models share the data's feature settings
     captions = [
-        {m.title: measures_caption(res.summary["measures"][m.name][c.name]) for m in DEMO_MODELS}
+        {
+            m.title: measures_caption(res.summary["measures"][m.name][key[c.path]])
+            for m in DEMO_MODELS
+        }
         for c in clips
     ]
     fig = plot_importance_grid(
@@ -201,7 +205,7 @@ def run_demo(
         log.info("t-SNE of %s on dev-test", model.title)
         result = project_split(
             models[model.name][0], test, config=TSNEConfig(seed=seed), device=dev,
-            name=model.title, progress=progress,
+            name=model.title, progress=progress, ckpt=scored_ckpts[model.name],
         )  # fmt: skip
         base = out / "tsne" / model.name
         save_result(result, base.with_suffix(".h5"))

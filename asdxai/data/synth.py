@@ -439,18 +439,23 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _components_header(h5: h5py.File, cfg: PresetConfig) -> None:
+def _grid_attrs(h5: h5py.File, cfg: PresetConfig) -> None:
+    """The STFT grid and keying of a ground-truth file (anomaly masks, components)."""
     feat = cfg.feature_config()
-    h5.attrs["level_rule"] = LEVEL_RULE
-    h5.attrs["event_rule"] = EVENT_RULE
-    h5.attrs["level_step_db"] = LEVEL_STEP_DB
-    h5.attrs["level_range_db"] = LEVEL_RANGE_DB
     h5.attrs["n_fft"] = feat.n_fft
     h5.attrs["hop_length"] = feat.hop_length
     h5.attrs["sample_rate"] = SR
     h5.attrs["duration_s"] = cfg.duration_s
     h5.attrs["shape"] = (feat.n_frames, feat.n_bins)
     h5.attrs["key"] = "clip path relative to the tree root; HDF5 groups follow the folders"
+
+
+def _components_header(h5: h5py.File, cfg: PresetConfig) -> None:
+    h5.attrs["level_rule"] = LEVEL_RULE
+    h5.attrs["event_rule"] = EVENT_RULE
+    h5.attrs["level_step_db"] = LEVEL_STEP_DB
+    h5.attrs["level_range_db"] = LEVEL_RANGE_DB
+    _grid_attrs(h5, cfg)
 
 
 def _write_components(h5: h5py.File, job: _Job, parts: tuple, shape: tuple[int, int]) -> None:
@@ -517,19 +522,13 @@ def _resolve(preset: str | PresetConfig) -> PresetConfig:
     return PRESETS[preset]
 
 
-def _write_masks(out: Path, results: list[tuple], by_rel: dict, cfg: PresetConfig,
-                 feat: FeatureConfig) -> None:  # fmt: skip
+def _write_masks(out: Path, results: list[tuple], by_rel: dict, cfg: PresetConfig) -> None:
     """``anomaly_masks.h5``: one ``(T, F)`` bool dataset per anomalous test clip."""
     with atomic_path(out / "anomaly_masks.h5") as tmp:
         with h5py.File(tmp, "w", track_order=True) as h5:
             h5.attrs["rule"] = MASK_RULE
             h5.attrs["threshold_db"] = MASK_THRESHOLD_DB
-            h5.attrs["n_fft"] = feat.n_fft
-            h5.attrs["hop_length"] = feat.hop_length
-            h5.attrs["sample_rate"] = SR
-            h5.attrs["duration_s"] = cfg.duration_s
-            h5.attrs["shape"] = (feat.n_frames, feat.n_bins)
-            h5.attrs["key"] = "clip path relative to the tree root; HDF5 groups follow the folders"
+            _grid_attrs(h5, cfg)
             for rel, packed, shape, anomaly in sorted(results, key=lambda r: r[0]):
                 if packed is None:
                     continue
@@ -674,7 +673,7 @@ def generate(
             bar.close()
     _write_csvs(out, all_jobs)
     if "test" in wanted:
-        _write_masks(out, results, by_rel, cfg, feat)
+        _write_masks(out, results, by_rel, cfg)
     meta = {
         "generator": "asdxai.data.synth",
         "generator_version": GENERATOR_VERSION,
