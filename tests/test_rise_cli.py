@@ -42,6 +42,9 @@ def test_rise_cli_writes_h5_and_png_and_continues(tmp_path, capsys):
     assert res.importance.shape == (FEAT.n_frames, FEAT.n_bins) and res.complete
     assert res.meta["section"] == SECTION and len(res.meta["checkpoint_sha256"]) == 64
     assert res.meta["clip_sha256"] and res.meta["clip"] == str(clip.resolve())
+    from asdxai.workflows.explain import META_KEYS
+
+    assert set(META_KEYS) <= set(res.meta)  # the documented contract listen and figures read
     assert (out / "fan" / (clip.stem + ".png")).stat().st_size > 1000
     # a complete result is kept as it is (not recomputed, not overwritten)
     before = h5.stat().st_mtime_ns
