@@ -76,3 +76,43 @@ def test_focus_claim_smoke(tiny_tree, tmp_path):
     assert len(rows) == 1 + 2 * 2 * 2 * 2
     text = (out / "focus_claim.md").read_text()
     assert "machine_focus" in text and "paired Wilcoxon" in text
+
+
+def test_focus_factors_reuses_claim_maps_and_masks_as_asked(tiny_tree, tmp_path):
+    import numpy as np
+    import torch
+
+    from asdxai.explain.result import load_result
+
+    torch.set_num_threads(1)
+    out = tmp_path / "out"
+    argv = ["--data", str(tiny_tree), "--out", str(out), "--trials", "1", "--epochs", "1",
+            "--width", "0.125", "--device", "cpu", "--no-progress", "--n-masks", "600",
+            "--agreement", "0.5"]  # fmt: skip
+    assert _script("focus_claim").main(argv) == 0
+    rise = out / "_work" / "rise"
+    claim_maps = sorted(rise.glob("*/seed0-n600-a0.5/*/*.h5"))
+    stamps = [p.stat().st_mtime_ns for p in claim_maps]
+    assert _script("focus_factors").main(argv) == 0
+    # the separable / silence maps of the anomalous clips are focus_claim's, not recomputed
+    assert [p.stat().st_mtime_ns for p in claim_maps] == stamps
+    with open(out / "focus_factors.csv") as fh:
+        import csv
+
+        rows = list(csv.DictReader(fh))
+    # 2 machines x 2 domains x 1 anomalous clip x 3 modes x 2 fills x 2 models
+    assert len(rows) == 2 * 2 * 3 * 2 * 2
+    for row in rows:
+        assert (float(row["fill_value"]) > 0) == (row["fill"] == "mean")
+    time_maps = sorted(rise.glob("*/seed0-n600-a0.5-time-silence/*/*.h5"))
+    freq_maps = sorted(rise.glob("*/seed0-n600-a0.5-freq-mean/*/*.h5"))
+    assert len(time_maps) == len(freq_maps) == 2 * 2 * 2
+    for path in time_maps:  # whole frames masked: the map varies along time only
+        res = load_result(path)
+        assert res.mask_config.mode == "time" and res.mask_config.fill == 0.0
+        assert np.allclose(res.importance, res.importance[:, :1])
+    for path in freq_maps:
+        res = load_result(path)
+        assert res.mask_config.mode == "freq" and res.mask_config.fill > 0
+        assert np.allclose(res.importance, res.importance[:1, :])
+    assert "machine_focus" in (out / "focus_factors.md").read_text()

@@ -1,0 +1,148 @@
+"""Does the focus finding depend on how RISE masks? Mask mode x fill value as factors.
+
+``focus_claim.py`` masks with separable time x frequency masks and fills masked cells with
+silence (the study's setting). Masking to silence removes the machine together with the
+background, so a map could look at the machine only because removing it changes the score. Here
+the same maps are computed, on one trial and the anomalous clips of ``focus_claim.py``, for
+every combination of
+
+* mask mode: ``separable`` (the study), ``time`` (whole frames) and ``freq`` (whole bins);
+* fill value: ``silence`` (0) and ``mean`` (the clip's mean linear magnitude, one number per
+  clip: masked cells keep the clip's average loudness but lose their structure);
+
+and the measures of :func:`asdxai.explain.focus.map_focus` are compared between the two models
+(mean ± std over clips, paired Wilcoxon signed-rank over clips) in each condition. A time-only
+map is constant along frequency and a frequency-only map constant along time, so their machine
+focus only measures whether the machine's *frames* (or *bins*) stand out. Writes
+``focus_factors.csv`` (one row per map), ``focus_factors.md`` and ``focus_factors.json``; the
+separable / silence maps are shared with ``focus_claim.py`` (same cache folder).
+
+    python figures/focus_factors.py [--data ROOT] [--out DIR] [--seed 0] [--model TITLE]
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import sys
+
+from _common import Study, parser
+from focus_claim import MEASURES, MODELS, pick_clips
+
+MODES = ("separable", "time", "freq")
+FILLS = ("silence", "mean")
+
+
+def map_folder(study: Study, recipe: str, seed: int, n_masks: int, agreement: float,
+               mode: str, fill: str):  # fmt: skip
+    """Cache folder of one condition; separable / silence is ``focus_claim.py``'s folder."""
+    name = f"seed{seed}-n{n_masks}-a{agreement}"
+    if (mode, fill) != ("separable", "silence"):
+        name += f"-{mode}-{fill}"
+    return study.work / "rise" / study.key(recipe) / name
+
+
+def summarise(rows: list[dict]) -> tuple[str, dict]:
+    """One Markdown table per measure: conditions x models, with the paired Wilcoxon p."""
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    titles = [t for _, t in MODELS]
+    lines, out = [], {}
+    for m in MEASURES:
+        lines += [f"\n### {m}\n", "| mask mode | fill | " + " | ".join(titles)
+                  + " | paired Wilcoxon p |", "|---|---|" + "---|" * (len(titles) + 1)]  # fmt: skip
+        for mode, fill in itertools.product(MODES, FILLS):
+            sel = [r for r in rows if (r["mode"], r["fill"]) == (mode, fill)]
+            if not sel:
+                continue
+            per = {t: {(r["machine"], r["clip"]): r[m] for r in sel if r["model"] == t}
+                   for t in titles}  # fmt: skip
+            cells, stats = [], {}
+            for t in titles:
+                v = np.array([x for x in per[t].values() if np.isfinite(x)], dtype=float)
+                stats[t] = [float(v.mean()), float(v.std()), int(v.size)] if v.size else None
+                cells.append(f"{v.mean():.3f} ± {v.std():.3f}" if v.size else "—")
+            keys = [k for k in per[titles[0]] if k in per[titles[1]]]
+            a = np.array([per[titles[0]][k] for k in keys], dtype=float)
+            b = np.array([per[titles[1]][k] for k in keys], dtype=float)
+            ok = np.isfinite(a) & np.isfinite(b)
+            p = float(wilcoxon(a[ok], b[ok]).pvalue) if ok.sum() >= 5 and np.any(a[ok] != b[ok]) \
+                else float("nan")  # fmt: skip
+            out.setdefault(m, {})[f"{mode}/{fill}"] = {"models": stats, "wilcoxon_p": p}
+            lines.append(f"| {mode} | {fill} | " + " | ".join(cells) + f" | {p:.2g} |")
+    return "\n".join(lines) + "\n", out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from asdxai.explain import RISEExecution, RISEMaskConfig
+    from asdxai.workflows.explain import Explainer, MapSettings
+
+    p = parser("Mask mode x fill value as factors of the focus measures (one trial)")
+    p.add_argument("--agreement", type=float, default=None,
+                   help="stop each map at this split-half agreement (default: 0.95; 0.9 with "
+                   "--quick)")  # fmt: skip
+    p.add_argument(
+        "--n-masks",
+        type=int,
+        default=None,
+        help="upper bound of masks per map (default: 64000; 8000 with --quick)",
+    )
+    p.add_argument(
+        "--model",
+        choices=[t for _, t in MODELS],
+        default=None,
+        help="only compute this model's maps (to split the work over two processes on one "
+        "work folder; a run without it then only reads the cached maps)",
+    )
+    args = p.parse_args(argv)
+    study = Study(args)
+    agreement = args.agreement or (0.9 if study.quick else 0.95)
+    n_masks = args.n_masks or (8000 if study.quick else 64000)
+    clips = [c for c in pick_clips(study.records("dev-test")) if c.label == "anomaly"]
+    if not clips:
+        raise SystemExit("focus_factors: no anomalous dev-test clips of section 00 in the data")
+    execution = RISEExecution(progress=study.progress)
+    seed, rows = study.seed, []
+    for recipe, title in MODELS:
+        if args.model not in (None, title):
+            continue
+        path, _ = study.checkpoint(recipe, seed)
+        explainer = Explainer(path, device=study.device)
+        for clip in clips:
+            mean_level = float(explainer.inputs(clip.path).spec.mean())
+            for mode, fill in itertools.product(MODES, FILLS):
+                config = RISEMaskConfig(mode=mode, fill=mean_level if fill == "mean" else 0.0)
+                settings = MapSettings(config, n_masks, seed, until_agreement=agreement)
+                folder = map_folder(study, recipe, seed, n_masks, agreement, mode, fill)
+                item = explainer.explain(
+                    clip.path, section=clip.section_key, settings=settings, execution=execution,
+                    out_stem=folder / clip.machine / clip.path.stem, plot=False,
+                )  # fmt: skip
+                rows.append({
+                    "clip": clip.name, "machine": clip.machine, "domain": clip.domain,
+                    "model": title, "mode": mode, "fill": fill, "fill_value": config.fill,
+                    "n_masks": item.result.n_masks, "agreement": item.result.agreement,
+                    **{m: item.measures.get(m, float("nan")) for m in MEASURES},
+                })  # fmt: skip
+    if args.model is not None:
+        print(f"computed the maps of {args.model}; run without --model for the tables")
+        return 0
+    with open(study.out / "focus_factors.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    text, summary = summarise(rows)
+    head = (f"{len(clips)} anomalous clips x {len(MODES) * len(FILLS)} conditions x "
+            f"{len(MODELS)} models, trial (seed) {seed}; maps to split-half agreement "
+            f"{agreement} (at most {n_masks} masks)\n")  # fmt: skip
+    (study.out / "focus_factors.md").write_text(head + text)
+    study.write_json("focus_factors.json", {"summary": summary, "agreement": agreement,
+                                            "n_masks_max": n_masks, "seed": seed,
+                                            "clips": [str(c.path) for c in clips]})  # fmt: skip
+    print(head + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
