@@ -124,14 +124,32 @@ class TrainConfig:
 
 
 def infer_feature_config(records: Sequence, base: FeatureConfig | None = None) -> FeatureConfig:
-    """``base`` with ``duration_s`` taken from the first record's wav header (whole samples)."""
+    """``base`` with ``duration_s`` set to the most common clip duration of ``records``.
+
+    Durations come from the wav headers (whole samples). The most common one, not the first
+    record's, so that one short or long clip cannot set the length of every clip: the loader
+    then zero-pads or trims the others and refuses, by name, a clip under half that length.
+    Unreadable headers are left to the loader (and its ``on_error`` policy); if none is
+    readable, the first one's error is raised.
+    """
+    from collections import Counter
+
     from .data.audio import clip_duration
+    from .errors import AudioError
 
     base = base or FeatureConfig()
     if not records:
         raise DataError("no records to infer the clip duration from")
-    duration = clip_duration(records[0].path)
-    samples = int(round(duration * base.sample_rate))
+    counts: Counter[int] = Counter()
+    first_error: AudioError | None = None
+    for record in records:
+        try:
+            counts[int(round(clip_duration(record.path) * base.sample_rate))] += 1
+        except AudioError as exc:
+            first_error = first_error or exc
+    if not counts:
+        raise first_error
+    samples = counts.most_common(1)[0][0]
     return FeatureConfig(
         sample_rate=base.sample_rate,
         duration_s=samples / base.sample_rate,
@@ -330,7 +348,8 @@ def train_model(
     ----------
     records : sequence of ClipRecord; only ``subset == "train"`` records are used (others are
         dropped with a warning)
-    feat_cfg : FeatureConfig, or None to take ``duration_s`` from the first clip's header
+    feat_cfg : FeatureConfig, or None to take ``duration_s`` from the clips' headers (the most
+        common duration)
     net_cfg, train_cfg : settings (None = defaults)
     device : "auto" | "cpu" | "cuda" | ...
     progress : tqdm bars

@@ -229,16 +229,9 @@ def test_bad_wav_through_every_command(case, assets, tree, tmp_path, capsys):
     refused(capsys, _score_args(assets["ckpt"], tree, out), [words, *named], out)
     refused(capsys, _tsne_args(assets["ckpt"], tree, out), [words, tree / TEST0], out)
     refused(capsys, _fit_args(assets["ckpt"], tree, out / "m.pt"), [words, tree / TRAIN0], out)
-    if case != "too-short":  # train takes the clip length from the first clip: see below
-        refused(capsys, _train_args(tree, out / "m.pt"), [words, tree / TRAIN0], out)
+    refused(capsys, _train_args(tree, out / "m.pt"), [words, tree / TRAIN0], out)
 
 
-@pytest.mark.xfail(
-    reason="train takes the clip duration from the first clip's header, so a "
-    "short first clip sets a too-short duration; the error does not name it "
-    "(asdxai/train.py infer_feature_config, not the CLI)",
-    strict=True,
-)
 def test_short_first_training_clip_is_named(tree, tmp_path, capsys):
     (tree / TRAIN0).write_bytes(_wav(tmp_path, _tone(seconds=0.15)))
     out = tmp_path / "out"
