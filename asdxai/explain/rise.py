@@ -516,12 +516,10 @@ class _Run:
     def agreement(self) -> float:
         if self.n_even == 0 or self.n_odd == 0:
             return float("nan")
-        a = self.sum_even / self.n_even
-        b = self.sum_odd / self.n_odd
-        a = a - a.mean()
-        b = b - b.mean()
-        denom = torch.sqrt((a * a).sum() * (b * b).sum())
-        return float((a * b).sum() / denom) if float(denom) > 0 else float("nan")
+        # one (T, F) copy per block of masks: negligible next to the block's forward passes
+        a = (self.sum_even / self.n_even).cpu().numpy()
+        b = (self.sum_odd / self.n_odd).cpu().numpy()
+        return split_half_agreement(a, b)
 
     def load(self, res: RISEResult) -> None:
         """Continue from a partial result; raises ResultError if it does not match."""
