@@ -52,10 +52,52 @@ def pick_clips(records: list, section: str = "00") -> list:
     return sorted(picked, key=lambda r: (r.label, r.machine, r.domain))
 
 
+def paired_p(a: dict, b: dict) -> float:
+    """Paired Wilcoxon signed-rank p over the keys both ``{pair key: value}`` dicts hold
+    (finite values only; nan with fewer than 5 pairs or no difference)."""
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    keys = [k for k in a if k in b]
+    x = np.array([a[k] for k in keys], dtype=float)
+    y = np.array([b[k] for k in keys], dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 5 or not np.any(x[ok] != y[ok]):
+        return float("nan")
+    return float(wilcoxon(x[ok], y[ok]).pvalue)
+
+
+def map_parser(description: str):
+    """The figure scripts' parser plus the map options of the focus scripts."""
+    p = parser(description)
+    p.add_argument("--agreement", type=float, default=None,
+                   help="stop each map at this split-half agreement (default: 0.95; 0.9 with "
+                   "--quick)")  # fmt: skip
+    p.add_argument(
+        "--n-masks",
+        type=int,
+        default=None,
+        help="upper bound of masks per map (default: 64000; 8000 with --quick)",
+    )
+    p.add_argument(
+        "--model",
+        choices=[t for _, t in MODELS],
+        default=None,
+        help="only compute this model's maps (to run the two models in two processes "
+        "on one work folder; a run without it then only reads the cached maps)",
+    )
+    return p
+
+
+def map_limits(args, study: Study) -> tuple[float, int]:
+    """(split-half agreement, most masks) of every map: the options, else the defaults."""
+    agreement = args.agreement or (0.9 if study.quick else 0.95)
+    return agreement, args.n_masks or (8000 if study.quick else 64000)
+
+
 def summarise(rows: list[dict]) -> tuple[str, dict]:
     """Markdown tables and a JSON summary of the per-map rows."""
     import numpy as np
-    from scipy.stats import wilcoxon
 
     def stats(values):
         v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
@@ -79,12 +121,7 @@ def summarise(rows: list[dict]) -> tuple[str, dict]:
                     (r["machine"], r["clip"], r["trial"]): r[m] for r in sel if r["model"] == t
                 }
                 out["overall"].setdefault(label, {}).setdefault(m, {})[t] = [mean, std, n]
-            keys = [k for k in per[titles[0]] if k in per[titles[1]]]
-            a = np.array([per[titles[0]][k] for k in keys], dtype=float)
-            b = np.array([per[titles[1]][k] for k in keys], dtype=float)
-            ok = np.isfinite(a) & np.isfinite(b)
-            p = float(wilcoxon(a[ok], b[ok]).pvalue) if ok.sum() >= 5 and np.any(a[ok] != b[ok]) \
-                else float("nan")  # fmt: skip
+            p = paired_p(per[titles[0]], per[titles[1]])
             out["wilcoxon"].setdefault(label, {})[m] = p
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {p:.2g} |")
     machines = sorted({r["machine"] for r in rows})
@@ -108,29 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     from asdxai.explain import RISEExecution
     from asdxai.workflows.explain import Explainer, MapSettings
 
-    p = parser("The study's explanation, measured: machine focus of the RISE maps of two models")
-    p.add_argument("--agreement", type=float, default=None,
-                   help="stop each map at this split-half agreement (default: 0.95; 0.9 with "
-                   "--quick)")  # fmt: skip
-    p.add_argument(
-        "--n-masks",
-        type=int,
-        default=None,
-        help="upper bound of masks per map (default: 64000; 8000 with --quick)",
-    )
-    p.add_argument(
-        "--model",
-        choices=[t for _, t in MODELS],
-        default=None,
-        help="only compute this model's maps (to run the two models in two processes "
-        "on one work folder; a run without it then only reads the cached maps)",
-    )
+    p = map_parser("The study's explanation, measured: machine focus of two models' RISE maps")
     args = p.parse_args(argv)
     if args.trials is None and not args.quick:
         args.trials = 3
     study = Study(args)
-    agreement = args.agreement or (0.9 if study.quick else 0.95)
-    n_masks = args.n_masks or (8000 if study.quick else 64000)
+    agreement, n_masks = map_limits(args, study)
     clips = pick_clips(study.records("dev-test"))
     if not clips:
         raise SystemExit("focus_claim: no dev-test clips of section 00 in the data")

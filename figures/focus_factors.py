@@ -26,8 +26,8 @@ import csv
 import itertools
 import sys
 
-from _common import Study, parser
-from focus_claim import MEASURES, MODELS, pick_clips
+from _common import Study
+from focus_claim import MEASURES, MODELS, map_limits, map_parser, paired_p, pick_clips
 
 MODES = ("separable", "time", "freq")
 FILLS = ("silence", "mean")
@@ -45,7 +45,6 @@ def map_folder(study: Study, recipe: str, seed: int, n_masks: int, agreement: fl
 def summarise(rows: list[dict]) -> tuple[str, dict]:
     """One Markdown table per measure: conditions x models, with the paired Wilcoxon p."""
     import numpy as np
-    from scipy.stats import wilcoxon
 
     titles = [t for _, t in MODELS]
     lines, out = [], {}
@@ -63,12 +62,7 @@ def summarise(rows: list[dict]) -> tuple[str, dict]:
                 v = np.array([x for x in per[t].values() if np.isfinite(x)], dtype=float)
                 stats[t] = [float(v.mean()), float(v.std()), int(v.size)] if v.size else None
                 cells.append(f"{v.mean():.3f} ± {v.std():.3f}" if v.size else "—")
-            keys = [k for k in per[titles[0]] if k in per[titles[1]]]
-            a = np.array([per[titles[0]][k] for k in keys], dtype=float)
-            b = np.array([per[titles[1]][k] for k in keys], dtype=float)
-            ok = np.isfinite(a) & np.isfinite(b)
-            p = float(wilcoxon(a[ok], b[ok]).pvalue) if ok.sum() >= 5 and np.any(a[ok] != b[ok]) \
-                else float("nan")  # fmt: skip
+            p = paired_p(per[titles[0]], per[titles[1]])
             out.setdefault(m, {})[f"{mode}/{fill}"] = {"models": stats, "wilcoxon_p": p}
             lines.append(f"| {mode} | {fill} | " + " | ".join(cells) + f" | {p:.2g} |")
     return "\n".join(lines) + "\n", out
@@ -78,27 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     from asdxai.explain import RISEExecution, RISEMaskConfig
     from asdxai.workflows.explain import Explainer, MapSettings
 
-    p = parser("Mask mode x fill value as factors of the focus measures (one trial)")
-    p.add_argument("--agreement", type=float, default=None,
-                   help="stop each map at this split-half agreement (default: 0.95; 0.9 with "
-                   "--quick)")  # fmt: skip
-    p.add_argument(
-        "--n-masks",
-        type=int,
-        default=None,
-        help="upper bound of masks per map (default: 64000; 8000 with --quick)",
-    )
-    p.add_argument(
-        "--model",
-        choices=[t for _, t in MODELS],
-        default=None,
-        help="only compute this model's maps (to split the work over two processes on one "
-        "work folder; a run without it then only reads the cached maps)",
-    )
+    p = map_parser("Mask mode x fill value as factors of the focus measures (one trial)")
     args = p.parse_args(argv)
     study = Study(args)
-    agreement = args.agreement or (0.9 if study.quick else 0.95)
-    n_masks = args.n_masks or (8000 if study.quick else 64000)
+    agreement, n_masks = map_limits(args, study)
     clips = [c for c in pick_clips(study.records("dev-test")) if c.label == "anomaly"]
     if not clips:
         raise SystemExit("focus_factors: no anomalous dev-test clips of section 00 in the data")

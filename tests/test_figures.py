@@ -62,14 +62,19 @@ def test_make_all_quick(tmp_path):
         assert all((out / f"{stem}.{ext}").is_file() for ext in ("csv", "md", "tex"))
 
 
+def _focus_argv(tree: Path, out: Path) -> list[str]:
+    """One trial of 1-epoch models, 600-mask maps: the focus scripts at smoke size."""
+    return ["--data", str(tree), "--out", str(out), "--trials", "1", "--epochs", "1",
+            "--width", "0.125", "--device", "cpu", "--no-progress", "--n-masks", "600",
+            "--agreement", "0.5"]  # fmt: skip
+
+
 def test_focus_claim_smoke(tiny_tree, tmp_path):
     import torch
 
     torch.set_num_threads(1)
     out = tmp_path / "out"
-    argv = ["--data", str(tiny_tree), "--out", str(out), "--trials", "1", "--epochs", "1",
-            "--width", "0.125", "--device", "cpu", "--no-progress", "--n-masks", "600",
-            "--agreement", "0.5"]  # fmt: skip
+    argv = _focus_argv(tiny_tree, out)
     assert _script("focus_claim").main(argv) == 0
     rows = (out / "focus_claim.csv").read_text().splitlines()
     # 2 machines x 2 domains x (1 anomalous + 1 normal) clips x 2 models
@@ -86,9 +91,7 @@ def test_focus_factors_reuses_claim_maps_and_masks_as_asked(tiny_tree, tmp_path)
 
     torch.set_num_threads(1)
     out = tmp_path / "out"
-    argv = ["--data", str(tiny_tree), "--out", str(out), "--trials", "1", "--epochs", "1",
-            "--width", "0.125", "--device", "cpu", "--no-progress", "--n-masks", "600",
-            "--agreement", "0.5"]  # fmt: skip
+    argv = _focus_argv(tiny_tree, out)
     assert _script("focus_claim").main(argv) == 0
     rise = out / "_work" / "rise"
     claim_maps = sorted(rise.glob("*/seed0-n600-a0.5/*/*.h5"))
