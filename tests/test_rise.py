@@ -377,3 +377,37 @@ def test_grid_score_fn_cannot_corrupt_the_result_in_place():
 
     res = RISE(vandal, cfg).attribute(_spec(), n_masks=200)
     np.testing.assert_array_equal(res.importance, ref.importance)
+
+
+def test_freq_masks_of_a_temporal_mean_normalised_model_ignore_the_fill():
+    """A whole masked frequency bin is constant over time, and the spectrogram branch subtracts
+    each bin's temporal mean first, so the fill value cannot change a frequency-only map
+    (figures/focus_factors.py found freq/silence and freq/mean maps identical)."""
+    from asdxai import FeatureConfig
+    from asdxai.nets import NetConfig, build_encoder, encoder_inputs
+
+    feat = FeatureConfig(duration_s=0.5)
+    torch.manual_seed(0)
+    enc = build_encoder(NetConfig(arch="spectrogram", width=0.125), feat).eval()
+    spec = encoder_inputs(torch.randn(1, feat.n_samples), feat, "spectrogram")["spec"][0]
+    direction = torch.randn(enc(spec[None]).shape[-1])
+
+    def score_fn(x):
+        with torch.no_grad():
+            return enc(x) @ direction
+
+    maps = []
+    for fill in (0.0, float(spec.mean()), 3.0):
+        cfg = RISEMaskConfig(time_cells=4, freq_cells=8, mode="freq", fill=fill)
+        res = RISE(score_fn, cfg).attribute(spec, n_masks=200, seed=1)
+        maps.append(res.importance)
+    np.testing.assert_allclose(maps[0], maps[1], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(maps[0], maps[2], rtol=1e-4, atol=1e-6)
+    # separable masks keep part of each bin, so there the fill does matter
+    sep = [
+        RISE(score_fn, RISEMaskConfig(time_cells=4, freq_cells=8, fill=fill))
+        .attribute(spec, n_masks=200, seed=1)
+        .importance
+        for fill in (0.0, 3.0)
+    ]
+    assert not np.allclose(sep[0], sep[1], rtol=1e-3, atol=1e-6)
