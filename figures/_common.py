@@ -317,7 +317,7 @@ class Study:
 
 def synthetic_recipes() -> list[str]:
     """Every ``synthetic-small-*`` recipe (the Table II rows on synthetic data)."""
-    from asdxai.train import list_recipes
+    from asdxai.recipes import list_recipes
 
     return [name for name in list_recipes() if name.startswith(SYNTHETIC_PREFIX)]
 

@@ -119,3 +119,11 @@ def test_focus_factors_reuses_claim_maps_and_masks_as_asked(tiny_tree, tmp_path)
         assert res.mask_config.mode == "freq" and res.mask_config.fill > 0
         assert np.allclose(res.importance, res.importance[:1, :])
     assert "machine_focus" in (out / "focus_factors.md").read_text()
+
+
+def test_table_rows_are_every_synthetic_recipe():
+    from asdxai.recipes import list_recipes
+
+    rows = _script("_common").synthetic_recipes()
+    assert len(rows) == 10 and all(r.startswith("synthetic-small-") for r in rows)
+    assert set(rows) == {r for r in list_recipes() if r.startswith("synthetic-small-")}
