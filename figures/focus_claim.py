@@ -95,6 +95,37 @@ def map_limits(args, study: Study) -> tuple[float, int]:
     return agreement, args.n_masks or (8000 if study.quick else 64000)
 
 
+def map_folder(study: Study, recipe: str, seed: int, n_masks: int, agreement: float,
+               condition: str = ""):  # fmt: skip
+    """Cache folder of one model's maps; ``condition`` names a non-default masking."""
+    name = f"seed{seed}-n{n_masks}-a{agreement}" + (f"-{condition}" if condition else "")
+    return study.work / "rise" / study.key(recipe) / name
+
+
+def map_row(explainer, clip, settings, execution, folder, **columns) -> dict:
+    """Compute (or load) the map of ``clip`` into ``folder``; its row of the per-map CSV."""
+    item = explainer.explain(
+        clip.path, section=clip.section_key, settings=settings, execution=execution,
+        out_stem=folder / clip.machine / clip.path.stem, plot=False,
+    )  # fmt: skip
+    return {"clip": clip.name, "machine": clip.machine, "domain": clip.domain, **columns,
+            "n_masks": item.result.n_masks, "agreement": item.result.agreement,
+            "score": item.score,
+            **{m: item.measures.get(m, float("nan")) for m in MEASURES}}  # fmt: skip
+
+
+def write_report(study: Study, stem: str, rows: list[dict], text: str, info: dict) -> None:
+    """Write ``<stem>.csv`` (one row per map), ``<stem>.md`` (``text``) and ``<stem>.json``
+    (``info``) to the output folder, and print ``text``."""
+    with open(study.out / f"{stem}.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    (study.out / f"{stem}.md").write_text(text)
+    study.write_json(f"{stem}.json", info)
+    print(text)
+
+
 def summarise(rows: list[dict]) -> tuple[str, dict]:
     """Markdown tables and a JSON summary of the per-map rows."""
     import numpy as np
@@ -163,34 +194,19 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             path, _ = study.checkpoint(recipe, seed)
             explainer = Explainer(path, device=study.device)
-            folder = study.work / "rise" / study.key(recipe) / f"seed{seed}-n{n_masks}-a{agreement}"
+            folder = map_folder(study, recipe, seed, n_masks, agreement)
             for clip in clips:
-                item = explainer.explain(
-                    clip.path, section=clip.section_key, settings=settings, execution=execution,
-                    out_stem=folder / clip.machine / clip.path.stem, plot=False,
-                )  # fmt: skip
-                rows.append({
-                    "clip": clip.name, "machine": clip.machine, "domain": clip.domain,
-                    "label": clip.label, "model": title, "trial": seed,
-                    "n_masks": item.result.n_masks, "agreement": item.result.agreement,
-                    "score": item.score, **{m: item.measures.get(m, float("nan"))
-                                            for m in MEASURES},
-                })  # fmt: skip
+                rows.append(map_row(explainer, clip, settings, execution, folder,
+                                    label=clip.label, model=title, trial=seed))  # fmt: skip
     if args.model is not None:
         print(f"computed the maps of {args.model}; run without --model for the tables")
         return 0
-    with open(study.out / "focus_claim.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
     text, summary = summarise(rows)
     head = (f"{len(clips)} clips x {len(study.seeds())} trials x {len(MODELS)} models; maps to "
             f"split-half agreement {agreement} (at most {n_masks} masks)\n")  # fmt: skip
-    (study.out / "focus_claim.md").write_text(head + text)
-    study.write_json("focus_claim.json", {"summary": summary, "agreement": agreement,
-                                          "n_masks_max": n_masks,
-                                          "clips": [str(c.path) for c in clips]})  # fmt: skip
-    print(head + text)
+    write_report(study, "focus_claim", rows, head + text,
+                 {"summary": summary, "agreement": agreement, "n_masks_max": n_masks,
+                  "clips": [str(c.path) for c in clips]})  # fmt: skip
     return 0
 
 

@@ -22,24 +22,24 @@ separable / silence maps are shared with ``focus_claim.py`` (same cache folder).
 
 from __future__ import annotations
 
-import csv
 import itertools
 import sys
 
 from _common import Study
-from focus_claim import MEASURES, MODELS, map_limits, map_parser, paired_p, pick_clips
+from focus_claim import (
+    MEASURES,
+    MODELS,
+    map_folder,
+    map_limits,
+    map_parser,
+    map_row,
+    paired_p,
+    pick_clips,
+    write_report,
+)
 
 MODES = ("separable", "time", "freq")
 FILLS = ("silence", "mean")
-
-
-def map_folder(study: Study, recipe: str, seed: int, n_masks: int, agreement: float,
-               mode: str, fill: str):  # fmt: skip
-    """Cache folder of one condition; separable / silence is ``focus_claim.py``'s folder."""
-    name = f"seed{seed}-n{n_masks}-a{agreement}"
-    if (mode, fill) != ("separable", "silence"):
-        name += f"-{mode}-{fill}"
-    return study.work / "rise" / study.key(recipe) / name
 
 
 def summarise(rows: list[dict]) -> tuple[str, dict]:
@@ -91,33 +91,21 @@ def main(argv: list[str] | None = None) -> int:
             for mode, fill in itertools.product(MODES, FILLS):
                 config = RISEMaskConfig(mode=mode, fill=mean_level if fill == "mean" else 0.0)
                 settings = MapSettings(config, n_masks, seed, until_agreement=agreement)
-                folder = map_folder(study, recipe, seed, n_masks, agreement, mode, fill)
-                item = explainer.explain(
-                    clip.path, section=clip.section_key, settings=settings, execution=execution,
-                    out_stem=folder / clip.machine / clip.path.stem, plot=False,
-                )  # fmt: skip
-                rows.append({
-                    "clip": clip.name, "machine": clip.machine, "domain": clip.domain,
-                    "model": title, "mode": mode, "fill": fill, "fill_value": config.fill,
-                    "n_masks": item.result.n_masks, "agreement": item.result.agreement,
-                    **{m: item.measures.get(m, float("nan")) for m in MEASURES},
-                })  # fmt: skip
+                # separable / silence is focus_claim's own setting: its folder, its maps
+                condition = "" if (mode, fill) == ("separable", "silence") else f"{mode}-{fill}"
+                folder = map_folder(study, recipe, seed, n_masks, agreement, condition)
+                rows.append(map_row(explainer, clip, settings, execution, folder, model=title,
+                                    mode=mode, fill=fill, fill_value=config.fill))  # fmt: skip
     if args.model is not None:
         print(f"computed the maps of {args.model}; run without --model for the tables")
         return 0
-    with open(study.out / "focus_factors.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
     text, summary = summarise(rows)
     head = (f"{len(clips)} anomalous clips x {len(MODES) * len(FILLS)} conditions x "
             f"{len(MODELS)} models, trial (seed) {seed}; maps to split-half agreement "
             f"{agreement} (at most {n_masks} masks)\n")  # fmt: skip
-    (study.out / "focus_factors.md").write_text(head + text)
-    study.write_json("focus_factors.json", {"summary": summary, "agreement": agreement,
-                                            "n_masks_max": n_masks, "seed": seed,
-                                            "clips": [str(c.path) for c in clips]})  # fmt: skip
-    print(head + text)
+    write_report(study, "focus_factors", rows, head + text,
+                 {"summary": summary, "agreement": agreement, "n_masks_max": n_masks,
+                  "seed": seed, "clips": [str(c.path) for c in clips]})  # fmt: skip
     return 0
 
 
