@@ -496,7 +496,7 @@ def backend_from_embeddings(
     k: int = 16,
     seed: int = 0,
     n_init: int = 5,
-    variant: str = "paper",
+    variant: str | None = None,
 ) -> KMeansBackend:
     """Fit the backend on embeddings of training clips.
 
@@ -509,7 +509,8 @@ def backend_from_embeddings(
     embeddings : np.ndarray [shape=(N, D)]
         Row ``i`` embeds ``records[i]``.
     k, seed, n_init, variant
-        :class:`KMeansBackend` settings.
+        :class:`KMeansBackend` settings; ``variant`` None is its default (``"paper"``), so a
+        caller can pass an optional choice (a recipe's, a command-line option's) as it is.
 
     Returns
     -------
@@ -532,4 +533,5 @@ def backend_from_embeddings(
         key: (emb[src].reshape(-1, dim), emb[tgt].reshape(-1, dim))
         for key, (src, tgt) in groups.items()
     }
-    return KMeansBackend(k=k, seed=seed, n_init=n_init, variant=variant).fit(per_section)
+    options = {} if variant is None else {"variant": variant}
+    return KMeansBackend(k=k, seed=seed, n_init=n_init, **options).fit(per_section)

@@ -218,10 +218,9 @@ class Study:
             log.info("trained %s seed %d in %.0f s", recipe, seed, time.perf_counter() - t)
             save_checkpoint(ckpt, path)
         if backend and ckpt.backend is None:
-            options = {"variant": r.backend} if r.backend else {}
             ckpt = fit_backend(
                 ckpt, self.train_records(splits), device=self.device, seed=seed,
-                progress=self.progress, **options,
+                progress=self.progress, variant=r.backend,
             )  # fmt: skip
             save_checkpoint(ckpt, path)
         self._ckpts[path] = ckpt

@@ -98,7 +98,7 @@ def _fit(ckpt, usable, args: argparse.Namespace, device, fit_backend):
         device=device,
         k=args.k,
         seed=args.seed,
-        **({"variant": args.backend} if args.backend else {}),
+        variant=args.backend,
         n_init=args.n_init,
         batch_size=args.batch_size,
         progress=args.progress,

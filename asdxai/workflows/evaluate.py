@@ -149,8 +149,9 @@ def score_checkpoint(
             train_records = [r for r, good in zip(train_records, ok, strict=True) if good]
             emb = emb[ok]
         if ckpt.backend is None and fit_missing_backend:
-            options = {"variant": backend_variant} if backend_variant else {}
-            backend = backend_from_embeddings(train_records, emb, k=k, seed=seed, **options)
+            backend = backend_from_embeddings(
+                train_records, emb, k=k, seed=seed, variant=backend_variant
+            )
             ckpt = dataclasses.replace(ckpt, backend=backend.to_dict())
             fitted_here = True
             log.info("fitted the k-means backend in memory (k=%d, seed=%d)", k, seed)

@@ -78,9 +78,8 @@ def train_recipe(
     if fit_backend:
         skipped = set(ckpt.provenance.get("skipped_clips", []))
         usable = [r for r in records if str(r.path) not in skipped]
-        options = {"variant": recipe.backend} if recipe.backend else {}
         ckpt = fit(ckpt, usable, device=dev, seed=cfg.seed, progress=progress,
-                   num_workers=num_workers, **options)  # fmt: skip
+                   num_workers=num_workers, variant=recipe.backend)  # fmt: skip
     return ckpt
 
 
