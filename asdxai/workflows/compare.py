@@ -267,10 +267,7 @@ def compare_explainers(
     -------
     Comparison
     """
-    import torch
-
     from ..data.anomaly_masks import load_anomaly_mask
-    from ..data.audio import read_clip
     from ..data.components import load_components
     from .explain import Explainer
 
@@ -289,8 +286,7 @@ def compare_explainers(
             clip = Path(clip)
             section = explainer.section_for(clip)
             inputs = explainer.inputs(clip)
-            wave = torch.from_numpy(read_clip(clip, explainer.ckpt.features))
-            resynthesis = stft_resynthesis(wave.to(explainer.device), explainer.ckpt.features)
+            resynthesis = stft_resynthesis(inputs.wave, explainer.ckpt.features)
             truth, parts = load_anomaly_mask(clip), load_components(clip)
             shape = tuple(inputs.spec.shape)
             truth = truth if truth is not None and truth.shape == shape else None

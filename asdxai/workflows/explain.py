@@ -86,11 +86,13 @@ class ClipInputs:
     spec : Tensor [shape=(T, F)], linear magnitude spectrogram (the explained input)
     spectrum : Tensor [shape=(1, L // 2)] or None, whole-clip magnitude spectrum (dual only)
     log_spec : np.ndarray [shape=(T, F)], dB, for plots
+    wave : Tensor [shape=(L,)], the clip as the model reads it (``read_clip``)
     """
 
     spec: torch.Tensor
     spectrum: torch.Tensor | None
     log_spec: np.ndarray
+    wave: torch.Tensor
 
 
 @dataclass
@@ -257,7 +259,8 @@ class Explainer:
         wave = torch.from_numpy(read_clip(clip, self.ckpt.features))[None].to(self.device)
         inputs = encoder_inputs(wave, self.ckpt.features, self.ckpt.net.arch)
         spec = inputs["spec"][0]
-        return ClipInputs(spec, inputs["spectrum"], log_spectrogram(spec).cpu().numpy())
+        log_spec = log_spectrogram(spec).cpu().numpy()
+        return ClipInputs(spec, inputs["spectrum"], log_spec, wave[0])
 
     def explain(
         self,
