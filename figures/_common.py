@@ -314,6 +314,18 @@ class Study:
         return list(range(self.seed, self.seed + self.trials))
 
 
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """``rows`` as a CSV file, the header from the keys in first-seen order (values quoted by
+    the csv module: model titles contain commas)."""
+    import csv
+
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def synthetic_recipes() -> list[str]:
     """Every ``synthetic-small-*`` recipe (the Table II rows on synthetic data)."""
     from asdxai.recipes import list_recipes

@@ -16,10 +16,9 @@ each map against the clip's ground truth are written to ``fig4_rise.csv`` / ``.j
 
 from __future__ import annotations
 
-import csv
 import sys
 
-from _common import Study, parser
+from _common import Study, parser, write_csv
 
 MODELS = (
     ("synthetic-small-sc-adacos-attribute-spectrogram", "SC-AdaCos, attribute classes"),
@@ -83,11 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     fig = plot_importance_grid(rows, ref.ckpt.features, captions=captions)
     paths = study.save(fig, "fig4_rise")
-    cols = list(dict.fromkeys(k for r in table for k in r))
-    with open(study.out / "fig4_rise.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(table)
+    write_csv(study.out / "fig4_rise.csv", table)
     info = {"clips": [str(c.path) for c in clips], "maps": table, "n_masks_max": n_masks}
     study.write_json("fig4_rise.json", {**info, "agreement": agreement})
     for r in table:

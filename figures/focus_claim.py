@@ -29,10 +29,9 @@ for anomalous and normal clips, per machine type, and a paired Wilcoxon signed-r
 
 from __future__ import annotations
 
-import csv
 import sys
 
-from _common import Study, parser
+from _common import Study, parser, write_csv
 
 MODELS = (
     ("synthetic-small-sc-adacos-attribute-spectrogram", "SC-AdaCos"),
@@ -117,23 +116,28 @@ def map_row(explainer, clip, settings, execution, folder, **columns) -> dict:
 def write_report(study: Study, stem: str, rows: list[dict], text: str, info: dict) -> None:
     """Write ``<stem>.csv`` (one row per map), ``<stem>.md`` (``text``) and ``<stem>.json``
     (``info``) to the output folder, and print ``text``."""
-    with open(study.out / f"{stem}.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(study.out / f"{stem}.csv", rows)
     (study.out / f"{stem}.md").write_text(text)
     study.write_json(f"{stem}.json", info)
     print(text)
 
 
-def summarise(rows: list[dict]) -> tuple[str, dict]:
-    """Markdown tables and a JSON summary of the per-map rows."""
+def finite_stats(values) -> tuple[float, float, int]:
+    """(mean, std, count) of the finite ``values``; (nan, nan, 0) if there are none."""
     import numpy as np
 
-    def stats(values):
-        v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
-        return (float(v.mean()), float(v.std()), int(v.size)) if v.size else (np.nan, np.nan, 0)
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    return (float(v.mean()), float(v.std()), int(v.size)) if v.size else (np.nan, np.nan, 0)
 
+
+def stats_cell(stats: tuple[float, float, int], digits: int = 3) -> str:
+    """A table cell ``mean ± std`` of :func:`finite_stats` output ("—" without values)."""
+    mean, std, n = stats
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n else "—"
+
+
+def summarise(rows: list[dict]) -> tuple[str, dict]:
+    """Markdown tables and a JSON summary of the per-map rows."""
     titles = [t for _, t in MODELS]
     out: dict = {"overall": {}, "per_machine": {}, "wilcoxon": {}}
     lines = []
@@ -146,12 +150,12 @@ def summarise(rows: list[dict]) -> tuple[str, dict]:
         for m in MEASURES:
             cells, per = [], {}
             for t in titles:
-                mean, std, n = stats(r[m] for r in sel if r["model"] == t)
-                cells.append(f"{mean:.3f} ± {std:.3f}" if n else "—")
+                s = finite_stats(r[m] for r in sel if r["model"] == t)
+                cells.append(stats_cell(s))
                 per[t] = {
                     (r["machine"], r["clip"], r["trial"]): r[m] for r in sel if r["model"] == t
                 }
-                out["overall"].setdefault(label, {}).setdefault(m, {})[t] = [mean, std, n]
+                out["overall"].setdefault(label, {}).setdefault(m, {})[t] = list(s)
             p = paired_p(per[titles[0]], per[titles[1]])
             out["wilcoxon"].setdefault(label, {})[m] = p
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {p:.2g} |")
@@ -164,7 +168,7 @@ def summarise(rows: list[dict]) -> tuple[str, dict]:
     for mach in machines:
         cells = []
         for t in titles:
-            mean, std, n = stats(r["machine_focus"] for r in rows
+            mean, std, n = finite_stats(r["machine_focus"] for r in rows
                                  if r["machine"] == mach and r["model"] == t)  # fmt: skip
             cells.append(f"{mean:.2f} ± {std:.2f}")
             out["per_machine"].setdefault(mach, {})[t] = [mean, std, n]

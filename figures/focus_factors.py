@@ -29,12 +29,14 @@ from _common import Study
 from focus_claim import (
     MEASURES,
     MODELS,
+    finite_stats,
     map_folder,
     map_limits,
     map_parser,
     map_row,
     paired_p,
     pick_clips,
+    stats_cell,
     write_report,
 )
 
@@ -44,8 +46,6 @@ FILLS = ("silence", "mean")
 
 def summarise(rows: list[dict]) -> tuple[str, dict]:
     """One Markdown table per measure: conditions x models, with the paired Wilcoxon p."""
-    import numpy as np
-
     titles = [t for _, t in MODELS]
     lines, out = [], {}
     for m in MEASURES:
@@ -59,9 +59,9 @@ def summarise(rows: list[dict]) -> tuple[str, dict]:
                    for t in titles}  # fmt: skip
             cells, stats = [], {}
             for t in titles:
-                v = np.array([x for x in per[t].values() if np.isfinite(x)], dtype=float)
-                stats[t] = [float(v.mean()), float(v.std()), int(v.size)] if v.size else None
-                cells.append(f"{v.mean():.3f} ± {v.std():.3f}" if v.size else "—")
+                s = finite_stats(per[t].values())
+                stats[t] = list(s) if s[2] else None
+                cells.append(stats_cell(s))
             p = paired_p(per[titles[0]], per[titles[1]])
             out.setdefault(m, {})[f"{mode}/{fill}"] = {"models": stats, "wilcoxon_p": p}
             lines.append(f"| {mode} | {fill} | " + " | ".join(cells) + f" | {p:.2g} |")
