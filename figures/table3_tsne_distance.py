@@ -19,13 +19,13 @@ from _common import TSNE_MODELS, Study, parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    import numpy as np
+    from scipy.stats import spearmanr
+
     from asdxai import metrics
     from asdxai.embed import trial_table
 
     study = Study(parser("Table III: nearest-normal distances in the t-SNE views").parse_args(argv))
-    import numpy as np
-    from scipy.stats import spearmanr
-
     per_trial, per_trial_cos = {}, {}
     per_trial_auc: dict[str, dict[str, list[float]]] = {"source": {}, "target": {}}
     for recipe, title in TSNE_MODELS:
