@@ -76,7 +76,7 @@ class Checkpoint:
 
     def __post_init__(self) -> None:
         if not self.asdxai_version:
-            from . import __version__
+            from ._version import __version__
 
             self.asdxai_version = __version__
 

@@ -252,13 +252,15 @@ def listen_to_map(
     if checkpoint is None:
         if not meta.get("checkpoint"):
             raise CheckpointError(
-                f"{map_path}: the result records no checkpoint; pass --checkpoint MODEL.pt"
+                f"{map_path}: the result records no checkpoint; name the model that made it",
+                param="checkpoint",
             )
         ckpt_path = Path(meta["checkpoint"])
         if not ckpt_path.is_file():
             raise CheckpointError(
                 f"{map_path}: recorded checkpoint {ckpt_path} does not exist; "
-                "pass --checkpoint MODEL.pt"
+                "name the model that made it",
+                param="checkpoint",
             )
     else:
         ckpt_path = Path(checkpoint)

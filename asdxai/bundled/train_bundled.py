@@ -64,14 +64,14 @@ def train_one(name: str, data: Path, out: Path) -> dict:
 
 
 def write_training_md(records: dict, data: Path) -> Path:
-    import asdxai
+    from .._version import __version__
 
     synth = json.loads((data / "synth.json").read_text()) if (data / "synth.json").is_file() else {}
     lines = [
         "# The bundled models",
         "",
         "Trained by `python -m asdxai.bundled.train_bundled` (asdxai "
-        f"{asdxai.__version__}, torch {__import__('torch').__version__}, one CPU thread, "
+        f"{__version__}, torch {__import__('torch').__version__}, one CPU thread, "
         f"{platform.machine()}, Python {platform.python_version()}) on the synthetic "
         f"`{synth.get('preset_name', '?')}` tree, seed {synth.get('seed', '?')}, generator "
         f"v{synth.get('generator_version', '?')} (`{data}`), dev-train + eval-train, seed 0, "

@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``asdxai`` argument parser."""
-    from .. import __version__
+    from .._version import __version__
 
     parser = _Parser(
         prog="asdxai",
