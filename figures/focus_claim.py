@@ -94,18 +94,13 @@ def map_limits(args, study: Study) -> tuple[float, int]:
     return agreement, args.n_masks or (8000 if study.quick else 64000)
 
 
-def map_folder(study: Study, recipe: str, seed: int, n_masks: int, agreement: float,
-               condition: str = ""):  # fmt: skip
-    """Cache folder of one model's maps; ``condition`` names a non-default masking."""
-    name = f"seed{seed}-n{n_masks}-a{agreement}" + (f"-{condition}" if condition else "")
-    return study.work / "rise" / study.key(recipe) / name
-
-
 def map_row(explainer, clip, settings, execution, folder, **columns) -> dict:
     """Compute (or load) the map of ``clip`` into ``folder``; its row of the per-map CSV."""
+    from asdxai.workflows.explain import output_stem
+
     item = explainer.explain(
         clip.path, section=clip.section_key, settings=settings, execution=execution,
-        out_stem=folder / clip.machine / clip.path.stem, plot=False,
+        out_stem=output_stem(folder, clip.path), plot=False,
     )  # fmt: skip
     return {"clip": clip.name, "machine": clip.machine, "domain": clip.domain, **columns,
             "n_masks": item.result.n_masks, "agreement": item.result.agreement,
@@ -198,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             path, _ = study.checkpoint(recipe, seed)
             explainer = Explainer(path, device=study.device)
-            folder = map_folder(study, recipe, seed, n_masks, agreement)
+            folder = study.map_folder(recipe, seed, n_masks, agreement)
             for clip in clips:
                 rows.append(map_row(explainer, clip, settings, execution, folder,
                                     label=clip.label, model=title, trial=seed))  # fmt: skip

@@ -30,7 +30,6 @@ from focus_claim import (
     MEASURES,
     MODELS,
     finite_stats,
-    map_folder,
     map_limits,
     map_parser,
     map_row,
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings = MapSettings(config, n_masks, seed, until_agreement=agreement)
                 # separable / silence is focus_claim's own setting: its folder, its maps
                 condition = "" if (mode, fill) == ("separable", "silence") else f"{mode}-{fill}"
-                folder = map_folder(study, recipe, seed, n_masks, agreement, condition)
+                folder = study.map_folder(recipe, seed, n_masks, agreement, condition)
                 rows.append(map_row(explainer, clip, settings, execution, folder, model=title,
                                     mode=mode, fill=fill, fill_value=config.fill))  # fmt: skip
     if args.model is not None:
