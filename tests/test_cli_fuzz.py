@@ -698,6 +698,131 @@ def test_damaged_tsne_result_via_transform(case, assets, tmp_path, capsys):
             [bad, words], out)  # fmt: skip
 
 
+# ------------------------------------------------------------------------ .h5 pointing elsewhere
+
+
+def _fifo(tmp: Path) -> Path:
+    fifo = tmp / "fifo"
+    os.mkfifo(fifo)
+    return fifo
+
+
+def _tamper(h5, name: str, case: str, tmp: Path) -> None:
+    """Replace dataset ``name`` by an object of kind ``case`` (see ``POINTERS``)."""
+    old = h5[name]
+    shape, dtype = old.shape, old.dtype
+    del h5[name]
+    if case == "external-fifo":  # its bytes "stored" in a fifo: reading would block forever
+        h5.create_dataset(name, shape=shape, dtype=dtype, external=[(str(_fifo(tmp)), 0, 1 << 30)])
+    elif case == "external-passwd":
+        h5.create_dataset(name, shape=(64,), dtype="u1", external=[("/etc/passwd", 0, 64)])
+    elif case == "external-link":
+        h5[name] = h5py.ExternalLink(str(tmp / "elsewhere.h5"), "/x")
+    elif case == "soft-link-loop":
+        h5[name] = h5py.SoftLink("/" + name)
+    elif case == "virtual":
+        layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+        layout[...] = h5py.VirtualSource(str(tmp / "elsewhere.h5"), "x", shape=shape)
+        h5.create_virtual_dataset(name, layout)
+    elif case == "compound":
+        h5.create_dataset(name, shape=shape, dtype=[("a", "f4"), ("b", "i4")])
+    elif case == "text":
+        h5.create_dataset(name, data=np.full(shape, "x", dtype=object), dtype=h5py.string_dtype())
+    elif case == "group":
+        h5.create_group(name).create_dataset("x", data=np.zeros(3))
+    elif case == "huge":  # a few KB on disk, tens of GB declared
+        h5.create_dataset(name, shape=(50_000, 100_000), dtype="f8", chunks=(64, 64),
+                          compression="gzip")  # fmt: skip
+    else:
+        raise AssertionError(case)
+
+
+POINTERS = {
+    "external-fifo": "another file",
+    "external-passwd": "another file",
+    "external-link": "external link",
+    "soft-link-loop": "soft link",
+    "virtual": "virtual dataset",
+    "compound": "not a numeric array",
+    "text": "not a numeric array",
+    "group": "is a group",
+    "huge": "shape",
+}
+
+
+@pytest.mark.parametrize("case", sorted(POINTERS))
+def test_rise_result_pointing_elsewhere(case, assets, tmp_path, capsys):
+    """listen and a resumed rise refuse, never read through, never block."""
+    bad = _copy_h5(assets["map"], tmp_path / "bad.h5",
+                   lambda h5: _tamper(h5, "importance", case, tmp_path))  # fmt: skip
+    out = tmp_path / "out"
+    refused(capsys, _listen_args(bad, out), [bad, "'importance'", POINTERS[case]], out)
+    rise_out = tmp_path / "rise"
+    target = output_stem(rise_out, assets["clip"]).with_suffix(".h5")
+    target.parent.mkdir(parents=True)
+    shutil.copy(bad, target)
+    refused(capsys, _rise_args(assets["ckpt"], assets["clip"], rise_out),
+            [target, POINTERS[case]], rise_out)  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(POINTERS))
+def test_tsne_reference_pointing_elsewhere(case, assets, tmp_path, capsys):
+    bad = _copy_h5(assets["tsne"], tmp_path / "bad_tsne.h5",
+                   lambda h5: _tamper(h5, "embeddings", case, tmp_path))  # fmt: skip
+    out = tmp_path / "out"
+    refused(capsys, _tsne_args(assets["ckpt"], assets["tree"], out, "--transform", bad),
+            [bad, POINTERS[case]], out)  # fmt: skip
+
+
+def test_tsne_reference_meta_of_another_length(assets, tmp_path, capsys):
+    """3 labels for every point of the reference: refused before the labels are used."""
+    bad = _copy_h5(assets["tsne"], tmp_path / "bad_tsne.h5",
+                   _replace("meta/label", np.array(["normal"] * 3, dtype=object).astype("S")))
+    out = tmp_path / "out"
+    refused(capsys, _tsne_args(assets["ckpt"], assets["tree"], out, "--transform", bad),
+            [bad, "'meta/label' has shape (3,)"], out)  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(POINTERS))
+def test_ground_truth_pointing_elsewhere(case, assets, tree, tmp_path, capsys):
+    """anomaly_masks.h5 of a tree: its entry for the explained clip is checked before reading."""
+    masks = tree / "anomaly_masks.h5"
+    with h5py.File(masks, "w") as h5:
+        h5.attrs["shape"] = (FEAT.n_frames, FEAT.n_bins)
+        h5.create_dataset(TEST0, data=np.zeros((FEAT.n_frames, FEAT.n_bins), bool))
+        _tamper(h5, TEST0, case, tmp_path)
+    out = tmp_path / "rise"
+    refused(capsys, _rise_args(assets["ckpt"], tree / TEST0, out), [masks, POINTERS[case]], out)
+
+
+@pytest.mark.parametrize("case", ["external-fifo", "soft-link-loop", "huge", "text"])
+def test_damaged_embedding_cache_is_a_miss_and_never_read(case, assets, tmp_path, caplog):
+    """A tampered cache entry is ignored (a warning), re-computed and rewritten intact."""
+    out = tmp_path / "out"
+    args = [a for a in _tsne_args(assets["ckpt"], assets["tree"], out) if a != "--no-cache"]
+    assert main([str(a) for a in ["-q", *args]]) == 0
+    cache = out / "embedding_cache.h5"
+    with h5py.File(cache, "r+") as h5:
+        (key,) = list(h5)
+        _tamper(h5, f"{key}/embeddings", case, tmp_path)
+    assert main([str(a) for a in args]) == 0
+    assert "ignoring the cache" in caplog.text
+    with h5py.File(cache) as h5:
+        emb = h5[key]["embeddings"]
+        assert emb.external is None and emb.dtype == np.float32 and emb.shape[0] > 1
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_result_file_that_is_not_a_regular_file(kind, assets, tmp_path, capsys):
+    """A fifo (would block the open) or a directory is named as such, not "not found"."""
+    path = tmp_path / "x.h5"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    out = tmp_path / "out"
+    refused(capsys, _listen_args(path, out), [path, f"is a {kind}"], out)
+    refused(capsys, _tsne_args(assets["ckpt"], assets["tree"], out, "--transform", path),
+            [path, f"is a {kind}"], out)  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- recipes
 
 BAD_RECIPES = {
