@@ -360,22 +360,35 @@ def _bad_ckpts(assets, tmp: Path) -> dict[str, tuple[Path, str]]:
     put("other-arch", {**d, "net_config": {**d["net_config"], "arch": "dual"}},
         "do not match the architecture")  # fmt: skip
     cases["missing"] = (tmp / "nothing.pt", "nothing.pt")
+    put("version-text", {**d, "format_version": "99"}, "format_version is a str")
+    for kind, dtype in (("complex", torch.complex64), ("int", torch.int32)):
+        enc = {k: dict(v) for k, v in d["encoders"].items()}
+        enc["all"][name] = enc["all"][name].to(dtype)
+        put(f"{kind}-weights", {**d, "encoders": enc}, "refused rather than cast")
+    means = d["backend"]["sections"][SECTION]["means"]
+    for kind, value, words in (("zero", means * 0, "lengths 0"), ("empty", means[:0], "shape (0,"),
+                               ("scaled", means * 3e30, "lengths")):  # fmt: skip
+        sec = {**d["backend"]["sections"][SECTION], "means": value}
+        put(f"backend-{kind}", {**d, "backend": {**d["backend"], "sections": {SECTION: sec}}},
+            ["damaged backend", words])  # fmt: skip
     return cases
 
 
 @pytest.mark.parametrize(
     "case", ["truncated", "random-bytes", "hdf5", "pickle-with-code", "newer", "nan-weights",
-             "hop-1", "other-arch", "missing"],
+             "hop-1", "other-arch", "missing", "version-text", "complex-weights", "int-weights",
+             "backend-zero", "backend-empty", "backend-scaled"],
 )  # fmt: skip
 def test_bad_checkpoint_through_every_command(case, assets, tmp_path, capsys):
     path, words = _bad_ckpts(assets, tmp_path)[case]
+    words = [words, path] if isinstance(words, str) else [*words, path]
     out = tmp_path / "out"
     tree = assets["tree"]
-    refused(capsys, _rise_args(path, assets["clip"], out), [words, path], out)
-    refused(capsys, _score_args(path, tree, out), [words, path], out)
-    refused(capsys, _tsne_args(path, tree, out), [words, path], out)
-    refused(capsys, _fit_args(path, tree, out / "m.pt"), [words, path], out)
-    refused(capsys, _listen_args(assets["map"], out, "--checkpoint", path), [words, path], out)
+    refused(capsys, _rise_args(path, assets["clip"], out), words, out)
+    refused(capsys, _score_args(path, tree, out), words, out)
+    refused(capsys, _tsne_args(path, tree, out), words, out)
+    refused(capsys, _fit_args(path, tree, out / "m.pt"), words, out)
+    refused(capsys, _listen_args(assets["map"], out, "--checkpoint", path), words, out)
     assert not (tmp_path / "PWNED").exists()
 
 
@@ -424,9 +437,10 @@ def _huge_weights(assets, tmp):
 def test_non_finite_scores_name_the_checkpoint(on_error, assets, tmp_path, capsys):
     """Scores that overflow are an error naming the checkpoint, never 'skipped unreadable'."""
     out = tmp_path / "out"
-    for path in (_huge_backend(assets, tmp_path), _huge_weights(assets, tmp_path)):
+    for path, words in ((_huge_backend(assets, tmp_path), "damaged backend"),
+                        (_huge_weights(assets, tmp_path), "non-finite")):  # fmt: skip
         refused(capsys, _score_args(path, assets["tree"], out, "--on-error", on_error),
-                [path, "non-finite"], out)  # fmt: skip
+                [path, words], out)  # fmt: skip
     path = _huge_weights(assets, tmp_path)
     refused(capsys, _tsne_args(path, assets["tree"], out), [path, "non-finite"], out)
     refused(capsys, _fit_args(path, assets["tree"], out / "m.pt"), [path, "non-finite"], out)
@@ -625,6 +639,8 @@ BAD_MAPS = {
     "importance-shape": (_replace("importance", np.zeros((10, 10))), "shape"),
     "importance-nan": (_replace("importance", np.full((49, 129), np.nan)), "NaN"),
     "importance-huge": (_huge_dataset, "more than"),
+    "center-nan": (_set_attr("center", np.nan), "center = nan"),
+    "sums-inf": (lambda h5: h5["state/sum_odd"].__setitem__((0, 0), np.inf), "'state/sum_odd'"),
     "n-masks-text": (_set_attr("n_masks", "many"), "'n_masks'"),
     "seed-negative": (_set_attr("seed", -3), "seed"),
     "meta-list": (_set_attr("meta", "[1, 2]"), "'meta' is not a JSON object"),
@@ -821,6 +837,13 @@ def test_result_file_that_is_not_a_regular_file(kind, assets, tmp_path, capsys):
     refused(capsys, _listen_args(path, out), [path, f"is a {kind}"], out)
     refused(capsys, _tsne_args(assets["ckpt"], assets["tree"], out, "--transform", path),
             [path, f"is a {kind}"], out)  # fmt: skip
+
+
+def test_map_that_is_not_finite_is_never_saved(assets, tmp_path, capsys):
+    """A keep probability whose expected mask underflows gives a NaN map: one line, no file."""
+    out = tmp_path / "rise"
+    refused(capsys, _rise_args(assets["ckpt"], assets["clip"], out, "--p-keep", "1e-300"),
+            ["NaN or inf", "nothing saved"], out)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- recipes
