@@ -792,8 +792,11 @@ def test_tsne_reference_pointing_elsewhere(case, assets, tmp_path, capsys):
 
 def test_tsne_reference_meta_of_another_length(assets, tmp_path, capsys):
     """3 labels for every point of the reference: refused before the labels are used."""
-    bad = _copy_h5(assets["tsne"], tmp_path / "bad_tsne.h5",
-                   _replace("meta/label", np.array(["normal"] * 3, dtype=object).astype("S")))
+    bad = _copy_h5(
+        assets["tsne"],
+        tmp_path / "bad_tsne.h5",
+        _replace("meta/label", np.array(["normal"] * 3, dtype=object).astype("S")),
+    )
     out = tmp_path / "out"
     refused(capsys, _tsne_args(assets["ckpt"], assets["tree"], out, "--transform", bad),
             [bad, "'meta/label' has shape (3,)"], out)  # fmt: skip
