@@ -594,6 +594,30 @@ def test_output_file_taken_by_a_directory_or_fifo(assets, tmp_path, capsys):
 # ----------------------------------------------------------------------------- result files
 
 
+def test_dot_dot_in_a_clip_path_stays_under_out(assets, tmp_path):
+    """``--clip machine/test/../test/x.wav``: the machine folder is resolved, not ``..``."""
+    clip = assets["tree"] / "dev_data/fan/test/../test" / Path(TEST0).name
+    out = tmp_path / "o" / "r"
+    assert main([str(a) for a in ["-q", *_rise_args(assets["ckpt"], clip, out)]]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["r"]
+    assert (out / "fan" / Path(TEST0).with_suffix(".h5").name).is_file()
+
+
+def test_dangling_symlink_under_an_output_name_is_refused(assets, tmp_path, capsys):
+    """Nothing is created where a dangling link points (no parent folders, no file)."""
+    out = tmp_path / "rise"
+    link = output_stem(out, assets["clip"]).with_suffix(".h5")
+    link.parent.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere" / "deep" / "x.h5"
+    link.symlink_to(elsewhere)
+    code = main([str(a) for a in _rise_args(assets["ckpt"], assets["clip"], out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(link) in err and "does not exist" in err, err
+    assert not (tmp_path / "elsewhere").exists()
+    assert sorted(p.name for p in link.parent.iterdir()) == [link.name]
+
+
 def _copy_h5(src: Path, dst: Path, edit) -> Path:
     shutil.copy(src, dst)
     with h5py.File(dst, "r+") as h5:
