@@ -127,9 +127,10 @@ def output_stem(out: str | os.PathLike, clip: str | os.PathLike) -> Path:
     A clip in the DCASE layout (``<machine>/<train|test>/<name>.wav``) goes to
     ``<out>/<machine>/<name>``, so clips of different machines that share a file name (every
     DCASE machine has ``section_00_source_test_anomaly_0000_...``) never collide; any other
-    clip goes to ``<out>/<name>``.
+    clip goes to ``<out>/<name>``. ``..`` in ``clip`` is resolved first, so the result always
+    lies below ``out``.
     """
-    clip = Path(clip)
+    clip = Path(os.path.abspath(clip))
     if clip.parent.name in ("train", "test", "supplemental"):
         return Path(out) / clip.parent.parent.name / clip.stem
     return Path(out) / clip.stem
