@@ -12,8 +12,10 @@ from .faithfulness import deletion_curve, insertion_curve, localisation, pixel_a
 from .focus import (
     FocusResult,
     event_share,
+    machine_contrast,
     machine_correlation,
     machine_focus,
+    machine_partial_correlation,
     map_deviation,
     map_focus,
 )
@@ -33,8 +35,10 @@ __all__ = [
     "insertion_curve",
     "load_result",
     "localisation",
+    "machine_contrast",
     "machine_correlation",
     "machine_focus",
+    "machine_partial_correlation",
     "map_deviation",
     "map_focus",
     "mask_second_moment",
