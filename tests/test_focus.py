@@ -178,3 +178,36 @@ def test_map_focus_uses_whichever_ground_truth_exists():
     assert all(math.isnan(v) for v in map_focus(m).to_dict().values())
     with pytest.raises(ConfigError):
         map_focus(m, mask[:-1])
+
+
+def test_explained_clip_measures_carry_the_energy_baseline(tmp_path):
+    """``map_measures`` (what ``asdxai rise`` stores and prints) adds the energy map's measures,
+    ``energy_*``, from the same ground truth files of a synthetic tree."""
+    import h5py
+
+    from asdxai.data.components import encode_level
+    from asdxai.workflows.explain import map_measures
+
+    key = "dev_data/fan/test/section_00_source_test_anomaly_0000_a_1.wav"
+    clip = tmp_path / key
+    clip.parent.mkdir(parents=True)
+    clip.touch()
+    level = _level(0.6)
+    mask = np.zeros((T, F), dtype=bool)
+    mask[20:25, 30:40] = True
+    events = np.zeros((T, F), dtype=bool)
+    events[:3] = True
+    with h5py.File(tmp_path / "anomaly_masks.h5", "w") as h5:
+        h5[key] = mask
+    with h5py.File(tmp_path / "components.h5", "w") as h5:
+        h5[f"{key}/level"] = encode_level(level)
+        h5[f"{key}/events"] = events
+    rng = np.random.default_rng(8)
+    energy = level + rng.normal(0, 5, (T, F))
+    m = rng.standard_normal((T, F)) - 0.5 * (level > 0)
+    out = map_measures(m, clip, log_energy=energy)
+    assert out["machine_focus"] == pytest.approx(machine_focus(m, level), abs=0.01)
+    assert out["energy_machine_focus"] == pytest.approx(machine_focus(energy, level), abs=0.01)
+    assert out["energy_machine_partial_r"] == 0.0 and "machine_partial_r" in out
+    assert {"energy_pixel_auc", "energy_event_share"} <= set(out)
+    assert not any(k.startswith("energy_") for k in map_measures(m, clip))

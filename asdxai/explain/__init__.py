@@ -4,7 +4,8 @@
 :mod:`asdxai.explain.rise`); :mod:`asdxai.explain.faithfulness` measures how
 faithful a map is (deletion / insertion curves, localisation against a
 ground-truth mask); :mod:`asdxai.explain.focus` measures where a map looks (machine
-vs background vs background events); :mod:`asdxai.explain.result` stores maps in
+vs background vs background events); :mod:`asdxai.explain.reference` builds a normal
+reference for masking; :mod:`asdxai.explain.result` stores maps in
 ``.h5`` files.
 """
 
@@ -20,6 +21,7 @@ from .focus import (
     map_focus,
 )
 from .masks import RISEMaskConfig, generate_masks, mask_second_moment
+from .reference import normal_reference
 from .result import load_result, save_result
 from .rise import RISE, RISEExecution, RISEResult, split_half_agreement
 
@@ -42,6 +44,7 @@ __all__ = [
     "map_deviation",
     "map_focus",
     "mask_second_moment",
+    "normal_reference",
     "pixel_auc",
     "pointing_game",
     "save_result",
