@@ -81,6 +81,12 @@ def test_focus_claim_smoke(tiny_tree, tmp_path):
     assert len(rows) == 1 + 2 * 2 * 2 * 2
     text = (out / "focus_claim.md").read_text()
     assert "machine_focus" in text and "paired Wilcoxon" in text
+    assert "energy map" in text and "machine_partial_r" in text  # the baseline column
+    # the normal-content fill, on the same work folder (cached models)
+    fill_argv = [*argv[: argv.index("--n-masks")], "--n-masks", "300", "--machines", "fan"]
+    assert _script("fill_reference").main(fill_argv) == 0
+    fill = (out / "fill_reference.md").read_text()
+    assert "normal-nearest" in fill and "ins − del (normal-mean)" in fill
 
 
 def test_focus_factors_reuses_claim_maps_and_masks_as_asked(tiny_tree, tmp_path):

@@ -52,7 +52,9 @@ AGREEMENT = ("ins_minus_del", "deletion", "band_deletion", "average_drop")
 HEADINGS = {
     "pixel_auc": "pixel AUC ↑", "pointing_game": "pointing ↑",
     "deviation_auc": "deviation AUC ↑", "machine_focus": "machine focus",
-    "machine_correlation": "machine r", "event_share": "event share ↓", "deletion": "deletion ↓",
+    "machine_contrast": "machine contrast", "machine_correlation": "machine r",
+    "machine_partial_r": "machine r beyond energy", "event_share": "event share ↓",
+    "deletion": "deletion ↓",
     "insertion": "insertion ↑", "ins_minus_del": "ins − del ↑", "band_deletion": "band del. ↓",
     "average_drop": "AD ↓", "average_increase": "AI ↑", "stability": "stability ↑",
     "forward": "forward", "backward": "backward", "seconds": "seconds", "peak_mb": "peak MB",
@@ -253,7 +255,9 @@ def compare_explainers(
         NaN without it)
     out : folder for ``rows.csv``, ``summary.csv``, ``summary.md``, ``summary.tex`` and
         ``maps.png`` (nothing is written when None)
-    methods : keys of :data:`asdxai.explain.attribution.METHODS`
+    methods : keys of :data:`asdxai.explain.attribution.METHODS`; the energy map (the clip's
+        log spectrogram, a map that knows nothing of the model) is added when missing: it is
+        the baseline row of every table
     settings : :class:`~asdxai.explain.attribution.MethodSettings` (budgets, windows, cells)
     seed : seed of the maps (``seed + 1``: the second map of the stability measure)
     with_stability : compute the second map of every stochastic method
@@ -277,6 +281,7 @@ def compare_explainers(
                           param="methods")  # fmt: skip
     if not checkpoints or not clips:
         raise ConfigError("at least one checkpoint and one clip are needed", param="clips")
+    methods = [*methods, *(() if "energy" in methods else ("energy",))]
     settings = settings or MethodSettings()
     rows, agreement, example = [], [], None
     for ckpt in checkpoints:

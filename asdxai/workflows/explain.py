@@ -153,13 +153,18 @@ def top_anomalous_clips(records: Sequence[Any], scores: Any, n: int = 2) -> list
     return picked
 
 
-def map_measures(importance: np.ndarray, clip: str | os.PathLike) -> dict[str, float]:
+def map_measures(
+    importance: np.ndarray, clip: str | os.PathLike, *, log_energy: np.ndarray | None = None
+) -> dict[str, float]:
     """Measures of where a map looks, against whatever ground truth the clip has.
 
     On a synthetic tree: the pixel AUC and pointing game against the anomaly mask (anomalous
-    clips) and the machine focus, signed machine correlation and background-event share
-    against the machine / background components (:func:`asdxai.explain.focus.map_focus`).
-    Measures without ground truth are left out; empty for a clip outside a synthetic tree.
+    clips) and the machine focus, contrast, correlation (and, given ``log_energy``, the partial
+    correlation beyond energy) and background-event share against the machine / background
+    components (:func:`asdxai.explain.focus.map_focus`). Given the clip's log spectrogram
+    ``log_energy`` [shape=(T, F), dB], the same measures of that *energy map* (a map that knows
+    nothing of the model), prefixed ``energy_``, are the baseline row. Measures without ground
+    truth are left out; empty for a clip outside a synthetic tree.
     """
     from ..data.anomaly_masks import load_anomaly_mask
     from ..data.components import load_components
@@ -171,11 +176,14 @@ def map_measures(importance: np.ndarray, clip: str | os.PathLike) -> dict[str, f
         truth = None
     if parts is not None and parts.level_db.shape != importance.shape:
         parts = None
-    focus = map_focus(
-        importance, truth,
-        None if parts is None else parts.level_db, None if parts is None else parts.events,
-    )  # fmt: skip
-    return {k: v for k, v in focus.to_dict().items() if np.isfinite(v)}
+    if log_energy is not None and np.shape(log_energy) != importance.shape:
+        log_energy = None
+    level, events = (None, None) if parts is None else (parts.level_db, parts.events)
+    out = map_focus(importance, truth, level, events, log_energy=log_energy).to_dict()
+    if log_energy is not None:
+        energy = map_focus(log_energy, truth, level, events, log_energy=log_energy).to_dict()
+        out.update({f"energy_{k}": v for k, v in energy.items() if not k.endswith("_area")})
+    return {k: v for k, v in out.items() if np.isfinite(v)}
 
 
 class Explainer:
@@ -355,7 +363,7 @@ class Explainer:
         res.meta.update(meta)
         with torch.no_grad():
             res.meta["clip_score"] = float(score_fn(inputs.spec[None])[0])
-        res.meta["measures"] = map_measures(res.importance, clip)
+        res.meta["measures"] = map_measures(res.importance, clip, log_energy=inputs.log_spec)
         out = ExplainedClip(clip, section, res, inputs.log_spec)
         if h5 is None or not writer:
             return out
