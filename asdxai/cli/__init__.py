@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+from .._version import __version__
 from ..errors import AsdxaiError
 
 # Sub-command modules, in the order `asdxai --help` lists them.
@@ -41,8 +42,6 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``asdxai`` argument parser."""
-    from .. import __version__
-
     parser = _Parser(
         prog="asdxai",
         description=(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..explain.attribution import FILLS, METHODS
+from ..constants import FILLS, METHODS
 from ._common import add_data, add_device, add_out, add_seed, percent, positive_int
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..constants import DEMO_PRESETS
 from ._common import (
     add_device,
     add_progress,
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--preset",
-        choices=("mini", "small"),
+        choices=DEMO_PRESETS,
         default="small",
         help="synthetic data: small (the bundled models' data) or mini (faster to train on with "
         "--train; too small for the study's ordering to show reliably) (default: small)",

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..constants import ON_ERROR
 from ..errors import AudioError, ConfigError
 from ..features import FeatureConfig
 from .audio import read_clip
@@ -22,7 +23,6 @@ from .records import ClipRecord
 
 logger = logging.getLogger(__name__)
 
-ON_ERROR = ("raise", "skip")
 
 
 class ClipDataset(Dataset):

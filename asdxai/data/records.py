@@ -57,15 +57,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import SPLITS, TASKS
 from ..errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
-SPLITS: tuple[str, ...] = ("dev-train", "dev-test", "eval-train", "eval-test")
-"""Split names accepted by :func:`scan` and on the command line."""
-
-TASKS: tuple[str, ...] = ("none", "machine", "section", "attribute")
-"""Auxiliary classification tasks accepted by :func:`class_labels`."""
 
 DCASE2022_MACHINES: tuple[str, ...] = (
     "ToyCar", "ToyTrain", "bearing", "fan", "gearbox", "slider", "valve",

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..constants import STUDY_MASKS
 from ..errors import ConfigError, DataError, ResultError
 from ..explain.masks import RISEMaskConfig
 from ..explain.rise import ESTIMATORS, RISEExecution, RISEResult
@@ -49,8 +50,6 @@ META_KEYS = (
 )  # fmt: skip
 #: Keys that must agree between a partial result and the run that continues it.
 RESUME_KEYS = ("clip", "clip_sha256", "section", "checkpoint_sha256")
-#: The study's number of masks per map.
-STUDY_MASKS = 640_000
 
 
 @dataclass(frozen=True)
