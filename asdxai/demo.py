@@ -137,9 +137,10 @@ def run_demo(
     dev = resolve_device(device)
     out = ensure_writable_dir(out)
     if train:  # the whole tree: the models train on it
-        data = ensure_synthetic(out / "data", preset, seed)
+        data = ensure_synthetic(out / "data", preset, seed, progress=progress)
     else:  # the bundled models only need test clips: one section per machine type
-        data = ensure_synthetic(out / "data", preset, seed, splits=("dev-test",), sections=(0,))
+        data = ensure_synthetic(out / "data", preset, seed, splits=("dev-test",), sections=(0,),
+                                progress=progress)  # fmt: skip
     res = DemoOutputs(out=out, data=data)
     test = scan(data, "dev-test")
     models = _models(out, data, train, epochs, width, seed, dev, progress)
