@@ -58,7 +58,8 @@ class DemoOutputs:
 
     out: Path
     data: Path
-    checkpoints: dict[str, Path] = field(default_factory=dict)
+    checkpoints: dict[str, Path] = field(default_factory=dict)  # scored (Table II, Fig. 5)
+    explained: dict[str, Path] = field(default_factory=dict)  # their RISE twins (Fig. 4)
     scores: dict[str, Path] = field(default_factory=dict)
     rise_maps: dict[str, list[Path]] = field(default_factory=dict)
     tsne: dict[str, Path] = field(default_factory=dict)
@@ -173,8 +174,10 @@ def run_demo(
     key = {c.path: f"{c.machine}/{c.name}" for c in clips}  # file names repeat across machines
     for model in DEMO_MODELS:
         explainer = Explainer(models[model.name][1], device=dev)
+        res.explained[model.name] = models[model.name][1]
         for clip in clips:
-            log.info("RISE map of %s under %s", clip.name, model.title)
+            log.info("RISE map of %s under %s (%s)", key[clip.path], model.title,
+                     models[model.name][1].name)  # fmt: skip
             item = explainer.explain(
                 clip.path, section=clip.section_key, settings=settings, execution=execution,
                 out_stem=out / "rise" / model.name / clip.machine / Path(clip.name).stem,

@@ -62,7 +62,6 @@ from .errors import ConfigError
 logger = logging.getLogger(__name__)
 
 
-
 def random_centres(
     n_classes: int, n_sub: int, embed_dim: int, generator: torch.Generator
 ) -> torch.Tensor:

@@ -65,8 +65,6 @@ def _as_matrix(x: Any, what: str, dim: int | None = None) -> np.ndarray:
     return a
 
 
-
-
 class KMeansBackend:
     """Per-section k-means on normal training embeddings, plus the target-domain ones.
 

@@ -17,7 +17,8 @@ def test_a_failed_rise_leaves_no_empty_output_folder(tmp_path, capsys):
     write_wav(clip, 0.1 * np.ones(6400, dtype=np.float32), 16_000)
     out = tmp_path / "rise"
     base = ["rise", "--checkpoint", str(ckpt), "--clip", str(clip), "--out", str(out),
-            "--n-masks", "50", "--study", "--device", "cpu", "--no-progress", "--no-plot"]  # fmt: skip
+            "--n-masks", "50", "--study", "--device", "cpu", "--no-progress",
+            "--no-plot"]  # fmt: skip
     assert main([*base, "--section", "pump_section_09"]) == 2
     assert "pump_section_09" in capsys.readouterr().err
     assert not out.exists()

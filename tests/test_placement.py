@@ -73,7 +73,7 @@ def test_clips_copied_out_of_their_folders_are_explained_as_their_own_machine(tm
         placement = done.result.meta["placement"]
         assert placement["section"] == done.section and placement["method"] == "nearest"
         assert 0 < placement["confidence"] <= 1 and placement["candidates"] == 3
-    assert "x.wav: no section in the file name; explaining it in" in caplog.text
+    assert "x.wav: no section in the name; explaining it in" in caplog.text
     assert "probability" in caplog.text
 
 

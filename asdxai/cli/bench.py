@@ -117,9 +117,7 @@ def _register_score(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--duration", type=float, default=10.0, help="clip length in seconds (default: 10)"
     )
-    parser.add_argument(
-        "--arch", choices=ARCHS, default="dual", help="encoder (default: dual)"
-    )
+    parser.add_argument("--arch", choices=ARCHS, default="dual", help="encoder (default: dual)")
     parser.add_argument(
         "--width", type=float, default=1.0, help="encoder width multiplier (default: 1.0)"
     )

@@ -20,7 +20,6 @@ from ._common import (
     positive_int,
 )
 
-
 #: The defaults: a quick look, and the study-sized run of ``--full``.
 QUICK = {"n_clips": 2, "budget": 500}
 FULL = {"n_clips": 6, "budget": 2000}

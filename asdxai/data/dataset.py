@@ -24,7 +24,6 @@ from .records import ClipRecord
 logger = logging.getLogger(__name__)
 
 
-
 class ClipDataset(Dataset):
     """Map-style dataset of clips: item ``i`` is ``(wave, i)``.
 

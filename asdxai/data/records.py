@@ -637,12 +637,13 @@ def scan(
         logger.info("%d of %d clips have no normal/anomaly label", n_unlabeled, len(records))
 
     records.sort(key=lambda r: (r.machine, r.section, r.name))
+    synthetic = dataset_root is not None and (dataset_root / "synth.json").is_file()
     logger.info(
         "%s: %d %s clips, %s, machines %s",
         split_dir,
         len(records),
         split,
-        dataset,
+        f"synthetic ({dataset} layout)" if synthetic else dataset,
         ", ".join(selected),
     )
     return records

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_text, ensure_writable_dir
@@ -243,7 +242,7 @@ def _resume(out: Path, setup: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     before = json.loads(setup_file.read_text()) if setup_file.exists() else {}
     now = json.loads(json.dumps(setup))
-    differ = [f"{k} {before.get(k)} there, {now.get(k)} now" for k in now if before.get(k) != now[k]]
+    differ = [f"{k} {before.get(k)} there, {v} now" for k, v in now.items() if before.get(k) != v]
     if differ:
         raise ResultError(
             f"{rows_file} holds rows computed with other settings ({'; '.join(differ)}); write "

@@ -21,7 +21,6 @@ from ..errors import CheckpointError, DataError, NonFiniteError
 log = logging.getLogger(__name__)
 
 
-
 @dataclasses.dataclass
 class ScoreReport:
     """What scoring a checkpoint on a split produced.

@@ -233,7 +233,7 @@ class Explainer:
                 return matches[0]
         placed = place_clip(self, clip, number=number)
         self.placements[clip.resolve()] = placed
-        reason = "no section in the file name" if number is None else "section not in the checkpoint"
+        reason = "no section in the name" if number is None else "section not in the checkpoint"
         log.warning("%s", placed.message(clip, reason, self.sections))
         return placed.section
 

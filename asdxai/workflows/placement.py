@@ -82,8 +82,7 @@ class Placement:
         if self.low_confidence:
             shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
             text += (
-                f"; that is a guess: name the clip's section to explain it there "
-                f"(one of: {shown})"
+                f"; that is a guess: name the clip's section to explain it there (one of: {shown})"
             )
         return text
 
