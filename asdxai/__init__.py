@@ -4,37 +4,47 @@ The public API in one place; see the README for the command line.
 """
 
 from ._version import __version__
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from .data import ClipRecord, read_clip, scan  # noqa: E402
-from .embed import TSNEConfig, nearest_normal_distances, run_tsne  # noqa: E402
-from .errors import (  # noqa: E402
-    AsdxaiError,
-    AudioError,
-    CheckpointError,
-    ConfigError,
-    DataError,
-    ResultError,
-)
-from .explain import RISE, RISEMaskConfig, RISEResult  # noqa: E402
-from .features import (  # noqa: E402
-    FeatureConfig,
-    log_spectrogram,
-    spectrogram,
-    spectrum,
-    temporal_mean_normalise,
-)
-from .inference import embed_records, score_records  # noqa: E402
-from .nets import NetConfig, build_encoder  # noqa: E402
-from .recipes import Recipe  # noqa: E402
-from .scoring import AnomalyScorer, KMeansBackend  # noqa: E402
-from .train import TrainConfig, train_model  # noqa: E402
-from .workflows import (  # noqa: E402
-    Explainer,
-    MapSettings,
-    fit_backend,
-    score_checkpoint,
-    train_recipe,
-)
+
+#: Public name -> the module that defines it. Loaded on first use (PEP 562), so that
+#: ``python -m asdxai --help`` and ``import asdxai.constants`` do not import torch.
+_WHERE = {
+    **dict.fromkeys(("Checkpoint", "load_checkpoint", "save_checkpoint"), ".checkpoint"),
+    **dict.fromkeys(("ClipRecord", "read_clip", "scan"), ".data"),
+    **dict.fromkeys(("TSNEConfig", "nearest_normal_distances", "run_tsne"), ".embed"),
+    **dict.fromkeys(
+        ("AsdxaiError", "AudioError", "CheckpointError", "ConfigError", "DataError", "ResultError"),
+        ".errors",
+    ),
+    **dict.fromkeys(("RISE", "RISEMaskConfig", "RISEResult"), ".explain"),
+    **dict.fromkeys(
+        ("FeatureConfig", "log_spectrogram", "spectrogram", "spectrum", "temporal_mean_normalise"),
+        ".features",
+    ),
+    **dict.fromkeys(("embed_records", "score_records"), ".inference"),
+    **dict.fromkeys(("NetConfig", "build_encoder"), ".nets"),
+    "Recipe": ".recipes",
+    **dict.fromkeys(("AnomalyScorer", "KMeansBackend"), ".scoring"),
+    **dict.fromkeys(("TrainConfig", "train_model"), ".train"),
+    **dict.fromkeys(
+        ("Explainer", "MapSettings", "fit_backend", "score_checkpoint", "train_recipe"),
+        ".workflows",
+    ),
+}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'asdxai' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "RISE",

@@ -58,7 +58,8 @@ class DemoOutputs:
 
     out: Path
     data: Path
-    checkpoints: dict[str, Path] = field(default_factory=dict)
+    checkpoints: dict[str, Path] = field(default_factory=dict)  # scored (Table II, Fig. 5)
+    explained: dict[str, Path] = field(default_factory=dict)  # their RISE twins (Fig. 4)
     scores: dict[str, Path] = field(default_factory=dict)
     rise_maps: dict[str, list[Path]] = field(default_factory=dict)
     tsne: dict[str, Path] = field(default_factory=dict)
@@ -137,9 +138,10 @@ def run_demo(
     dev = resolve_device(device)
     out = ensure_writable_dir(out)
     if train:  # the whole tree: the models train on it
-        data = ensure_synthetic(out / "data", preset, seed)
+        data = ensure_synthetic(out / "data", preset, seed, progress=progress)
     else:  # the bundled models only need test clips: one section per machine type
-        data = ensure_synthetic(out / "data", preset, seed, splits=("dev-test",), sections=(0,))
+        data = ensure_synthetic(out / "data", preset, seed, splits=("dev-test",), sections=(0,),
+                                progress=progress)  # fmt: skip
     res = DemoOutputs(out=out, data=data)
     test = scan(data, "dev-test")
     models = _models(out, data, train, epochs, width, seed, dev, progress)
@@ -173,6 +175,8 @@ def run_demo(
         test, explained, settings=settings,
         execution=RISEExecution(progress=progress), n_clips=n_clips, progress=progress,
     )  # fmt: skip
+    for m in DEMO_MODELS:
+        res.explained[m.name] = models[m.name][1]
     for (clip, key), item in fig4.items.items():
         res.rise_maps.setdefault(key, []).append(item.h5)
         machine = Path(clip).parent.parent.name  # file names repeat across machines

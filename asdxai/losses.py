@@ -56,13 +56,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from .constants import LOSSES, THETA_MEDS
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
-
-LOSSES = ("compactness", "compactness-cce", "adacos", "sc-adacos")
-#: How the adaptive scale's ``theta_med`` reads a mixed-up clip's angle (see the module docstring).
-THETA_MEDS = ("closest", "reference")
 
 
 def random_centres(

@@ -71,12 +71,12 @@ import scipy.stats
 from sklearn.metrics import roc_auc_score
 
 from ._atomic import atomic_write_text, ensure_writable_dir
+from .constants import PROTOCOLS
 from .errors import ConfigError, DataError, ResultError
 
 logger = logging.getLogger(__name__)
 
 MAX_FPR = 0.1  # pAUC false-positive-rate limit used by the study and the organisers
-PROTOCOLS = ("study", "dcase")
 
 # Metric columns of each protocol, in table order.
 STUDY_COLUMNS = ("auc_source", "auc_target", "pauc_source", "pauc_target", "auc_all", "pauc_all")

@@ -44,13 +44,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from .constants import ARCHS, BATCH_NORMS, RESIDUALS, SPECTRUM_PADDINGS
 from .errors import ConfigError
 from .features import FeatureConfig, spectrogram, spectrum, temporal_mean_normalise
 
-ARCHS = ("dual", "spectrogram")
-SPECTRUM_PADDINGS = ("same", "valid")
-RESIDUALS = ("preact", "reference")
-BATCH_NORMS = ("plain", "keras")
 #: Settings of checkpoints written before the variant fields existed (``from_dict`` fills them in).
 LEGACY_VARIANTS = {"spectrum_padding": "valid", "residual": "preact", "batch_norm": "plain"}
 

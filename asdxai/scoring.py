@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .constants import BACKEND_VARIANTS
 from .errors import CheckpointError, ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,15 +63,6 @@ def _as_matrix(x: Any, what: str, dim: int | None = None) -> np.ndarray:
     if not np.isfinite(a).all():
         raise DataError(f"{what}: contains NaN or infinity")
     return a
-
-
-#: Backend variants: ``name -> (domains k-means clusters, whether its means are re-normalised)``.
-BACKEND_VARIANTS: dict[str, tuple[str, bool]] = {
-    "paper": ("source", True),
-    "reference": ("all", False),
-    "source-raw-means": ("source", False),
-    "all-unit-means": ("all", True),
-}
 
 
 class KMeansBackend:

@@ -37,6 +37,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from ._runtime import provenance, resolve_device
 from .checkpoint import Checkpoint
+from .constants import PRECISIONS, TASKS
 from .errors import ConfigError, DataError, NonFiniteError
 from .features import FeatureConfig
 from .losses import (
@@ -52,8 +53,6 @@ from .nets import Encoder, NetConfig, build_encoder, encoder_inputs
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("none", "machine", "section", "attribute")
-PRECISIONS = ("fp32", "bf16", "fp16")
 HISTORY_KEYS = ("angular", "ic_compactness", "inter_compactness", "scale")
 
 EpochCallback = Callable[[str, int, dict[str, float]], None]

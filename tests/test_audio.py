@@ -265,3 +265,9 @@ def test_non_utf8_file_name_is_read_and_named(tmp_path):
 def test_too_many_channels_are_refused_before_decoding(tmp_path):
     path = _write(tmp_path / "many.wav", np.tile(_tone()[:, None], (1, 65)))
     _raises(path, "65 channels; at most 64 are supported", channel=0)
+
+
+def test_a_clip_with_two_problems_reports_both(tmp_path):
+    path = _write(tmp_path / "cd.wav", _tone(44_100, 44_100, channels=2), 44_100)
+    msg = _raises(path, "sample rate 44100 Hz, expected 16000 Hz; 2 channels, expected mono")
+    assert "resample and downmix the file (e.g. sox in.wav -r 16000 -c 1 out.wav)" in msg

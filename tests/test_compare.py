@@ -11,7 +11,7 @@ from conftest import tiny_checkpoint
 
 from asdxai.cli import main
 from asdxai.data.audio import write_wav
-from asdxai.errors import ConfigError
+from asdxai.errors import ConfigError, ResultError
 from asdxai.explain.attribution import (
     METHODS,
     MethodSettings,
@@ -218,8 +218,11 @@ def test_cli_runs_and_names_the_option_of_a_bad_setting(tmp_path, capsys):
             "--device", "cpu"]  # fmt: skip
     assert main([*args, "--cells", "4x4"]) == 0
     assert "feature-ablation" in capsys.readouterr().out
-    assert main([*args, "--cells", "99x2"]) == 2
+    assert main([*args, "--cells", "99x2", "--out", str(tmp_path / "o2")]) == 2
     assert "--cells" in capsys.readouterr().err
+    # the first folder holds rows of --cells 4x4: other settings are refused there
+    assert main([*args, "--cells", "5x5"]) == 2
+    assert "cells" in capsys.readouterr().err
 
 
 def test_deviation_auc_sees_an_anomaly_read_as_normal():
@@ -230,3 +233,41 @@ def test_deviation_auc_sees_an_anomaly_read_as_normal():
     m = localisation_measures(reversed_map, truth)
     assert m["pixel_auc"] < 0.1 and m["deviation_auc"] > 0.9
     assert np.isnan(localisation_measures(reversed_map, None)["deviation_auc"])
+
+
+def test_an_interrupted_comparison_keeps_its_rows_and_resumes(tmp_path):
+    """rows.csv is rewritten after every map: Ctrl-C keeps the finished rows, and a re-run into
+    the same folder computes only the missing ones (the same rows as one uninterrupted run)."""
+    from asdxai.workflows.compare import read_rows
+
+    ckpt, clip = _setup(tmp_path)
+    settings = MethodSettings(n_masks=60, kernel_samples=30)
+    methods = ("rise-separable", "occlusion", "random", "energy")
+    out = tmp_path / "out"
+    seen = []
+
+    def interrupt(model, clip, result):
+        seen.append(result.method)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compare_explainers([ckpt], [clip], out, methods=methods, settings=settings,
+                           device="cpu", on_result=interrupt, progress=False)  # fmt: skip
+    kept = read_rows(out / "rows.csv")
+    assert [r["method"] for r in kept] == list(methods[:2])
+    assert kept[0]["model"] == "tiny" and kept[0]["section"] == "fan_section_00"
+    again = []
+    res = compare_explainers([ckpt], [clip], out, methods=methods, settings=settings,
+                             device="cpu", progress=False,
+                             on_result=lambda m, c, r: again.append(r.method))  # fmt: skip
+    assert again == list(methods[2:])  # only the missing maps were computed
+    fresh = compare_explainers([ckpt], [clip], tmp_path / "fresh", methods=methods,
+                               settings=settings, device="cpu", progress=False)  # fmt: skip
+    assert [r["method"] for r in res.rows] == list(methods)
+    for a, b in zip(res.rows, fresh.rows, strict=True):
+        np.testing.assert_allclose(a["pixel_auc"], b["pixel_auc"], rtol=1e-6)
+    # other settings into the same folder are refused, naming the file
+    with pytest.raises(ResultError, match="rows.csv"):
+        compare_explainers([ckpt], [clip], out, methods=methods, device="cpu", progress=False,
+                           settings=MethodSettings(n_masks=61, kernel_samples=30))  # fmt: skip

@@ -149,4 +149,7 @@ def test_nearest_section_is_the_one_whose_normals_the_clip_matches(tmp_path):
     })  # fmt: skip
     ckpt = dataclasses.replace(load_checkpoint(ckpt_path), backend=backend.to_dict())
     two = save_checkpoint(ckpt, tmp_path / "two.pt")
-    assert Explainer(two, device="cpu").section_for(clip) == "pump_section_01"
+    loose = tmp_path / "anything.wav"  # out of the fan folder, which would restrict it to fan
+    loose.write_bytes(clip.read_bytes())
+    assert Explainer(two, device="cpu").section_for(loose) == "pump_section_01"
+    assert Explainer(two, device="cpu").section_for(clip) == "fan_section_00"

@@ -94,7 +94,7 @@ def benchmark(
     """Run (a), (b), (c); returns a dict of rates (masks/s) and settings."""
     from .._runtime import resolve_device
     from ..explain import RISE, RISEExecution, RISEMaskConfig
-    from ..explain.rise import PRECISIONS
+    from ..explain.rise import DTYPES
 
     dev = resolve_device(device)
     score, name = make_scorer(shape, width, dev)
@@ -103,7 +103,7 @@ def benchmark(
     bs = batch_size or (64 if dev.type == "cpu" else 1024)
     cfg = RISEMaskConfig(block_size=bs)
     spec = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(dev)
-    dtype = PRECISIONS[precision]
+    dtype = DTYPES[precision]
 
     def fwd(x: torch.Tensor) -> torch.Tensor:
         if dtype is None:

@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+from .._version import __version__
 from ..errors import AsdxaiError
 
 # Sub-command modules, in the order `asdxai --help` lists them.
@@ -41,8 +42,6 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``asdxai`` argument parser."""
-    from .._version import __version__
-
     parser = _Parser(
         prog="asdxai",
         description=(
@@ -97,8 +96,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         command = f"asdxai {args.command}"
         _configure_logging(args.verbose, args.quiet)
+        out = getattr(args, "out", None)
+        fresh = isinstance(out, (str, os.PathLike)) and not os.path.lexists(out)
+        failed = True
         try:
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            failed = code != 0
+            return code
         except AsdxaiError as exc:
             option = f" (option {_flag(args, exc.param)})" if exc.param else ""
             print(f"{command}: error: {_one_line(exc)}{option}", file=sys.stderr)
@@ -113,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+        finally:
+            if failed and fresh:
+                _discard_empty(Path(out))
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
@@ -120,6 +127,18 @@ def main(argv: list[str] | None = None) -> int:
 
 #: errno values of a full or read-only file system met while writing an output.
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _discard_empty(folder: Path) -> None:
+    """Remove the output folder a failed command created if nothing was written into it
+    (empty sub-folders included); a folder holding any file stays, with the file."""
+    if not folder.is_dir():
+        return
+    for path, _, _ in os.walk(folder, topdown=False):
+        try:
+            os.rmdir(path)
+        except OSError:  # not empty: something was written there
+            pass
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,6 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
+from ..constants import BACKEND_VARIANTS
+
 
 def positive_int(text: str) -> int:
     """argparse type: an integer > 0."""
@@ -85,7 +87,7 @@ def add_data(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="dataset root with dev_data/ and/or eval_data/ (default: $ASDXAI_DATA, else the "
-        "synthetic 'mini' tree in the user cache, generated on first use)",
+        "synthetic 'small' tree in the user cache, generated on first use)",
     )
 
 
@@ -191,8 +193,6 @@ def save_checkpoint_file(ckpt, path: Path) -> Path:
 
 def add_backend(parser: argparse.ArgumentParser, when: str = "") -> None:
     """``--backend VARIANT``: which k-means backend is fitted (see docs/FIDELITY.md)."""
-    from ..scoring import BACKEND_VARIANTS
-
     parser.add_argument(
         "--backend",
         choices=tuple(BACKEND_VARIANTS),

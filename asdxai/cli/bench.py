@@ -6,10 +6,20 @@ The benchmark modules measure and return numbers; the options and the printing l
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.util
 import logging
+from pathlib import Path
 
-from ..train import PRECISIONS
+from ..constants import ARCHS, PRECISIONS, STUDY_MASKS
 from ._common import add_device, add_seed, positive_int
+
+
+def _doc(name: str) -> str:
+    """A benchmark module's docstring, read from its source (importing it would load torch,
+    which ``--help`` must not wait for)."""
+    spec = importlib.util.find_spec(f"asdxai.benchmarks.{name}")
+    return ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))) or ""
 
 
 def _register_train(sub: argparse._SubParsersAction) -> None:
@@ -76,12 +86,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _register_score(sub: argparse._SubParsersAction) -> None:
-    from ..benchmarks import score as bench
-
     parser = sub.add_parser(
         "score",
         help="k-means backend fit time and scoring throughput (clips/s)",
-        description=bench.__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=_doc("score").split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--sections", type=positive_int, default=21, help="sections (default: 21)")
@@ -109,9 +117,7 @@ def _register_score(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--duration", type=float, default=10.0, help="clip length in seconds (default: 10)"
     )
-    parser.add_argument(
-        "--arch", choices=("dual", "spectrogram"), default="dual", help="encoder (default: dual)"
-    )
+    parser.add_argument("--arch", choices=ARCHS, default="dual", help="encoder (default: dual)")
     parser.add_argument(
         "--width", type=float, default=1.0, help="encoder width multiplier (default: 1.0)"
     )
@@ -170,12 +176,10 @@ def _run_score(args: argparse.Namespace) -> int:
 
 
 def _register_rise(sub: argparse._SubParsersAction) -> None:
-    from ..benchmarks import rise as bench
-
     p = sub.add_parser(
         "rise",
         help="RISE masks/s vs the bare score function and a naive original-RISE reference",
-        description=bench.__doc__,
+        description=_doc("rise"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--frames", type=positive_int, default=311, help="T (default: 311)")
@@ -216,18 +220,16 @@ def _run_rise(args: argparse.Namespace) -> int:
     if "naive" in r:
         print(f"  (c) naive reference     : {r['naive']:10.1f} masks/s   (b)/(c) = "
               f"{r['asdxai'] / r['naive']:.2f}")  # fmt: skip
-    secs = 640_000 / r["asdxai"]
-    print(f"  640,000 masks at (b): {secs:,.0f} s ({secs / 3600:.2f} h)")
+    secs = STUDY_MASKS / r["asdxai"]
+    print(f"  {STUDY_MASKS:,} masks at (b): {secs:,.0f} s ({secs / 3600:.2f} h)")
     return 0
 
 
 def _register_tsne(sub: argparse._SubParsersAction) -> None:
-    from ..benchmarks import tsne as bench
-
     parser = sub.add_parser(
         "tsne",
         help="openTSNE vs scikit-learn TSNE: wall time, speed-up, kNN accuracy, trustworthiness",
-        description=bench.__doc__,
+        description=_doc("tsne"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

@@ -9,8 +9,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..explain.attribution import FILLS, METHODS
-from ._common import add_data, add_device, add_out, add_seed, percent, positive_int
+from ..constants import FILLS, METHODS
+from ._common import (
+    add_data,
+    add_device,
+    add_out,
+    add_progress,
+    add_seed,
+    percent,
+    positive_int,
+)
+
+#: The defaults: a quick look, and the study-sized run of ``--full``.
+QUICK = {"n_clips": 2, "budget": 500}
+FULL = {"n_clips": 6, "budget": 2000}
+#: Wall time of the quick defaults, measured (README: the machine and its load).
+QUICK_MINUTES = 10
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -35,7 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "random map and the energy map; measure each map's "
             "localisation (pixel AUC, pointing game, machine focus, event share), faithfulness "
             "(deletion / insertion, frequency-band removal, Average Drop / Increase), cost and "
-            "seed-to-seed stability. Writes rows.csv, summary.csv/.md/.tex and maps.png."
+            "seed-to-seed stability. Writes rows.csv (after every map: an interrupted run keeps "
+            "what is done, and a re-run into the same --out computes only the missing rows), "
+            "summary.csv/.md/.tex and maps.png. The defaults are a quick look (about "
+            f"{QUICK_MINUTES} minutes on 2 CPU cores); --full is the study-sized run."
         ),
     )
     p.add_argument(
@@ -52,9 +69,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="clips to explain (default: --n-clips anomalous dev-test clips of --data)",
     )
     add_data(p)
-    p.add_argument("--n-clips", type=positive_int, default=6,
+    p.add_argument("--n-clips", type=positive_int, default=None,
                    help="without --clip: this many anomalous clips, one per machine type first "
-                   "(default: 6)")  # fmt: skip
+                   f"(default: {QUICK['n_clips']}; {FULL['n_clips']} with --full)")  # fmt: skip
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help=f"the study-sized run: {FULL['n_clips']} clips, {FULL['budget']} masks per map "
+        "(hours on a CPU)",
+    )
     p.add_argument(
         "--methods",
         nargs="+",
@@ -66,8 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--budget",
         type=positive_int,
-        default=2000,
-        help="masks per RISE map and coalitions per KernelShap map (default: 2000)",
+        default=None,
+        help="masks per RISE map and coalitions per KernelShap map "
+        f"(default: {QUICK['budget']}; {FULL['budget']} with --full)",
     )
     p.add_argument("--cells", type=_pair, default=(20, 34), metavar="TxF",
                    help="RISE grid, also the features of FeatureAblation / KernelShap "
@@ -116,6 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_seed(p)
     add_device(p)
+    add_progress(p)
     add_out(p, "compare-explainers")
     # library parameters -> the options that set them (for error lines)
     p.set_defaults(
@@ -130,28 +155,34 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
     from ..explain.attribution import MethodSettings
     from ..workflows.compare import compare_explainers, default_checkpoints, default_clips
     from ._common import data_root
 
+    size = FULL if args.full else QUICK
+    budget = args.budget or size["budget"]
     checkpoints = args.checkpoint or default_checkpoints()
-    clips = args.clip or default_clips(data_root(args.data, ("dev-test",)), args.n_clips)
+    clips = args.clip or default_clips(
+        data_root(args.data, ("dev-test",)), args.n_clips or size["n_clips"]
+    )
     settings = MethodSettings(
-        n_masks=args.budget, cells=args.cells, occlusion_window=args.occlusion_window,
+        n_masks=budget, cells=args.cells, occlusion_window=args.occlusion_window,
         occlusion_stride=args.occlusion_stride, ig_steps=args.ig_steps,
-        shap_samples=args.shap_samples, kernel_samples=args.budget, batch_size=args.batch_size,
+        shap_samples=args.shap_samples, kernel_samples=budget, batch_size=args.batch_size,
     )  # fmt: skip
 
     def report(model: str, clip: Path, r) -> None:
         m = r.measures
-        print(f"{model} {clip.name} {r.method}: pixel AUC {m['pixel_auc']:.3f}, ins-del "
-              f"{m['ins_minus_del']:.3f}, {m['seconds']:.1f} s", flush=True)  # fmt: skip
+        tqdm.write(f"{model} | {clip.parent.parent.name}/{clip.name} | {r.method}: pixel AUC "
+                   f"{m['pixel_auc']:.3f}, ins-del {m['ins_minus_del']:.3f}, "
+                   f"{m['seconds']:.1f} s")  # fmt: skip
 
     result = compare_explainers(
         checkpoints, clips, args.out, methods=args.methods, settings=settings, seed=args.seed,
         with_stability=args.stability, top_fraction=args.top_percent / 100, fill=args.fill,
-        device=args.device,
-        on_result=report,
+        device=args.device, on_result=report, progress=args.progress,
     )  # fmt: skip
     print(result.markdown())
     print(f"wrote {', '.join(str(p) for p in result.files.values())}")

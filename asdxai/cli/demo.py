@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..constants import DEMO_PRESETS
 from ._common import (
     add_device,
     add_progress,
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--preset",
-        choices=("mini", "small"),
+        choices=DEMO_PRESETS,
         default="small",
         help="synthetic data: small (the bundled models' data) or mini (faster to train on with "
         "--train; too small for the study's ordering to show reliably) (default: small)",
@@ -77,8 +78,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (data-generation workers), user +
+    system."""
+    import resource
+
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
 def run(args: argparse.Namespace) -> int:
+    import os
+    import time
+
     from ..demo import run_demo
+
+    wall, cpu = time.perf_counter(), _cpu_seconds()
 
     if not args.train and args.preset != "small":
         from ..errors import ConfigError
@@ -104,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nsynthetic data:   {res.data}")
     for name in res.checkpoints:
         print(f"model {name}:")
-        print(f"  checkpoint      {res.checkpoints[name]}")
+        print(f"  checkpoint      {res.checkpoints[name]} (scored, t-SNE)")
+        if res.explained.get(name, res.checkpoints[name]) != res.checkpoints[name]:
+            print(f"  explained by    {res.explained[name]} (its spectrogram-only twin, RISE)")
         print(f"  scores/tables   {res.scores[name]}")
         for path in res.rise_maps.get(name, []):
             print(f"  RISE map        {path}")
@@ -112,4 +129,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"performance table {res.out / 'performance.md'}")
     for fig in res.figures:
         print(f"figure            {fig}")
+    wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+    print(f"\ndemo: {wall:.0f} s wall ({wall / 60:.1f} min), {cpu:.0f} CPU-seconds, on "
+          f"{os.cpu_count()} CPU cores with load {os.getloadavg()[0]:.1f} at the end "
+          "(1-minute average; other jobs slow it down)")  # fmt: skip
     return 0

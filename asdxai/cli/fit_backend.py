@@ -11,6 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..constants import TRAIN_SPLITS
 from ._common import (
     add_backend,
     add_data,
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--split",
         nargs="+",
         default=None,
-        choices=("dev-train", "eval-train"),
+        choices=TRAIN_SPLITS,
         help="training split(s) to fit on (default: dev-train, plus eval-train when the tree "
         "has eval_data/, so that evaluation sections can be scored too)",
     )

@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "listen",
         help="resynthesise the flagged / unflagged parts of a clip from a RISE map",
         description=(
-            "Read a RISE result (.h5 written by `asdxai rise`), select the top-q%% most "
+            "Read a RISE result (.h5 written by `asdxai rise`), select the top-q% most "
             "anomalous time-frequency cells with a soft mask, and write three 16 kHz wav files "
             "next to the map: <stem>_flagged.wav (only those regions), <stem>_rest.wav "
             "(everything else) and <stem>_original.wav, plus an overlay PNG. All three are "

@@ -17,9 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..data.records import SPLITS
-from ..explain.masks import MODES as MASK_MODES
-from ..explain.rise import ESTIMATORS, PRECISIONS
+from ..constants import ESTIMATORS, MASK_MODES, PRECISIONS, SPLITS, STUDY_MASKS
 from ._common import (
     add_device,
     add_out,
@@ -81,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--n-masks",
         type=positive_int,
-        default=640_000,
+        default=STUDY_MASKS,
         help="masks per map, exactly; an upper bound while --until-agreement is in force "
         "(default: 640000, as in the study)",
     )
@@ -147,7 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=None,
         metavar="K",
-        help="write the partial sums to the .h5 every K masks (for --resume)",
+        help="write the partial sums to the .h5 every K masks (a re-run continues from them)",
     )
     p.add_argument(
         "--overwrite",

@@ -29,7 +29,7 @@ import logging
 import re
 from pathlib import Path
 
-from ..data.records import SPLITS
+from ..constants import ON_ERROR, PROTOCOLS, SPLITS
 from ._common import (
     add_backend,
     add_data,
@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--protocol",
-        choices=("study", "dcase", "both"),
+        choices=(*PROTOCOLS, "both"),
         default="both",
         help="study: a domain's AUC/pAUC from that domain's normal and anomalous clips; dcase: "
         "the organisers' evaluator (a domain's AUC from its normals + all anomalies of the "
@@ -151,7 +151,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_loading(parser)
     parser.add_argument(
         "--on-error",
-        choices=("raise", "skip"),
+        choices=ON_ERROR,
         default="raise",
         help="an unreadable clip stops the run with its error (raise), or is left out of the "
         "scores, thresholds and metrics with a warning, counted and listed in score.json "

@@ -6,21 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
+from ..constants import SYNTH_PRESETS
 from ._common import add_progress, add_seed, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..data.synth import PRESETS
-
-    lines = []
-    for name, cfg in PRESETS.items():
-        lines.append(
-            f"  {name:6s} {len(cfg.machines)} machine types, sections "
-            f"{'/'.join(f'{s:02d}' for s in cfg.dev_sections)} (dev) + "
-            f"{'/'.join(f'{s:02d}' for s in cfg.eval_sections) or '-'} (eval), "
-            f"{cfg.duration_s:g} s clips, {cfg.n_train_source}+{cfg.n_train_target} train and "
-            f"{cfg.n_test}+{cfg.n_test} test clips per domain and section ({cfg.n_clips} clips)"
-        )
     parser = sub.add_parser(
         "synth",
         help="write synthetic data in the DCASE2022 layout",
@@ -29,16 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
             "(dev_data/, eval_data/, attributes_XX.csv, organisers' ground-truth CSVs), plus "
             "anomaly_masks.h5 (ground-truth time-frequency mask of every anomalous clip) and "
             "synth.json. Machine sounds carry the labels; a loud, diverse factory background "
-            "carries none. Presets:\n" + "\n".join(lines)
+            "carries none. Presets: " + ", ".join(SYNTH_PRESETS) + " (machine types, sections, "
+            "clip length and counts of each: the README's preset table, and synth.json once "
+            "written)."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("out", type=Path, help="output directory (created if missing)")
     parser.add_argument(
         "--preset",
-        choices=sorted(PRESETS),
+        choices=SYNTH_PRESETS,
         default="mini",
-        help="size of the tree (default: mini; see the list above)",
+        help="size of the tree (default: mini; see above)",
     )
     add_seed(parser)
     parser.add_argument(

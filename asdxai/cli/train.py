@@ -13,6 +13,18 @@ import logging
 import os
 from pathlib import Path
 
+from ..constants import (
+    ARCHS,
+    BATCH_NORMS,
+    LOSSES,
+    ON_ERROR,
+    PRECISIONS,
+    RESIDUALS,
+    SPECTRUM_PADDINGS,
+    TASKS,
+    THETA_MEDS,
+    TRAIN_SPLITS,
+)
 from ._common import (
     add_backend,
     add_data,
@@ -28,7 +40,7 @@ from ._common import (
 
 log = logging.getLogger(__name__)
 
-_SPLITS = ("dev-train", "eval-train")
+_SPLITS = TRAIN_SPLITS
 
 
 def _splits(text: str) -> list[str]:
@@ -42,10 +54,6 @@ def _splits(text: str) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..losses import LOSSES, THETA_MEDS
-    from ..nets import ARCHS, BATCH_NORMS, RESIDUALS, SPECTRUM_PADDINGS
-    from ..train import PRECISIONS, TASKS
-
     parser = sub.add_parser(
         "train",
         help="train an embedding model (one of the four losses on an auxiliary task)",
@@ -191,7 +199,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--on-error",
-        choices=("raise", "skip"),
+        choices=ON_ERROR,
         default="raise",
         help="an unreadable clip stops training with its error (raise), or is left out with a "
         "warning and counted (skip); skipped paths are stored in the checkpoint (default: raise)",

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..data.records import SPLITS
+from ..constants import SPLITS
 from ._common import (
     add_data,
     add_device,

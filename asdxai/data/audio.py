@@ -173,18 +173,22 @@ def read_clip(
     path = Path(path)
     name = display_name(path)
     info = _open_info(path)
+    # every problem the header shows, in one line (a stereo 44.1 kHz file names both)
+    problems, fixes = [], []
     if info.samplerate != cfg.sample_rate:
-        raise AudioError(
-            f"{name}: sample rate {info.samplerate} Hz, expected {cfg.sample_rate} Hz; "
-            f"resample the file first (e.g. sox in.wav -r {cfg.sample_rate} out.wav)"
-        )
+        problems.append(f"sample rate {info.samplerate} Hz, expected {cfg.sample_rate} Hz")
+        fixes.append(("resample", f"-r {cfg.sample_rate}"))
     if info.channels > MAX_CHANNELS:
-        raise AudioError(f"{name}: {info.channels} channels; at most {MAX_CHANNELS} are supported")
-    if info.channels > 1 and channel is None:
-        raise AudioError(
-            f"{name}: {info.channels} channels, expected mono; downmix the file "
-            "(e.g. sox in.wav -c 1 out.wav)"
-        )
+        problems.append(f"{info.channels} channels; at most {MAX_CHANNELS} are supported")
+    elif info.channels > 1 and channel is None:
+        problems.append(f"{info.channels} channels, expected mono")
+        fixes.append(("downmix", "-c 1"))
+    if problems:
+        how = ""
+        if fixes:
+            verbs, args = " and ".join(f[0] for f in fixes), " ".join(f[1] for f in fixes)
+            how = f"; {verbs} the file (e.g. sox in.wav {args} out.wav)"
+        raise AudioError(f"{name}: {'; '.join(problems)}{how}")
     n = cfg.n_samples
     wanted = min(info.frames, n)  # never more than the clip keeps, whatever the header says
     try:

@@ -15,14 +15,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..constants import ON_ERROR
 from ..errors import AudioError, ConfigError
 from ..features import FeatureConfig
 from .audio import read_clip
 from .records import ClipRecord
 
 logger = logging.getLogger(__name__)
-
-ON_ERROR = ("raise", "skip")
 
 
 class ClipDataset(Dataset):

@@ -57,15 +57,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import SPLITS, TASKS
 from ..errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
-SPLITS: tuple[str, ...] = ("dev-train", "dev-test", "eval-train", "eval-test")
-"""Split names accepted by :func:`scan` and on the command line."""
-
-TASKS: tuple[str, ...] = ("none", "machine", "section", "attribute")
-"""Auxiliary classification tasks accepted by :func:`class_labels`."""
 
 DCASE2022_MACHINES: tuple[str, ...] = (
     "ToyCar", "ToyTrain", "bearing", "fan", "gearbox", "slider", "valve",
@@ -641,12 +637,13 @@ def scan(
         logger.info("%d of %d clips have no normal/anomaly label", n_unlabeled, len(records))
 
     records.sort(key=lambda r: (r.machine, r.section, r.name))
+    synthetic = dataset_root is not None and (dataset_root / "synth.json").is_file()
     logger.info(
         "%s: %d %s clips, %s, machines %s",
         split_dir,
         len(records),
         split,
-        dataset,
+        f"synthetic ({dataset} layout)" if synthetic else dataset,
         ", ".join(selected),
     )
     return records

@@ -638,9 +638,8 @@ def generate(
     n = cfg.n_samples
     chunk = 8
     batches = [(str(out), seed, n, jobs[i : i + chunk]) for i in range(0, len(jobs), chunk)]
-    log.info(
-        "writing %d clips (%s preset, %.1f s each) to %s", len(jobs), cfg.name, cfg.duration_s, out
-    )
+    # no path here: ``out`` may be a temporary folder the caller renames (the caller names it)
+    log.info("writing %d clips (%s preset, %.1f s each)", len(jobs), cfg.name, cfg.duration_s)
     results = []
     by_rel = {j.rel: j for j in jobs}
     feat = cfg.feature_config()
@@ -697,5 +696,4 @@ def generate(
         "level_dbfs": list(LEVEL_RANGE_DBFS),
     }
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
-    log.info("done: %s", out)
     return out

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError, ResultError
 
@@ -121,6 +122,10 @@ def _check_matrix(x: np.ndarray, name: str, min_rows: int = 1) -> np.ndarray:
     return x
 
 
+#: openTSNE runs the callbacks (and the progress bar's tick) every this many iterations.
+CALLBACK_EVERY = 50
+
+
 def _tsne(cfg: TSNEConfig, n: int, callbacks: Any = None) -> Any:
     import openTSNE
 
@@ -145,11 +150,18 @@ def _tsne(cfg: TSNEConfig, n: int, callbacks: Any = None) -> Any:
         n_jobs=cfg.threads,
         random_state=cfg.seed,
         callbacks=callbacks,
+        callbacks_every_iters=CALLBACK_EVERY,
         verbose=False,
     )
 
 
-def project(embeddings: np.ndarray, cfg: TSNEConfig | None = None, callbacks: Any = None) -> Any:
+def project(
+    embeddings: np.ndarray,
+    cfg: TSNEConfig | None = None,
+    callbacks: Any = None,
+    *,
+    progress: bool = False,
+) -> Any:
     """Project embeddings to 2-D with openTSNE.
 
     Parameters
@@ -160,6 +172,7 @@ def project(embeddings: np.ndarray, cfg: TSNEConfig | None = None, callbacks: An
         Projection settings; the default follows openTSNE's defaults.
     callbacks : callable or list of callables, optional
         openTSNE callbacks ``(iteration, error, embedding) -> bool`` (True stops).
+    progress : show a bar over the optimisation's iterations (exaggeration phase, then the rest)
 
     Returns
     -------
@@ -171,7 +184,17 @@ def project(embeddings: np.ndarray, cfg: TSNEConfig | None = None, callbacks: An
     cfg = cfg or TSNEConfig()
     x = _check_matrix(embeddings, "embeddings", min_rows=4).astype(np.float64, copy=False)
     t0 = time.perf_counter()
-    emb = _tsne(cfg, x.shape[0], callbacks).fit(np.ascontiguousarray(x))
+    bar = tqdm(total=cfg.early_exaggeration_iter + cfg.n_iter, desc="t-SNE", unit="it",
+               disable=not progress, leave=False)  # fmt: skip
+
+    def tick(iteration: int, error: float, embedding: Any) -> bool:
+        bar.update(CALLBACK_EVERY)
+        return False
+
+    user = [] if callbacks is None else callbacks if isinstance(callbacks, list) else [callbacks]
+    tsne = _tsne(cfg, x.shape[0], [*user, tick] if progress else callbacks)
+    with bar:
+        emb = tsne.fit(np.ascontiguousarray(x))
     log.info(
         "t-SNE of %d x %d embeddings: %.1f s", x.shape[0], x.shape[1], time.perf_counter() - t0
     )

@@ -86,6 +86,8 @@ def run_tsne(
     cfg: TSNEConfig | None = None,
     reference: Any = None,
     name: str = "",
+    *,
+    progress: bool = False,
 ) -> TSNEResult:
     """Project, measure and package: the library core of ``asdxai tsne``.
 
@@ -99,13 +101,14 @@ def run_tsne(
         computing a new one.
     name : str
         Label stored in the result.
+    progress : show a bar over the projection's iterations
     """
     cfg = cfg or TSNEConfig()
     e = _check_matrix(embeddings, "embeddings")
     cols = _check_meta(meta, e.shape[0])
     mask = anomaly_mask(cols["label"])  # fail before the (slow) projection
     if reference is None:
-        points = np.asarray(project(e, cfg), dtype=np.float64)
+        points = np.asarray(project(e, cfg, progress=progress), dtype=np.float64)
     else:
         points = transform(reference, e)
     d2, idx = nearest_normal_distances(points, mask, "euclidean", return_index=True)

@@ -66,17 +66,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..constants import MASK_MODES as MODES
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: Mask modes and the axes they randomise.
-MODES: dict[str, tuple[bool, bool]] = {
-    "separable": (True, True),  # M = t fᵀ (the study)
-    "time": (True, False),  # M = t 1ᵀ: whole frames kept / masked
-    "freq": (False, True),  # M = 1 fᵀ: whole frequency bins kept / masked (FreqRISE)
-    "grid": (True, True),  # 2-D RISE: one grid of time x frequency cells, dense masks
-}
 #: Modes whose masks are not an outer product of factors (built and summed densely).
 DENSE_MODES = frozenset({"grid"})
 

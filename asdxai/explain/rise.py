@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..constants import ESTIMATORS, PRECISIONS, STUDY_MASKS
 from ..errors import ConfigError, ResultError
 from .distributed import DistContext
 from .masks import MaskBatch, RISEMaskConfig, block_masks, draw_block
@@ -65,8 +66,8 @@ log = logging.getLogger(__name__)
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-ESTIMATORS = ("plain", "centered")
+#: The torch dtype of each of :data:`~asdxai.constants.PRECISIONS` (None: float32).
+DTYPES = dict(zip(PRECISIONS, (None, torch.bfloat16, torch.float16), strict=True))
 CPU_BATCH_SIZE = 100  # default batch on CPU (divides the default block of 1000)
 MAX_BATCH_SIZE = 16_384  # upper bound of the automatic batch size on CUDA
 PILOT_MASKS = 256  # masks of the pilot block of the centred estimator
@@ -229,7 +230,7 @@ class RISE:
         self,
         spec: torch.Tensor | np.ndarray,
         *,
-        n_masks: int = 640_000,
+        n_masks: int = STUDY_MASKS,
         seed: int = 0,
         estimator: str = "plain",
         until_agreement: float | None = None,
@@ -399,7 +400,7 @@ class _Run:
         """Scores (B,) float32 of the masked inputs; validates the score function's output."""
         n = len(masks)
         x = self.masked(masks)
-        dtype = PRECISIONS[self.precision]
+        dtype = DTYPES[self.precision]
         ctx = (
             torch.autocast(device_type=self.device.type, dtype=dtype)
             if dtype is not None

@@ -9,7 +9,9 @@ Occlusion, FeatureAblation, Saliency, IntegratedGradients, GradientShap and Kern
 map and the energy map), measures it against the clip's ground truth and the black box, and
 writes
 
-* ``rows.csv``: one row per (model, clip, method) with every measure;
+* ``rows.csv``: one row per (model, clip, section, method) with every measure, rewritten
+  (atomically) after every map, so an interrupted run keeps what is done and a re-run into the
+  same folder with the same settings (``setup.json``) computes only the missing rows;
 * ``summary.csv``, ``summary.md`` and ``summary.tex``: mean ± std over clips and models per
   method, and how far the methods' ranks by localisation and by faithfulness agree;
 * ``maps.png``: the first clip of the first model, every method's map side by side.
@@ -28,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from ..errors import ConfigError
+from .._atomic import atomic_path, atomic_write_text, ensure_writable_dir
+from ..errors import ConfigError, ResultError
 from ..explain.attribution import (
     COST,
     FAITHFULNESS,
@@ -205,12 +209,48 @@ class Comparison:
 
     def rows_csv(self) -> str:
         """:attr:`rows` as CSV."""
-        buf = io.StringIO()
-        keys = ["model", "clip", "section", "method", "family", *MEASURES]
-        w = csv.DictWriter(buf, keys, lineterminator="\n")
-        w.writeheader()
-        w.writerows(self.rows)
-        return buf.getvalue()
+        return rows_csv(self.rows)
+
+
+#: The columns of ``rows.csv`` that name a row (the rest are :data:`MEASURES`).
+ROW_KEYS = ("model", "clip", "section", "method", "family")
+
+
+def rows_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows of a comparison as CSV (:data:`ROW_KEYS`, then :data:`MEASURES`)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, [*ROW_KEYS, *MEASURES], lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a ``rows.csv`` written by :func:`compare_explainers` (measures as floats)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if rows and set(rows[0]) != {*ROW_KEYS, *MEASURES}:
+        raise ResultError(f"{path}: not the rows of this version's comparison (other columns)")
+    return [{**r, **{k: float(r[k]) if r[k] else math.nan for k in MEASURES}} for r in rows]
+
+
+def _resume(out: Path, setup: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows already in ``out`` from a run with the same ``setup`` (refused otherwise)."""
+    import json
+
+    rows_file, setup_file = out / "rows.csv", out / "setup.json"
+    if not rows_file.exists():
+        atomic_write_text(setup_file, json.dumps(setup, indent=2, sort_keys=True) + "\n")
+        return []
+    before = json.loads(setup_file.read_text()) if setup_file.exists() else {}
+    now = json.loads(json.dumps(setup))
+    differ = [f"{k} {before.get(k)} there, {v} now" for k, v in now.items() if before.get(k) != v]
+    if differ:
+        raise ResultError(
+            f"{rows_file} holds rows computed with other settings ({'; '.join(differ)}); write "
+            "to another folder, or delete it to start again"
+        )
+    return read_rows(rows_file)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float, int]:
@@ -244,6 +284,7 @@ def compare_explainers(
     fill: str = "median",
     device: str = "auto",
     on_result: Callable[[str, Path, MethodResult], object] | None = None,
+    progress: bool = True,
 ) -> Comparison:
     """Every method's map of every clip under every checkpoint, measured; tables and a figure.
 
@@ -266,13 +307,12 @@ def compare_explainers(
         median frame) or ``"zero"`` (silence)
     device : torch device or ``"auto"``
     on_result : called with (model name, clip, :class:`MethodResult`) after every map
+    progress : show one bar over all maps, with the time left
 
     Returns
     -------
     Comparison
     """
-    from ..data.anomaly_masks import load_anomaly_mask
-    from ..data.components import load_components
     from .explain import Explainer
 
     unknown = [m for m in methods if m not in METHODS]
@@ -283,58 +323,89 @@ def compare_explainers(
         raise ConfigError("at least one checkpoint and one clip are needed", param="clips")
     methods = [*methods, *(() if "energy" in methods else ("energy",))]
     settings = settings or MethodSettings()
-    rows, agreement, example = [], [], None
+    setup = {**asdict(settings), "seed": seed, "fill": fill, "top_fraction": top_fraction,
+             "with_stability": with_stability}  # fmt: skip
+    out = None if out is None else ensure_writable_dir(out)
+    rows = [] if out is None else _resume(out, setup)
+    done = {(r["model"], r["clip"], r["method"]) for r in rows}
+    wanted = [(Path(c).stem, str(clip), m) for c in checkpoints for clip in clips for m in methods]
+    bar = tqdm(total=len(wanted), initial=len(done & set(wanted)), desc="maps", unit="map",
+               disable=not progress, dynamic_ncols=True)  # fmt: skip
+    agreement, example = [], None
     for ckpt in checkpoints:
         explainer = Explainer(ckpt, device=device)
         model = Path(ckpt).stem
         for clip in clips:
             clip = Path(clip)
             section = explainer.section_for(clip)
-            inputs = explainer.inputs(clip)
-            resynthesis = stft_resynthesis(inputs.wave, explainer.ckpt.features)
-            truth, parts = load_anomaly_mask(clip), load_components(clip)
-            shape = tuple(inputs.spec.shape)
-            truth = truth if truth is not None and truth.shape == shape else None
-            parts = parts if parts is not None and parts.level_db.shape == shape else None
-            results = compare_methods(
-                explainer.scorer.bind(section, spectrum=inputs.spectrum), inputs.spec,
-                methods=methods, settings=settings, seed=seed, with_stability=with_stability,
-                anomaly_mask=truth, level_db=None if parts is None else parts.level_db,
-                events=None if parts is None else parts.events, top_fraction=top_fraction,
-                fill=fill, device=explainer.device, resynthesis=resynthesis,
-                on_method=None if on_result is None else partial(on_result, model, clip),
-            )  # fmt: skip
-            clip_rows = [
-                {"model": model, "clip": str(clip), "section": section, "method": r.method,
-                 "family": METHODS[r.method][0], **r.measures}
-                for r in results
-            ]  # fmt: skip
-            rows += clip_rows
+            todo = [m for m in methods if (model, str(clip), m) not in done]
+            if todo:
+                inputs, truth, results = _compare_clip(
+                    explainer, clip, section, methods=todo, settings=settings, seed=seed,
+                    with_stability=with_stability, top_fraction=top_fraction, fill=fill,
+                    on_method=partial(_record, rows, out, bar, model, clip, section, on_result),
+                )  # fmt: skip
+                if example is None and todo == list(methods):
+                    example = {
+                        "log_spec": inputs.log_spec,
+                        "maps": {r.method: r.map.importance for r in results},
+                        "anomaly_mask": truth, "features": explainer.ckpt.features,
+                        "title": f"{model}: {section}, {clip.name}",
+                        "labels": {r.method: f"{r.method} (AUC {r.measures['pixel_auc']:.2f})"
+                                   for r in results},
+                    }  # fmt: skip
+            clip_rows = [r for r in rows if (r["model"], r["clip"]) == (model, str(clip))
+                         and r["method"] in methods]  # fmt: skip
             agreement.append(
                 {"model": model, "clip": str(clip),
                  **{k: rank_agreement(clip_rows, "pixel_auc", k) for k in AGREEMENT}}
             )  # fmt: skip
-            if example is None:
-                example = {
-                    "log_spec": inputs.log_spec,
-                    "maps": {r.method: r.map.importance for r in results},
-                    "anomaly_mask": truth, "features": explainer.ckpt.features,
-                    "title": f"{model}: {clip.parent.parent.name}/{clip.name}",
-                    "labels": {r.method: f"{r.method} (AUC {r.measures['pixel_auc']:.2f})"
-                               for r in results},
-                }  # fmt: skip
-    setup = {**asdict(settings), "seed": seed, "fill": fill, "top_fraction": top_fraction}
+    bar.close()
+    order = {key: i for i, key in enumerate(wanted)}
+    rows = sorted((r for r in rows if (r["model"], r["clip"], r["method"]) in order),
+                  key=lambda r: order[r["model"], r["clip"], r["method"]])  # fmt: skip
     comparison = Comparison(rows, agreement, example, setup=setup)
     if out is not None:
         write_comparison(comparison, out)
     return comparison
 
 
+def _record(rows, out, bar, model, clip, section, on_result, r: MethodResult) -> None:
+    """Keep one finished map's row: in ``rows``, in ``out/rows.csv`` (rewritten atomically)."""
+    rows.append({"model": model, "clip": str(clip), "section": section, "method": r.method,
+                 "family": METHODS[r.method][0], **r.measures})  # fmt: skip
+    if out is not None:
+        atomic_write_text(out / "rows.csv", rows_csv(rows))
+    bar.update(1)
+    if on_result is not None:
+        on_result(model, clip, r)
+
+
+def _compare_clip(explainer, clip: Path, section: str, **options) -> tuple[Any, Any, list]:
+    """Every method of ``options["methods"]`` on one clip, bound to ``section``: the clip's
+    :class:`~.explain.ClipInputs`, its anomaly mask (or None) and the
+    :class:`MethodResult` list."""
+    from ..data.anomaly_masks import load_anomaly_mask
+    from ..data.components import load_components
+
+    inputs = explainer.inputs(clip)
+    resynthesis = stft_resynthesis(inputs.wave, explainer.ckpt.features)
+    truth, parts = load_anomaly_mask(clip), load_components(clip)
+    shape = tuple(inputs.spec.shape)
+    truth = truth if truth is not None and truth.shape == shape else None
+    parts = parts if parts is not None and parts.level_db.shape == shape else None
+    results = compare_methods(
+        explainer.scorer.bind(section, spectrum=inputs.spectrum), inputs.spec,
+        anomaly_mask=truth, level_db=None if parts is None else parts.level_db,
+        events=None if parts is None else parts.events, device=explainer.device,
+        resynthesis=resynthesis, **options,
+    )  # fmt: skip
+    return inputs, truth, results
+
+
 def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str, Path]:
     """Write the tables and the figure of ``comparison`` into ``out`` (created); returns
     (and records in ``comparison.files``) what was written."""
-    from .._atomic import atomic_path, atomic_write_text, ensure_writable_dir
-
     out = ensure_writable_dir(out)
     files = {
         "rows": atomic_write_text(out / "rows.csv", comparison.rows_csv()),

@@ -36,10 +36,12 @@ def ensure_synthetic(
     *,
     splits: tuple[str, ...] | None = None,
     sections: tuple[int, ...] | None = None,
+    progress: bool = True,
 ) -> Path:
     """A synthetic tree at ``root`` holding at least ``splits`` (None = all), generated on use.
 
-    ``sections`` restricts a new tree to these section numbers (a quick test set).
+    ``sections`` restricts a new tree to these section numbers (a quick test set); ``progress``
+    shows a bar over the clips while generating.
 
     Missing splits are added to an existing tree of the same preset and seed (every clip
     derives from the seed and its index alone, so a tree grown split by split is the same tree).
@@ -54,7 +56,7 @@ def ensure_synthetic(
     if (root / "synth.json").is_file():
         if missing_splits(root, splits):
             generate(root, preset=preset, seed=seed, splits=splits, sections=sections,
-                     progress=False)  # fmt: skip
+                     progress=progress)  # fmt: skip
         return root
     tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")
     what = "all splits" if splits is None else ", ".join(splits)
@@ -62,7 +64,7 @@ def ensure_synthetic(
           file=sys.stderr, flush=True)  # fmt: skip
     try:
         generate(tmp, preset=preset, seed=seed, splits=splits, sections=sections,
-                 progress=False)  # fmt: skip
+                 progress=progress)  # fmt: skip
         try:
             os.replace(tmp, root)
         except OSError:

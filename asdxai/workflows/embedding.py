@@ -96,7 +96,8 @@ def project_split(
         progress=progress, ckpt=ckpt,
     )  # fmt: skip
     with quiet_opentsne():
-        result = run_tsne(emb, records_meta(records), config, reference=reference, name=name)
+        result = run_tsne(emb, records_meta(records), config, reference=reference, name=name,
+                          progress=progress)  # fmt: skip
     result.checkpoint = {"path": str(Path(checkpoint).resolve()), "sha256": sha256_file(checkpoint)}
     result.provenance = provenance(device if isinstance(device, torch.device) else None)
     return result

@@ -15,12 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ..constants import PROTOCOLS
 from ..errors import CheckpointError, DataError, NonFiniteError
 
 log = logging.getLogger(__name__)
-
-#: The evaluation protocols: the study's own code, and the organisers' evaluator.
-PROTOCOLS = ("study", "dcase")
 
 
 @dataclasses.dataclass

@@ -35,9 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..constants import STUDY_MASKS
 from ..errors import ConfigError, DataError, ResultError
 from ..explain.masks import RISEMaskConfig
 from ..explain.rise import ESTIMATORS, RISEExecution, RISEResult
+from .placement import Placement, place_clip
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,6 @@ META_KEYS = (
 )  # fmt: skip
 #: Keys that must agree between a partial result and the run that continues it.
 RESUME_KEYS = ("clip", "clip_sha256", "section", "checkpoint_sha256")
-#: The study's number of masks per map.
-STUDY_MASKS = 640_000
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,8 @@ class Explainer:
         self.device = resolve_device(device)
         self.scorer = AnomalyScorer.from_checkpoint(self.ckpt, self.device)
         self.sha256 = sha256_file(self.path)
+        #: Clips placed in a section by :func:`~.placement.place_clip`, by resolved path.
+        self.placements: dict[Path, Placement] = {}
 
     @property
     def sections(self) -> list[str]:
@@ -214,7 +216,8 @@ class Explainer:
 
     def section_for(self, clip: str | os.PathLike, section: str | None = None) -> str:
         """The section key of ``clip``: ``section`` if given, else from its DCASE name and
-        folder, else the section the clip is closest to (:meth:`nearest_section`, logged)."""
+        folder, else placed by what the model knows (:func:`~.placement.place_clip`, logged;
+        the placement goes into the result's ``meta["placement"]``)."""
         from ..data.records import parse_name
 
         clip = Path(clip)
@@ -237,27 +240,11 @@ class Explainer:
             matches = [s for s in self.sections if s.endswith(f"_section_{number}")]
             if len(matches) == 1:
                 return matches[0]
-        nearest = self.nearest_section(clip)
-        log.warning(
-            "%s: %s; explaining it in %s, the section it is closest to (lowest anomaly score); "
-            "name the section to choose another (one of: %s)",
-            clip,
-            "no section in the file name" if number is None else "section not in the checkpoint",
-            nearest,
-            known,
-        )
-        return nearest
-
-    def nearest_section(self, clip: str | os.PathLike) -> str:
-        """The section whose normal training clips ``clip`` is closest to: the one that gives
-        it the lowest anomaly score."""
-        inputs = self.inputs(clip)
-        with torch.no_grad():
-            scores = {
-                key: float(self.scorer.bind(key, spectrum=inputs.spectrum)(inputs.spec[None])[0])
-                for key in self.sections
-            }
-        return min(scores, key=scores.__getitem__)
+        placed = place_clip(self, clip, number=number)
+        self.placements[clip.resolve()] = placed
+        reason = "no section in the name" if number is None else "section not in the checkpoint"
+        log.warning("%s", placed.message(clip, reason, self.sections))
+        return placed.section
 
     def inputs(self, clip: str | os.PathLike) -> ClipInputs:
         """Read ``clip`` and compute the checkpoint's model inputs for it."""
@@ -323,6 +310,8 @@ class Explainer:
             "arch": self.ckpt.net.arch,
             "spectrum_held_fixed": self.ckpt.net.arch == "dual",
         }
+        if clip.resolve() in self.placements:
+            meta["placement"] = self.placements[clip.resolve()].to_meta()
         h5 = Path(out_stem).with_suffix(".h5") if out_stem is not None else None
         png = Path(out_stem).with_suffix(".png") if out_stem is not None and plot else None
         resume_from = None

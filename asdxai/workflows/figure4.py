@@ -7,6 +7,7 @@ folder, then :func:`~asdxai.workflows.explain.output_stem`) and draw the same fi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from ..explain.rise import RISEExecution
 from ..inference import score_records
 from ..plots.rise import measures_caption, plot_importance_grid
 from .explain import ExplainedClip, Explainer, MapSettings, output_stem, top_anomalous_clips
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ def explain_top_clips(
     for clip in clips:
         maps, caption, log_spec = {}, {}, None
         for model in models:
+            log.info("RISE map of %s/%s under %s (%s)", clip.machine, clip.name, model.title,
+                     model.explainer.path.name)  # fmt: skip
             item = model.explainer.explain(
                 clip.path, section=clip.section_key, settings=settings, execution=execution,
                 out_stem=output_stem(model.folder, clip.path), plot=False,

@@ -43,6 +43,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from ...constants import FILLS
 from ...errors import ConfigError
 from ..faithfulness import deletion_curve, insertion_curve, pixel_auc
 from ..focus import map_deviation, map_focus
@@ -51,8 +52,6 @@ from .methods import median_frame
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
-#: What a removed cell becomes in the faithfulness measures.
-FILLS = ("median", "zero")
 
 #: Localisation measures (from :func:`~asdxai.explain.focus.map_focus`) and whether higher is
 #: better for each (None: signed, no better direction).

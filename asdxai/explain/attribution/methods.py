@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...constants import METHODS
 from ...errors import ConfigError
 from ...features import FeatureConfig
 from ..masks import RISEMaskConfig
@@ -47,24 +48,6 @@ from ..rise import RISE, RISEExecution
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
-#: Method name -> (family, stochastic): family is "rise", "perturbation", "gradient" or
-#: "baseline"; a stochastic method's map depends on its seed.
-METHODS: dict[str, tuple[str, bool]] = {
-    "rise-separable-plain": ("rise", True),
-    "rise-separable": ("rise", True),
-    "rise-time": ("rise", True),
-    "rise-freq": ("rise", True),
-    "rise-grid": ("rise", True),
-    "rise-stft": ("rise", True),
-    "occlusion": ("perturbation", False),
-    "feature-ablation": ("perturbation", False),
-    "saliency": ("gradient", False),
-    "integrated-gradients": ("gradient", False),
-    "gradient-shap": ("gradient", True),
-    "kernel-shap": ("perturbation", True),
-    "random": ("baseline", True),
-    "energy": ("baseline", False),
-}
 #: Mask mode and estimator of each RISE method.
 _RISE = {
     "rise-separable-plain": ("separable", "plain"),

@@ -1,0 +1,76 @@
+"""Every choice list of the library, in one place that imports nothing heavy.
+
+The library modules that use a list import it from here (the names stay importable from them
+too), and the command line builds every ``choices=`` from here, so ``asdxai --help`` needs
+neither torch nor the workflows (``tests/test_help.py`` checks both).
+"""
+
+from __future__ import annotations
+
+#: Split names accepted by :func:`asdxai.data.records.scan` and on the command line.
+SPLITS: tuple[str, ...] = ("dev-train", "dev-test", "eval-train", "eval-test")
+#: Training splits a backend can be fitted on.
+TRAIN_SPLITS: tuple[str, ...] = ("dev-train", "eval-train")
+#: Auxiliary classification tasks (:func:`asdxai.data.records.class_labels`).
+TASKS: tuple[str, ...] = ("none", "machine", "section", "attribute")
+#: What the clip loader does with an unreadable clip.
+ON_ERROR: tuple[str, ...] = ("raise", "skip")
+#: Synthetic-data presets of :mod:`asdxai.data.synth` (``PRESETS`` holds their settings).
+SYNTH_PRESETS: tuple[str, ...] = ("mini", "small", "full")
+#: Presets the demo can run on (the bundled models know ``small``; ``mini`` needs training).
+DEMO_PRESETS: tuple[str, ...] = ("mini", "small")
+
+#: Training losses (:func:`asdxai.losses.build_loss`).
+LOSSES: tuple[str, ...] = ("compactness", "compactness-cce", "adacos", "sc-adacos")
+#: How the adaptive scale's ``theta_med`` reads a mixed-up clip's angle (:mod:`asdxai.losses`).
+THETA_MEDS: tuple[str, ...] = ("closest", "reference")
+#: Encoder architectures and their options (:mod:`asdxai.nets`).
+ARCHS: tuple[str, ...] = ("dual", "spectrogram")
+SPECTRUM_PADDINGS: tuple[str, ...] = ("same", "valid")
+RESIDUALS: tuple[str, ...] = ("preact", "reference")
+BATCH_NORMS: tuple[str, ...] = ("plain", "keras")
+#: Numeric precisions of training and of RISE scoring.
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+
+#: Backend variants: ``name -> (domains k-means clusters, whether its means are re-normalised)``.
+BACKEND_VARIANTS: dict[str, tuple[str, bool]] = {
+    "paper": ("source", True),
+    "reference": ("all", False),
+    "source-raw-means": ("source", False),
+    "all-unit-means": ("all", True),
+}
+#: The evaluation protocols: the study's own code, and the organisers' evaluator.
+PROTOCOLS: tuple[str, ...] = ("study", "dcase")
+
+#: RISE mask modes and the axes they randomise.
+MASK_MODES: dict[str, tuple[bool, bool]] = {
+    "separable": (True, True),  # M = t fᵀ (the study)
+    "time": (True, False),  # M = t 1ᵀ: whole frames kept / masked
+    "freq": (False, True),  # M = 1 fᵀ: whole frequency bins kept / masked (FreqRISE)
+    "grid": (True, True),  # 2-D RISE: one grid of time x frequency cells, dense masks
+}
+#: RISE estimators: the study's plain weighted mean, and the centred one (same expectation).
+ESTIMATORS: tuple[str, ...] = ("plain", "centered")
+#: The study's number of masks per map.
+STUDY_MASKS = 640_000
+
+#: Explanation method name -> (family, stochastic): family is "rise", "perturbation",
+#: "gradient" or "baseline"; a stochastic method's map depends on its seed.
+METHODS: dict[str, tuple[str, bool]] = {
+    "rise-separable-plain": ("rise", True),
+    "rise-separable": ("rise", True),
+    "rise-time": ("rise", True),
+    "rise-freq": ("rise", True),
+    "rise-grid": ("rise", True),
+    "rise-stft": ("rise", True),
+    "occlusion": ("perturbation", False),
+    "feature-ablation": ("perturbation", False),
+    "saliency": ("gradient", False),
+    "integrated-gradients": ("gradient", False),
+    "gradient-shap": ("gradient", True),
+    "kernel-shap": ("perturbation", True),
+    "random": ("baseline", True),
+    "energy": ("baseline", False),
+}
+#: What a removed cell becomes in the faithfulness measures.
+FILLS: tuple[str, ...] = ("median", "zero")
