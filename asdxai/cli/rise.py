@@ -20,6 +20,7 @@ from pathlib import Path
 from ..data.records import SPLITS
 from ..explain.masks import MODES as MASK_MODES
 from ..explain.rise import ESTIMATORS, PRECISIONS
+from ..workflows.explain import DOMAINS
 from ._common import (
     add_device,
     add_out,
@@ -47,13 +48,31 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Runs under torchrun to share the work among processes / GPUs."
         ),
     )
-    p.add_argument(
+    model = p.add_mutually_exclusive_group()
+    model.add_argument(
         "--checkpoint",
         type=Path,
         default=None,
         metavar="PT",
         help="model.pt with a fitted backend (default: $ASDXAI_CHECKPOINT, else the bundled "
         "SC-AdaCos model)",
+    )
+    model.add_argument(
+        "--detector",
+        default=None,
+        metavar="SPEC",
+        help="any detector instead of a checkpoint: a checkpoint *.pt, an ONNX file *.onnx "
+        "(waveform (B, L) in, (B,) scores out; needs asdxai[onnx]) or a Python factory "
+        "package.module:function returning a detector (see docs/INTERFACES.md)",
+    )
+    p.add_argument(
+        "--domain",
+        choices=DOMAINS,
+        default=None,
+        help="input: mask the detector's own time-frequency input (a dual-branch checkpoint's "
+        "spectrum held fixed); signal: mask the clip's complex STFT (n_fft 1024, hop 512), "
+        "resynthesise and score the waveform (a dual-branch model explained as it is used) "
+        "(default: input where the detector has one, else signal)",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--clip", type=Path, nargs="+", metavar="WAV", help="clips to explain")
@@ -303,25 +322,28 @@ def run(args: argparse.Namespace) -> int:
     from ._common import checkpoint_path
 
     settings = _settings(args)
-    ckpt_path = checkpoint_path(args.checkpoint)
+    spec = args.detector if args.detector is not None else checkpoint_path(args.checkpoint)
     out = ensure_writable_dir(args.out)  # fail before any work, not when the first map is saved
     device = D.local_device(resolve_device(args.device))
     ctx = D.init_from_env(device)
     try:
-        explainer = Explainer(ckpt_path, device=device)
-        if args.section is not None and args.section not in explainer.sections:
+        explainer = Explainer(spec, device=device, domain=args.domain)
+        known = explainer.sections
+        if args.section is not None and known and args.section not in known:
             raise DataError(
-                f"--section {args.section!r} is not in the checkpoint's backend; available: "
-                f"{', '.join(explainer.sections[:30])}"
+                f"--section {args.section!r} is not in the detector's sections; available: "
+                f"{', '.join(known[:30])}"
             )
         clips, sections = _clips(args)
-        feat = explainer.ckpt.features
-        check_memory(settings, args.batch_size, (feat.n_frames, feat.n_bins), device)
+        check_memory(settings, args.batch_size, explainer.map_shape(clips[0]), device)
         _check_outputs(out, clips, plot=args.plot, listen=args.listen is not None)
-        if explainer.ckpt.net.arch == "dual":
+        if getattr(explainer.detector, "arch", None) == "dual":
             log.warning(
-                "dual-branch checkpoint: explaining the spectrogram; the whole-clip spectrum "
-                "input is held fixed at the clip's own spectrum"
+                "dual-branch checkpoint: %s",
+                "explaining the spectrogram; the whole-clip spectrum input is held fixed at the "
+                "clip's own spectrum (--domain signal explains it as it is used)"
+                if explainer.domain == "input"
+                else "signal domain: both inputs recomputed from the masked signal",
             )
 
         def projected(rate: float) -> None:
@@ -352,7 +374,7 @@ def run(args: argparse.Namespace) -> int:
 
             for item in done:
                 if item.h5 is not None:
-                    print(listen_to_map(item.h5, args.listen, checkpoint=ckpt_path,
+                    print(listen_to_map(item.h5, args.listen, detector=explainer.detector,
                                         device=device).summary())  # fmt: skip
     except torch.cuda.OutOfMemoryError as exc:
         raise ConfigError(f"out of GPU memory even at batch size 1 ({exc})") from None
