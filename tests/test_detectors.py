@@ -34,7 +34,8 @@ class ConvEnergy(nn.Module):
         super().__init__()
         self.conv = nn.Conv1d(1, 4, 64, stride=32, bias=False)
         with torch.no_grad():
-            self.conv.weight.copy_(torch.randn(4, 1, 64, generator=torch.Generator().manual_seed(seed)))
+            gen = torch.Generator().manual_seed(seed)
+            self.conv.weight.copy_(torch.randn(4, 1, 64, generator=gen))
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B,)
         return torch.log1p((self.conv(waves[:, None]) ** 2).mean(dim=(1, 2)))
@@ -254,6 +255,6 @@ def test_score_any_detector_writes_the_organisers_files(tmp_path, monkeypatch):
     assert info["detector"] == "high-band" and set(info["thresholds"]) == {
         "fan_section_00", "pump_section_01"}  # fmt: skip
     assert info["summary"]["study"]["hmean_auc_all"] == pytest.approx(1.0)
-    for name in ("anomaly_score_fan_section_00_test.csv", "decision_result_pump_section_01_test.csv",
-                 "results_dcase.csv"):  # fmt: skip
+    for name in ("anomaly_score_fan_section_00_test.csv", "results_dcase.csv",
+                 "decision_result_pump_section_01_test.csv"):  # fmt: skip
         assert (out / name).is_file()
