@@ -258,3 +258,15 @@ def test_score_any_detector_writes_the_organisers_files(tmp_path, monkeypatch):
     for name in ("anomaly_score_fan_section_00_test.csv", "results_dcase.csv",
                  "decision_result_pump_section_01_test.csv"):  # fmt: skip
         assert (out / name).is_file()
+
+
+def test_compare_explainers_takes_any_detector(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    clip = _noise_clip(tmp_path / "x.wav")
+    out = tmp_path / "cmp"
+    assert main(["compare-explainers", "--detector", "test_detectors:make_high_band", "--clip",
+                 str(clip), "--out", str(out), "--methods", "rise-separable", "rise-stft",
+                 "occlusion", "random", "--budget", "200", "--cells", "10x16",
+                 "--no-stability", "--device", "cpu"]) == 0  # fmt: skip
+    rows = (out / "rows.csv").read_text()
+    assert "high-band" in rows and "rise-stft" not in rows and "occlusion" in rows

@@ -38,10 +38,16 @@ def register(sub: argparse._SubParsersAction) -> None:
             "seed-to-seed stability. Writes rows.csv, summary.csv/.md/.tex and maps.png."
         ),
     )
-    p.add_argument(
+    model = p.add_mutually_exclusive_group()
+    model.add_argument(
         "--checkpoint", type=Path, nargs="+", default=None, metavar="PT",
         help="checkpoints with a fitted backend (default: the bundled spectrogram-only "
         "SC-AdaCos and compactness models, the study's Fig. 4 pair)",
+    )  # fmt: skip
+    model.add_argument(
+        "--detector", nargs="+", default=None, metavar="SPEC",
+        help="any detectors instead: *.pt, *.onnx or package.module:function (a waveform "
+        "detector is explained on its STFT; see docs/INTERFACES.md)",
     )  # fmt: skip
     p.add_argument(
         "--clip",
@@ -134,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from ..workflows.compare import compare_explainers, default_checkpoints, default_clips
     from ._common import data_root
 
-    checkpoints = args.checkpoint or default_checkpoints()
+    checkpoints = args.detector or args.checkpoint or default_checkpoints()
     clips = args.clip or default_clips(data_root(args.data, ("dev-test",)), args.n_clips)
     settings = MethodSettings(
         n_masks=args.budget, cells=args.cells, occlusion_window=args.occlusion_window,

@@ -247,8 +247,11 @@ def compare_explainers(
 
     Parameters
     ----------
-    checkpoints : spectrogram-only or dual-branch checkpoints with a fitted backend (a
-        dual-branch model's whole-clip spectrum is held fixed, as in ``asdxai rise``)
+    checkpoints : detectors (checkpoints with a fitted backend, ``*.onnx``,
+        ``module:function``; :func:`asdxai.detectors.load_detector`) or detector objects, each
+        explained in its default domain as in ``asdxai rise`` (a checkpoint's spectrogram, a
+        dual-branch model's whole-clip spectrum held fixed; a waveform detector's STFT, where
+        ``rise-stft`` is left out and the gradient methods need a differentiable ``score``)
     clips : wav files, ideally synthetic test clips with ground truth (localisation measures are
         NaN without it)
     out : folder for ``rows.csv``, ``summary.csv``, ``summary.md``, ``summary.tex`` and
@@ -281,19 +284,23 @@ def compare_explainers(
     rows, agreement, example = [], [], None
     for ckpt in checkpoints:
         explainer = Explainer(ckpt, device=device)
-        model = Path(ckpt).stem
+        model = Path(explainer.detector.name).stem
         for clip in clips:
             clip = Path(clip)
             section = explainer.section_for(clip)
-            inputs = explainer.inputs(clip)
-            resynthesis = stft_resynthesis(inputs.wave, explainer.ckpt.features)
+            wave = explainer.read(clip)
+            inputs = explainer.masked_input(wave, section)
+            # rise-stft re-computes a checkpoint's spectrogram input from the masked STFT
+            own_stft = explainer.domain == "input" and hasattr(explainer.detector, "model_inputs")
+            resynthesis = stft_resynthesis(wave, inputs.grid) if own_stft else None
+            here = [m for m in methods if m != "rise-stft" or resynthesis is not None]
             truth, parts = load_anomaly_mask(clip), load_components(clip)
-            shape = tuple(inputs.spec.shape)
+            shape = tuple(inputs.x.shape)
             truth = truth if truth is not None and truth.shape == shape else None
             parts = parts if parts is not None and parts.level_db.shape == shape else None
             results = compare_methods(
-                explainer.scorer.bind(section, spectrum=inputs.spectrum), inputs.spec,
-                methods=methods, settings=settings, seed=seed, with_stability=with_stability,
+                inputs.score, inputs.x,
+                methods=here, settings=settings, seed=seed, with_stability=with_stability,
                 anomaly_mask=truth, level_db=None if parts is None else parts.level_db,
                 events=None if parts is None else parts.events, top_fraction=top_fraction,
                 fill=fill, device=explainer.device, resynthesis=resynthesis,
@@ -311,9 +318,9 @@ def compare_explainers(
             )  # fmt: skip
             if example is None:
                 example = {
-                    "log_spec": inputs.log_spec,
+                    "log_spec": inputs.log_x,
                     "maps": {r.method: r.map.importance for r in results},
-                    "anomaly_mask": truth, "features": explainer.ckpt.features,
+                    "anomaly_mask": truth, "features": inputs.grid,
                     "title": f"{model}: {clip.parent.parent.name}/{clip.name}",
                     "labels": {r.method: f"{r.method} (AUC {r.measures['pixel_auc']:.2f})"
                                for r in results},

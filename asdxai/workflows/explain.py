@@ -190,8 +190,17 @@ def map_measures(importance: np.ndarray, clip: str | os.PathLike) -> dict[str, f
 
 
 @dataclass(frozen=True)
-class _Explained:
-    """What RISE masks for one clip: input (T, F), its scorer, dB view, the map's grid."""
+class MaskedInput:
+    """What is masked for one clip in a domain, and how it is scored.
+
+    Attributes
+    ----------
+    x : Tensor [shape=(T, F)], the masked input (input domain: the detector's own input;
+        signal domain: all ones, so a masked input is the mask on the clip's STFT)
+    score : callable, Tensor [shape=(B, T, F)] -> Tensor [shape=(B,)], checked scores
+    log_x : np.ndarray [shape=(T, F)], dB, for plots
+    grid : FeatureConfig of the map's STFT grid, or None (input domain of unknown grid)
+    """
 
     x: torch.Tensor
     score: Callable[[torch.Tensor], torch.Tensor]
@@ -348,18 +357,19 @@ class Explainer:
         if self.domain == "input" and feat is not None:
             return (feat.n_frames, feat.n_bins)
         if self.domain == "input":
-            return tuple(self._explained(self.read(clip), self.section_for(clip)).x.shape)
+            return tuple(self.masked_input(self.read(clip), self.section_for(clip)).x.shape)
         rate = self.detector.sample_rate
         n = feat.n_samples if feat is not None else int(round(clip_duration(clip) * rate))
         grid = signal_grid(rate, n) if self.grid is None else self.grid
         return (1 + (n - grid.n_fft) // grid.hop_length, grid.n_fft // 2 + 1)
 
-    def _explained(self, wave: torch.Tensor, section: str | None) -> _Explained:
-        """What RISE masks in this explainer's domain, and how it is scored."""
+    def masked_input(self, wave: torch.Tensor, section: str | None = None) -> MaskedInput:
+        """What RISE masks in this explainer's domain for the clip ``wave`` [shape=(L,)] (from
+        :meth:`read`) in ``section``, and how it is scored."""
         if self.domain == "input":
             tf = self.detector.time_frequency(wave, section)
             grid = getattr(self.detector.inner, "features", None)
-            return _Explained(tf.x, tf.score, tf.log_x, grid)
+            return MaskedInput(tf.x, tf.score, tf.log_x, grid)
         from ..explain.signal import signal_grid, stft_masking
         from ..features import FeatureConfig, log_spectrogram, spectrogram
 
@@ -376,7 +386,7 @@ class Explainer:
 
         log_x = log_spectrogram(spectrogram(wave.float(), grid)).cpu().numpy()
         x = torch.ones(log_x.shape, device=wave.device)  # the masked input is the mask itself
-        return _Explained(x, score, log_x, grid)
+        return MaskedInput(x, score, log_x, grid)
 
     def explain(
         self,
@@ -427,7 +437,7 @@ class Explainer:
             ex = replace(ex, device=self.device)
         section = self.section_for(clip, section)
         wave = self.read(clip)
-        inputs = self._explained(wave, section)
+        inputs = self.masked_input(wave, section)
         meta: dict[str, Any] = {
             "clip": str(clip.resolve()),
             "clip_sha256": sha256_file(clip),
