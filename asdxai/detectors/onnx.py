@@ -90,7 +90,14 @@ class OnnxDetector:
     def score(self, waves: torch.Tensor, section: str | None = None) -> torch.Tensor:
         """Anomaly scores [shape=(B,)] of waveforms [shape=(B, L)] (``section`` is ignored)."""
         x = torch.as_tensor(waves).detach().to("cpu", torch.float32).numpy()
-        (out,) = self.session.run(None, {self._input: np.ascontiguousarray(x)})[:1]
+        try:
+            (out,) = self.session.run(None, {self._input: np.ascontiguousarray(x)})[:1]
+        except Exception as exc:  # onnxruntime's own error classes (wrong length, ...)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DetectorError(
+                f"detector {self.name}: onnxruntime cannot score a {tuple(x.shape)} batch "
+                f"({first[:300]})"
+            ) from None
         out = np.asarray(out, dtype=np.float32)
         if out.ndim == 2 and out.shape[1] == 1:
             out = out[:, 0]
