@@ -170,6 +170,10 @@ def test_factory_detector_runs_from_the_command_line(tmp_path, monkeypatch, caps
                  "--freq-cells", "16", "--block-size", "100", "--device", "cpu",
                  "--no-progress"]) == 0  # fmt: skip
     res = load_result(out / "x.h5")
+    assert main(["rise", "--detector", "my_det:make", "--clip", str(clip), "--out", str(out),
+                 "--n-masks", "200", "--study", "--time-cells", "10", "--freq-cells", "16",
+                 "--block-size", "100", "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
+    assert "already complete, kept" in capsys.readouterr().out  # resumed by fingerprint
     assert res.meta["detector"] == "conv-energy" and res.meta["domain"] == "signal"
     assert res.meta["detector_spec"] == "my_det:make" and res.meta["section"] is None
     assert res.importance.shape == (30, 513) and (out / "x.png").is_file()
@@ -204,6 +208,12 @@ def test_onnx_detector_matches_torch(tmp_path):
         for d in (det, torch_det)
     ]
     assert maps[0].result.meta["domain"] == "signal"
+    out = tmp_path / "cli"
+    assert main(["rise", "--detector", str(path), "--clip", str(clip), "--out", str(out),
+                 "--n-masks", "100", "--study", "--device", "cpu", "--no-progress"]) == 0
+    assert load_result(out / "x.h5").meta["detector"] == "conv-energy.onnx"
+    with pytest.raises(DetectorError, match="conv-energy.onnx: onnxruntime cannot score"):
+        det.score(torch.zeros(2, 3, 4))
     np.testing.assert_allclose(maps[0].result.importance, maps[1].result.importance, atol=1e-5)
 
 
