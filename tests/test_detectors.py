@@ -209,26 +209,9 @@ def test_onnx_detector_matches_torch(tmp_path):
     ]
     assert maps[0].result.meta["domain"] == "signal"
     out = tmp_path / "cli"
-    assert (
-        main(
-            [
-                "rise",
-                "--detector",
-                str(path),
-                "--clip",
-                str(clip),
-                "--out",
-                str(out),
-                "--n-masks",
-                "100",
-                "--study",
-                "--device",
-                "cpu",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    argv = ["rise", "--detector", str(path), "--clip", str(clip), "--out", str(out),
+            "--n-masks", "100", "--study", "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0  # the ONNX file, no other option about the model
     assert load_result(out / "x.h5").meta["detector"] == "conv-energy.onnx"
     with pytest.raises(DetectorError, match="conv-energy.onnx: onnxruntime cannot score"):
         det.score(torch.zeros(2, 3, 4))
