@@ -121,7 +121,7 @@ class ListenReport:
         s = self.scores
         rnd = np.asarray(self.random_removed, dtype=np.float64)
         lines = [
-            f"clip {self.clip} ({self.section})",
+            f"clip {self.clip}" + (f" ({self.section})" if self.section else ""),
             f"map {self.map_path} ({self.n_masks} masks, split-half agreement "
             f"{self.agreement:.3f})",
             f"flagged: top {self.top_percent:g}% of time-frequency cells "

@@ -1,7 +1,9 @@
 """``asdxai rise``: RISE importance maps of clips, as ``.h5`` results and PNG figures.
 
 Parses the options and calls :func:`asdxai.workflows.explain.explain_clips` (one pipeline for
-both architectures: for a dual-branch checkpoint the whole-clip spectrum is held fixed). Results
+any detector, :mod:`asdxai.detectors`: a checkpoint, ``--detector`` an ONNX file or a Python
+factory; ``--domain input`` masks the detector's own input, for a dual-branch checkpoint with
+the whole-clip spectrum held fixed, ``--domain signal`` the clip's STFT, resynthesised). Results
 go to ``<out>/<machine>/<clip>.h5`` and ``.png`` (``<out>/<clip>.*`` for a clip outside the DCASE
 layout); an existing result is continued when its settings match and refused otherwise.
 
@@ -45,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "score x mask / (N E[M]). Writes <out>/<machine>/<clip>.h5 and .png per clip. By "
             "default each map runs until it has converged (centred estimator, split-half "
             "agreement 0.99, at most 640000 masks); --study gives the study's exact setting. "
-            "Runs under torchrun to share the work among processes / GPUs."
+            "Runs under torchrun to share the work among processes / GPUs. Any detector (wav "
+            "in, score out) can be explained with --detector: an ONNX file or a Python factory."
         ),
     )
     model = p.add_mutually_exclusive_group()
