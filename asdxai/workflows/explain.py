@@ -239,6 +239,8 @@ class Explainer:
         if isinstance(detector, (str, os.PathLike)):
             self.spec = str(Path(detector).resolve()) if Path(detector).exists() else str(detector)
             detector = load_detector(detector, device=self.device)
+        elif isinstance(getattr(detector, "path", None), Path):  # a loaded checkpoint / ONNX
+            self.spec = str(detector.path)
         self.detector = CheckedDetector(detector)
         if domain is None:
             domain = "input" if has_time_frequency(self.detector.inner) else "signal"
