@@ -16,8 +16,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ..explain.rise import RISEExecution
-from ..inference import score_records
 from ..plots.rise import measures_caption, plot_importance_grid
+from .evaluate import detector_scores
 from .explain import ExplainedClip, Explainer, MapSettings, output_stem, top_anomalous_clips
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def explain_top_clips(
         Empty ``clips`` (and no figure rows) when no anomalous clip has a ground-truth mask.
     """
     ranker = models[0].explainer
-    scores = score_records(ranker.scorer, ranker.ckpt, records, progress=progress)
+    scores = detector_scores(ranker.detector, records, progress=progress)
     clips = top_anomalous_clips(records, scores, n_clips)
     made = Figure4(clips=clips, figure=Figure())
     grid, captions = [], []
@@ -82,7 +82,7 @@ def explain_top_clips(
         maps, caption, log_spec = {}, {}, None
         for model in models:
             log.info("RISE map of %s/%s under %s (%s)", clip.machine, clip.name, model.title,
-                     model.explainer.path.name)  # fmt: skip
+                     model.explainer.detector.name)  # fmt: skip
             item = model.explainer.explain(
                 clip.path, section=clip.section_key, settings=settings, execution=execution,
                 out_stem=output_stem(model.folder, clip.path), plot=False,
@@ -100,5 +100,6 @@ def explain_top_clips(
         grid.append((f"{clip.machine} {clip.section}", log_spec, maps))
         captions.append(caption)
     if grid:
-        made.figure = plot_importance_grid(grid, ranker.ckpt.features, captions=captions)
+        features = getattr(ranker.detector.inner, "features", None)  # a checkpoint's STFT grid
+        made.figure = plot_importance_grid(grid, features, captions=captions)
     return made
