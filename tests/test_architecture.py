@@ -16,7 +16,7 @@ LAYERS = (
     {"data", "features"},
     {"nets", "losses"},
     {"checkpoint", "train", "recipes"},
-    {"scoring", "metrics", "inference", "embedding_cache"},
+    {"scoring", "metrics", "inference", "embedding_cache", "detectors"},
     {"explain", "embed", "listen", "listen_report", "plots"},
     {"workflows", "benchmarks", "bundled"},
     {"demo"},
