@@ -333,9 +333,9 @@ class AutoencoderDetector:
         return model.score_log_mel(log_mel.to(self.device, torch.float32)).to(log_mel.device)
 
     def describe(self) -> dict:
-        """JSON-able settings for provenance."""
+        """JSON-able settings for provenance (``kind`` as the other adapters name theirs)."""
         return {
-            "family": FAMILY,
+            "kind": FAMILY,
             "name": self.name,
             "machines": self.machines,
             "config": self.config.to_dict(),
@@ -417,13 +417,13 @@ class AutoencoderDetector:
         Raises
         ------
         ConfigError
-            Unknown machine, or the ONNX exporter (``onnxscript``) is not installed.
+            Unknown machine, or torch.onnx's exporter (``onnxscript``) is not installed.
         """
         try:
             import onnxscript  # noqa: F401 - torch.onnx's exporter needs it
         except ImportError:
             raise ConfigError(
-                "exporting to ONNX needs the onnx extra: pip install 'asdxai[onnx]'"
+                "exporting to ONNX needs onnx and onnxscript (pip install onnx onnxscript)"
             ) from None
         machine = self.machine_for(machine)
         model = copy.deepcopy(self.models[machine]).cpu().eval()
