@@ -161,12 +161,21 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
     """
     from ._runtime import provenance
 
-    path = Path(path)
     payload = ckpt.to_dict()
     payload["provenance"] = {**provenance(), **(payload.get("provenance") or {})}
-    payload = _safe(payload)
+    return write_weights_only(payload, path)
+
+
+def write_weights_only(payload: dict, path: str | os.PathLike) -> Path:
+    """Write ``payload`` with ``torch.save`` atomically, in types weights-only loading accepts.
+
+    numpy arrays become tensors and tensors move to the CPU; anything else but
+    str / int / float / bool / None / lists / dicts raises :class:`CheckpointError`.
+    """
+    path = Path(path)
+    safe = _safe(payload)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        torch.save(safe, tmp)
     return path
 
 
@@ -186,6 +195,53 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpo
         (not weights-only safe), written by a newer asdxai (format_version), missing keys,
         non-finite tensors, feature settings outside the sane ranges of
         :class:`~asdxai.features.FeatureConfig`, or another architecture.
+    """
+    path = Path(path)
+    data = read_weights_only(path)
+    version = data.get("format_version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise CheckpointError(
+            f"{path}: not an asdxai checkpoint (format_version is a {type(version).__name__} "
+            f"{str(version)[:20]!r}, not an integer)"
+        )
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {version} is newer than this asdxai supports "
+            f"({FORMAT_VERSION}); upgrade asdxai"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise CheckpointError(
+            f"{path}: not an asdxai checkpoint (missing keys: {', '.join(missing)})"
+        )
+    for key in ("feature_config", "net_config", "train_config", "class_names", "encoders"):
+        if not isinstance(data[key], dict):
+            raise CheckpointError(
+                f"{path}: not an asdxai checkpoint ({key} is a {type(data[key]).__name__}, "
+                "not a dict)"
+            )
+    _check_backend(data.get("backend"), path)
+    names = {f.name for f in dataclasses.fields(Checkpoint)}
+    ckpt = Checkpoint(**{k: v for k, v in data.items() if k in names})
+    if arch is not None:
+        have = ckpt.net_config.get("arch")
+        if have != arch:
+            raise CheckpointError(
+                f"{path}: checkpoint holds a {have!r} encoder, this command needs {arch!r}"
+            )
+    _check_weights(ckpt, path)
+    return ckpt
+
+
+def read_weights_only(path: str | os.PathLike) -> dict:
+    """The dict a ``torch.save`` zip archive holds, loaded with ``weights_only=True``.
+
+    Raises
+    ------
+    CheckpointError
+        One line naming the file: missing, not a PyTorch zip checkpoint (e.g. an HDF5 file),
+        unpacking to more than :data:`MAX_CHECKPOINT_BYTES`, truncated or corrupt, contains code
+        (not weights-only safe), not a dict, or holding non-finite tensors.
     """
     path = Path(path)
     if not path.is_file():
@@ -209,40 +265,8 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpo
         ) from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: not an asdxai checkpoint (a {type(data).__name__})")
-    version = data.get("format_version")
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-        raise CheckpointError(
-            f"{path}: not an asdxai checkpoint (format_version is a {type(version).__name__} "
-            f"{str(version)[:20]!r}, not an integer)"
-        )
-    if isinstance(version, int) and version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format_version {version} is newer than this asdxai supports "
-            f"({FORMAT_VERSION}); upgrade asdxai"
-        )
-    missing = [k for k in REQUIRED_KEYS if k not in data]
-    if missing:
-        raise CheckpointError(
-            f"{path}: not an asdxai checkpoint (missing keys: {', '.join(missing)})"
-        )
-    for key in ("feature_config", "net_config", "train_config", "class_names", "encoders"):
-        if not isinstance(data[key], dict):
-            raise CheckpointError(
-                f"{path}: not an asdxai checkpoint ({key} is a {type(data[key]).__name__}, "
-                "not a dict)"
-            )
     _check_finite(data, path)
-    _check_backend(data.get("backend"), path)
-    names = {f.name for f in dataclasses.fields(Checkpoint)}
-    ckpt = Checkpoint(**{k: v for k, v in data.items() if k in names})
-    if arch is not None:
-        have = ckpt.net_config.get("arch")
-        if have != arch:
-            raise CheckpointError(
-                f"{path}: checkpoint holds a {have!r} encoder, this command needs {arch!r}"
-            )
-    _check_weights(ckpt, path)
-    return ckpt
+    return data
 
 
 def _check_archive(path: Path) -> None:

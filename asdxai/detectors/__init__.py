@@ -1,7 +1,8 @@
 """Detectors: any anomalous sound detector behind one protocol (wav in, score out).
 
 ``load_detector(spec)`` builds one from a checkpoint ``*.pt``, an ONNX file ``*.onnx``
-(onnxruntime, extra ``asdxai[onnx]``) or a Python factory ``package.module:function``.
+(onnxruntime, extra ``asdxai[onnx]``) or a Python factory ``package.module:function``; a
+``*.pt`` is an asdxai checkpoint or a bundled autoencoder (``family: "autoencoder"``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def load_detector(spec: str | Path, *, device: str | torch.device = "auto") -> A
 
         return load_factory(text, device=resolve_device(device))
     if suffix == ".pt" or (suffix != ".onnx" and Path(text).is_file()):
+        from ..checkpoint import read_weights_only
+
+        if read_weights_only(text).get("family") == "autoencoder":
+            from .autoencoder import load_autoencoder
+
+            return load_autoencoder(text, device=device)
         from .checkpoint import CheckpointDetector
 
         return CheckpointDetector(text, device=device)
