@@ -46,8 +46,8 @@ def test_every_option_a_help_text_names_exists(helps):
         for match in re.finditer(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text):
             # an option of another command follows its name (`asdxai fit-backend --data`)
             named = re.findall(r"asdxai [a-z-]+", text[max(0, match.start() - 120) : match.start()])
-            where = named[-1] if named and named[-1] in options else name
-            if match.group(1) not in options[where]:
+            owners = [name] + [n for n in named[-1:] if n in options]
+            if not any(match.group(1) in options[o] for o in owners):
                 bad.append(f"{name}: {match.group(1)}")
     assert not bad, bad
 

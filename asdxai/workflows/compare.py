@@ -331,13 +331,15 @@ def compare_explainers(
     out = None if out is None else ensure_writable_dir(out)
     rows = [] if out is None else _resume(out, setup)
     done = {(r["model"], r["clip"], r["method"]) for r in rows}
-    wanted = [(Path(c).stem, str(clip), m) for c in checkpoints for clip in clips for m in methods]
+    explainers = {}
+    for detector in checkpoints:
+        explainer = Explainer(detector, device=device)
+        explainers[Path(explainer.detector.name).stem] = explainer
+    wanted = [(model, str(clip), m) for model in explainers for clip in clips for m in methods]
     bar = tqdm(total=len(wanted), initial=len(done & set(wanted)), desc="maps", unit="map",
                disable=not progress, dynamic_ncols=True)  # fmt: skip
     agreement, example = [], None
-    for ckpt in checkpoints:
-        explainer = Explainer(ckpt, device=device)
-        model = Path(explainer.detector.name).stem
+    for model, explainer in explainers.items():
         for clip in clips:
             clip = Path(clip)
             section = explainer.section_for(clip)
@@ -348,6 +350,7 @@ def compare_explainers(
                     with_stability=with_stability, top_fraction=top_fraction, fill=fill,
                     on_method=partial(_record, rows, out, bar, model, clip, section, on_result),
                 )  # fmt: skip
+                bar.update(len(todo) - len(results))  # methods this detector cannot take
                 if example is None and todo == list(methods):
                     example = {
                         "log_spec": inputs.log_x,
