@@ -7,6 +7,8 @@ Layout (format version 1)::
     /log_spectrogram     (T, F) float32   optional, dB (for plots)
     /state/sum_even      (T, F) float64   Σ (s − c) t fᵀ over even blocks
     /state/sum_odd       (T, F) float64   Σ (s − c) t fᵀ over odd blocks
+    /state/cv_zm         (2, K, T, F), /state/cv_gram (2, K, K), /state/cv_zs (2, K)
+                         float64, estimator "cv" only (its control-variate sums)
     attrs of /           format_version, complete, n_masks, n_masks_requested, seed,
                          estimator, center, expected_mask, agreement, n_even, n_odd,
                          score_sum, score_sq_sum, next_block, stopped_early,
@@ -74,6 +76,8 @@ def save_result(
             state = h5.create_group("state")
             state.create_dataset("sum_even", data=np.asarray(result.sum_even, np.float64))
             state.create_dataset("sum_odd", data=np.asarray(result.sum_odd, np.float64))
+            for key, value in (result.cv_state or {}).items():
+                state.create_dataset(f"cv_{key}", data=np.asarray(value, np.float64))
             for name in _SCALARS:
                 h5.attrs[name] = getattr(result, name)
             h5.attrs["until_agreement"] = (
@@ -220,6 +224,7 @@ def load_result(path: str | os.PathLike) -> RISEResult:
                 "state/sum_even": _array(h5, "state/sum_even", path),
                 "state/sum_odd": _array(h5, "state/sum_odd", path),
             }
+            cv_state = _cv_state(h5, importance.shape, path)
             spectrogram = _array(h5, "spectrogram", path) if "spectrogram" in h5 else None
             if spectrogram is not None:
                 arrays["spectrogram"] = spectrogram
@@ -239,12 +244,34 @@ def load_result(path: str | os.PathLike) -> RISEResult:
                 mask_config=mask_config,
                 until_agreement=None if np.isnan(ua) else ua,
                 meta=meta,
+                cv_state=cv_state,
                 **scalars,
             )
     except ResultError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise ResultError(f"{path}: unreadable RISE result ({_first_line(exc)})") from None
+
+
+def _cv_state(h5: h5py.File, shape: tuple[int, ...], path: Path) -> dict[str, np.ndarray] | None:
+    """The control-variate sums of a "cv" result (None when absent), shapes checked."""
+    if "state/cv_zm" not in h5:
+        return None
+    out = {}
+    for key in ("zm", "gram", "zs"):
+        obj = h5.get(f"state/cv_{key}")
+        if not isinstance(obj, h5py.Dataset):
+            raise ResultError(f"{path}: damaged RISE result (no 'state/cv_{key}')")
+        out[key] = obj
+    k = out["zs"].shape[-1] if out["zs"].ndim == 2 else -1
+    want = {"zm": (2, k, *shape), "gram": (2, k, k), "zs": (2, k)}
+    for key, obj in out.items():
+        if obj.shape != want[key]:
+            raise ResultError(
+                f"{path}: damaged RISE result ('state/cv_{key}' has shape {obj.shape}, not "
+                f"{want[key]})"
+            )
+    return {key: obj[()].astype(np.float64, copy=False) for key, obj in out.items()}
 
 
 def _first_line(exc: BaseException) -> str:
