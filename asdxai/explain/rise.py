@@ -219,6 +219,29 @@ def cv_maps(
     return halves[0], halves[1], whole
 
 
+def estimated_correlation(agreement: float) -> float:
+    """Estimated Pearson r of a map with its converged map, from its split-half agreement a.
+
+    Model: every half map is the converged map G plus independent noise of the same
+    spatial spread (each half has half the masks, so twice the noise variance of the
+    whole map). With V the spatial variance of G and σ² the noise variance of the whole
+    map, a = V / (V + 2σ²), hence σ² / V = (1 − a) / (2a) and
+
+        r(whole, G) = sqrt(V / (V + σ²)) = sqrt(2a / (1 + a))
+
+    (the Spearman-Brown reliability 2a / (1 + a), square-rooted). nan for nan; 0 for a ≤ 0.
+    Inverse: :func:`agreement_for_correlation`.
+    """
+    if not math.isfinite(agreement):
+        return float("nan")
+    return math.sqrt(2 * agreement / (1 + agreement)) if agreement > 0 else 0.0
+
+
+def agreement_for_correlation(r: float) -> float:
+    """The split-half agreement whose :func:`estimated_correlation` is ``r`` (r² / (2 − r²))."""
+    return r * r / (2.0 - r * r)
+
+
 def split_half_agreement(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of two maps (nan when either is empty or constant)."""
     a = np.asarray(a, dtype=np.float64).ravel()
