@@ -536,3 +536,61 @@ def test_cv_refuses_grid_masks():
         RISE(box, RISEMaskConfig(mode="grid", **MODE_CFG)).attribute(_spec(), estimator="cv")
     with pytest.raises(ConfigError, match="sampling"):
         RISEMaskConfig(sampling="sobol")
+
+
+# ---------------------------------------------------------------- convergence rule and bar
+def test_estimated_correlation_matches_the_truth_on_simulated_maps():
+    from asdxai.explain.rise import agreement_for_correlation, estimated_correlation
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=20_000)
+    for sigma in (0.05, 0.1, 0.3):  # noise of the whole map; each half has sqrt(2) x more
+        halves = [truth + rng.normal(scale=sigma * np.sqrt(2), size=truth.size) for _ in "ab"]
+        whole = (halves[0] + halves[1]) / 2
+        a = np.corrcoef(*halves)[0, 1]
+        r = np.corrcoef(whole, truth)[0, 1]
+        assert estimated_correlation(a) == pytest.approx(r, abs=2e-3)
+    assert agreement_for_correlation(0.99) == pytest.approx(0.961, abs=1e-3)
+    assert estimated_correlation(agreement_for_correlation(0.995)) == pytest.approx(0.995)
+    assert np.isnan(estimated_correlation(float("nan"))) and estimated_correlation(-0.2) == 0
+
+
+def test_projected_masks():
+    from asdxai.explain.rise import estimated_correlation, noise_ratio, projected_masks
+
+    # equal halves: r² = 1 / (1 + x / n) is the Spearman-Brown estimate
+    x = noise_ratio(500, 500, 0.9)
+    assert 1 / np.sqrt(1 + x / 1000) == pytest.approx(estimated_correlation(0.9))
+    assert noise_ratio(700, 300, 0.9) < x  # unequal halves agree less: the same a, less noise
+    # (1 - a) / a halves when the masks double: a = 0.9 at 1000 -> 18 / 19 at 2000
+    assert projected_masks(x, 18 / 19, 1000, 640_000, 100) == 2000
+    assert projected_masks(x, 0.5, 1000, 640_000, 100) == 1000  # reached
+    assert projected_masks(x, 0.999, 1000, 5000, 100) == 5000  # capped
+    assert projected_masks(float("nan"), 0.96, 1000, 5000, 100) is None
+
+
+def test_a_converged_runs_bar_never_shows_an_eta_longer_than_the_run(monkeypatch):
+    # fake clock: time proportional to masks done, so the ETA the bar shows at n masks is
+    # (total - n) / rate with the constant rate; it must stay below the whole run's time
+    import tqdm.auto
+
+    from asdxai.explain.rise import DEFAULT_STOP_AGREEMENT
+
+    shown = []
+
+    class Recording(tqdm.auto.tqdm):
+        def refresh(self, *args, **kwargs):
+            shown.append((self.n, self.total, self.postfix))
+            return super().refresh(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    _, box = _linear()
+    res = RISE(box, CFG).attribute(
+        _spec(), n_masks=640_000, estimator="centered", until_agreement=DEFAULT_STOP_AGREEMENT,
+        execution=RISEExecution(progress=True, batch_size=100),
+    )  # fmt: skip
+    assert res.stopped_early and res.estimated_correlation >= 0.99
+    totals = [(n, total) for n, total, _ in shown if total is not None]
+    assert totals and all(total - n <= res.n_masks for n, total in totals)
+    assert all(total < 640_000 for _, total in totals)
+    assert any(post and "r≈" in post for _, _, post in shown)

@@ -12,7 +12,8 @@ Layout (format version 1)::
     attrs of /           format_version, complete, n_masks, n_masks_requested, seed,
                          estimator, center, expected_mask, agreement, n_even, n_odd,
                          score_sum, score_sq_sum, next_block, stopped_early,
-                         until_agreement, precision, elapsed_s,
+                         until_agreement, precision, elapsed_s, estimated_correlation
+                         (of the map with its converged map, from the agreement),
                          mask_config (JSON), meta (JSON: clip path, checkpoint path and
                          sha256, section, feature config, ...), provenance (JSON)
     attrs of /mask_config one attribute per RISEMaskConfig field (for h5 browsers)
@@ -80,6 +81,7 @@ def save_result(
                 state.create_dataset(f"cv_{key}", data=np.asarray(value, np.float64))
             for name in _SCALARS:
                 h5.attrs[name] = getattr(result, name)
+            h5.attrs["estimated_correlation"] = result.estimated_correlation  # derived
             h5.attrs["until_agreement"] = (
                 np.nan if result.until_agreement is None else result.until_agreement
             )

@@ -156,6 +156,11 @@ class RISEResult:
         return tuple(self.importance.shape)  # type: ignore[return-value]
 
     @property
+    def estimated_correlation(self) -> float:
+        """Estimated Pearson r of the map with its converged map (from ``agreement``)."""
+        return estimated_correlation(self.agreement)
+
+    @property
     def mean_score(self) -> float:
         """Mean anomaly score of the masked inputs."""
         return self.score_sum / max(self.n_masks, 1)
@@ -240,6 +245,39 @@ def estimated_correlation(agreement: float) -> float:
 def agreement_for_correlation(r: float) -> float:
     """The split-half agreement whose :func:`estimated_correlation` is ``r`` (r² / (2 − r²))."""
     return r * r / (2.0 - r * r)
+
+
+#: The default stopping rule: estimated correlation 0.99 with the converged map, i.e. a
+#: split-half agreement of 0.99² / (2 − 0.99²) = 0.9610 (:func:`estimated_correlation`).
+DEFAULT_CORRELATION = 0.99
+DEFAULT_STOP_AGREEMENT = round(agreement_for_correlation(DEFAULT_CORRELATION), 4)
+
+
+def noise_ratio(n_even: int, n_odd: int, agreement: float) -> float:
+    """x = k / V, the noise variance of a one-mask map over the converged map's spatial
+    variance, from the agreement of two halves of ``n_even`` and ``n_odd`` masks.
+
+    With half maps of noise k / m: a² = 1 / ((1 + x / n_even)(1 + x / n_odd)), the
+    positive root of x² / (n_e n_o) + x (1 / n_e + 1 / n_o) + 1 − 1 / a² = 0 (for equal
+    halves x = n (1 − a) / (2a), which gives :func:`estimated_correlation`). A map of n
+    masks then has r² = 1 / (1 + x / n) with the converged map. nan for a ≤ 0 or nan.
+    """
+    if not math.isfinite(agreement) or agreement <= 0 or n_even <= 0 or n_odd <= 0:
+        return float("nan")
+    qa, qb, qc = 1.0 / (n_even * n_odd), 1.0 / n_even + 1.0 / n_odd, 1.0 - 1.0 / agreement**2
+    return (-qb + math.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa)
+
+
+def projected_masks(x: float, target: float, n: int, n_max: int, block: int) -> int | None:
+    """Masks at which the agreement is projected to reach ``target``: the n with
+    r² = 1 / (1 + x / n) = r_target² (:func:`noise_ratio`, r_target =
+    :func:`estimated_correlation` of ``target``), in whole blocks, between ``n`` and
+    ``n_max``; None when x is unknown."""
+    if not math.isfinite(x):
+        return None
+    r2 = estimated_correlation(target) ** 2
+    need = x / (1.0 / r2 - 1.0)
+    return int(min(n_max, max(n, -(-math.ceil(need - 1e-6) // block) * block)))
 
 
 def split_half_agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -344,6 +382,8 @@ class RISE:
         until_agreement : float in (0, 1), optional
             Stop at the first block boundary (after at least 4 blocks) where the
             split-half agreement reaches this value; ``n_masks`` is then an upper bound.
+            :data:`DEFAULT_STOP_AGREEMENT` (0.961) stops at an estimated correlation of
+            0.99 with the converged map (:func:`estimated_correlation`).
         resume_from : RISEResult, optional
             A partial result of the same seed, settings and input shape to continue.
         execution : RISEExecution, optional
@@ -470,6 +510,7 @@ class _Run:
         self.n_even = self.n_odd = 0
         self.score_sum = self.score_sq_sum = 0.0
         self.next_block = 0
+        self.noise_ratios: list[tuple[int, float]] = []  # (masks, x): the bar's projected stop
         self.cv: dict[str, torch.Tensor] | None = None
         if estimator == "cv":
             self.feat_expect = expected_feature_masks(cfg, shape)  # (K, T, F) float64, CPU
@@ -726,6 +767,26 @@ class _Run:
                                                    for k, v in self.cv.items()},
         )  # fmt: skip
 
+    def _show(self, bar, target: float) -> None:
+        """Bar of a run with a stop: estimated r and, once the run may stop, the total set to
+        the projected stopping point (:func:`noise_ratio` averaged over the last half of the
+        masks so far: early agreements overstate the noise, the latest alone is noisy)."""
+        agr = self.agreement()
+        n = self.n_even + self.n_odd
+        bar.set_postfix_str(f"r≈{estimated_correlation(agr):.4f} (split-half {agr:.4f})",
+                            refresh=False)  # fmt: skip
+        if self.next_block >= MIN_AGREEMENT_BLOCKS:
+            x = noise_ratio(self.n_even, self.n_odd, agr)
+            if math.isfinite(x):
+                self.noise_ratios.append((n, x))
+            recent = [x for m, x in self.noise_ratios if 2 * m >= n]  # the last half of the run
+            if recent:
+                mean_x = sum(recent) / len(recent)
+                bar.total = projected_masks(
+                    mean_x, target, n, self.n_total, self.cfg.block_size
+                )
+        bar.refresh()
+
     def _comm_device(self) -> torch.device:
         nccl = self.ctx is not None and self.ctx.backend == "nccl"
         return self.device if nccl else torch.device("cpu")
@@ -769,14 +830,18 @@ class _Run:
         if ex.progress and rank == 0:
             from tqdm.auto import tqdm
 
+            # with a stop, the total is the projected stopping point (no ETA until known)
             bar = tqdm(
-                total=self.n_total,
+                total=self.n_total if target is None else None,
                 initial=sum(self.block_len(b) for b in range(self.next_block)),
                 unit="mask",
                 unit_scale=True,
-                desc="RISE",
+                desc="RISE" if target is None else (
+                    f"RISE until r {estimated_correlation(target):.3f}, at most "
+                    f"{self.n_total:,}"
+                ),
                 dynamic_ncols=True,
-            )
+            )  # fmt: skip
         try:
             while self.next_block < n_blocks and not stopped:
                 per_rank = max(1, self.batch_size // block)
@@ -806,17 +871,16 @@ class _Run:
                     if bar is not None:
                         bar.update(self.block_len(b))
                     nblk = self.next_block
+                    if target is not None and bar is not None:
+                        self._show(bar, target)
                     if target is not None and nblk >= MIN_AGREEMENT_BLOCKS:
                         agr = self.agreement()
-                        if bar is not None:
-                            bar.set_postfix(agreement=f"{agr:.4f}")
                         if agr >= target:
                             log.info(
-                                "split-half agreement %.4f ≥ %.4f after %d masks",
-                                agr,
-                                target,
-                                self.n_even + self.n_odd,
-                            )
+                                "split-half agreement %.4f ≥ %.4f (estimated r %.4f with the "
+                                "converged map) after %d masks",
+                                agr, target, estimated_correlation(agr), self.n_even + self.n_odd,
+                            )  # fmt: skip
                             stopped = True
                             break
                     if (
