@@ -433,9 +433,11 @@ def test_variance_reduction_keeps_the_expectation(estimator, sampling):
     scale = np.linalg.norm(expected - expected.mean())
     cfg = RISEMaskConfig(block_size=500, sampling=sampling)
     maps = [
-        RISE(box, cfg).attribute(
+        RISE(box, cfg)
+        .attribute(
             x, n_masks=5000, seed=seed, estimator=estimator, execution=RISEExecution(batch_size=500)
-        ).importance
+        )
+        .importance
         for seed in range(8)
     ]
     err = np.linalg.norm(np.mean(maps, 0) - expected) / scale
@@ -469,8 +471,12 @@ def test_coupled_samplings_keep_every_marginal():
 
 
 def test_cv_feature_expectations_are_exact():
-    from asdxai.explain.masks import block_factors, block_features, draw_block
-    from asdxai.explain.masks import expected_feature_masks
+    from asdxai.explain.masks import (
+        block_factors,
+        block_features,
+        draw_block,
+        expected_feature_masks,
+    )
 
     cfg = RISEMaskConfig(time_cells=4, freq_cells=5, block_size=4000)
     shape = (12, 15)

@@ -154,6 +154,30 @@ def passes_to(points: Sequence[dict[str, Any]], ok) -> int | None:
     return first
 
 
+def _focus_within(ref_focus: dict[str, float]):
+    """Test of a curve point: every focus measure within the tolerance of the reference's."""
+
+    def ok(point: dict[str, Any]) -> bool:
+        return all(
+            abs(point["focus"][k] - v) <= FOCUS_TOLERANCE
+            for k, v in ref_focus.items()
+            if k in point["focus"]
+        )
+
+    return ok
+
+
+def stop_point(curve: Sequence[dict[str, Any]], block_size: int) -> dict[str, Any] | None:
+    """Where the default stop (estimated r ≥ 0.99, after the minimum number of blocks)
+    ends a run on this curve: its point (passes, r, r_est), or None if it never does."""
+    from ..explain.rise import DEFAULT_CORRELATION, MIN_AGREEMENT_BLOCKS
+
+    for p in curve:
+        if p["passes"] >= MIN_AGREEMENT_BLOCKS * block_size and p["r_est"] >= DEFAULT_CORRELATION:
+            return p
+    return None
+
+
 def run(
     checkpoints: Sequence[str | os.PathLike],
     clips: Sequence[Path],
@@ -199,9 +223,7 @@ def run(
                 for t in TARGETS:
                     row[f"passes_r{t}"] = passes_to(pts, lambda p, t=t: p["r"] >= t)
                     row[f"passes_r_est{t}"] = passes_to(pts, lambda p, t=t: p["r_est"] >= t)
-                row["passes_focus"] = passes_to(pts, lambda p: all(
-                    abs(p["focus"][k] - ref_focus[k]) <= FOCUS_TOLERANCE
-                    for k in ref_focus if k in p["focus"]))  # fmt: skip
+                row["passes_focus"] = passes_to(pts, _focus_within(ref_focus))
                 at = [p for p in pts if p["passes"] <= 1000]
                 row["r_at_1000"] = at[-1]["r"] if at else None
                 row["curve"] = [{k: p[k] for k in ("passes", "r", "r_est")} for p in pts]
@@ -211,9 +233,10 @@ def run(
     return {"rows": rows, "references": refs}
 
 
-def summary(result: dict[str, Any], max_passes: int) -> list[dict[str, Any]]:
+def summary(result: dict[str, Any], max_passes: int, block_size: int) -> list[dict[str, Any]]:
     """Per variant: median over (model, clip) of the passes to each target (a run that never
-    reaches it counts as > max_passes), and how many reached it."""
+    reaches it counts as > max_passes), how many reached it, and where the default stop
+    (:func:`stop_point`) ends the runs and the true r there (median, minimum)."""
     out = []
     for name in dict.fromkeys(r["variant"] for r in result["rows"]):
         rows = [r for r in result["rows"] if r["variant"] == name]
@@ -226,13 +249,19 @@ def summary(result: dict[str, Any], max_passes: int) -> list[dict[str, Any]]:
         entry["median_r_at_1000"] = statistics.median(
             [r["r_at_1000"] for r in rows if r["r_at_1000"] is not None] or [float("nan")]
         )
+        stops = [stop_point(r["curve"], block_size) for r in rows]
+        stops = [p for p in stops if p is not None]
+        entry["stopped"] = len(stops)
+        entry["stop_passes_median"] = statistics.median([p["passes"] for p in stops] or [0])
+        entry["stop_r_median"] = statistics.median([p["r"] for p in stops] or [float("nan")])
+        entry["stop_r_min"] = min([p["r"] for p in stops] or [float("nan")])
         out.append(entry)
     return out
 
 
 def markdown(result: dict[str, Any], settings: dict[str, Any], command: str) -> str:
     """The results file's Markdown: settings, the per-variant table, the references."""
-    table = summary(result, settings["max_passes"])
+    table = summary(result, settings["max_passes"], settings["block_size"])
     n = len({(r["model"], r["clip"]) for r in result["rows"]})
     lines = [
         "# RISE: forward passes to the converged map",
@@ -256,8 +285,26 @@ def markdown(result: dict[str, Any], settings: dict[str, Any], command: str) -> 
         ]
         lines.append(f"| {e['variant']} | " + " | ".join(cells)
                      + f" | {e['median_r_at_1000']:.4f} |")  # fmt: skip
-    lines += ["", "References (r_est: estimated correlation with the converged map):", "",
-              "| model | clip | section | masks | r_est | seconds |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "The default stop (estimated r ≥ 0.99 from the split-half agreement, after at least "
+        "4 blocks) on the same curves, and the true r where it stops:",
+        "",
+        "| variant | runs stopped | median passes at the stop | median r there | lowest r |",
+        "|---|---|---|---|---|",
+    ]
+    for e in table:
+        lines.append(
+            f"| {e['variant']} | {e['stopped']}/{e['maps']} | {e['stop_passes_median']:.0f} | "
+            f"{e['stop_r_median']:.4f} | {e['stop_r_min']:.4f} |"
+        )
+    lines += [
+        "",
+        "References (r_est: estimated correlation with the converged map):",
+        "",
+        "| model | clip | section | masks | r_est | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in result["references"]:
         sec = "cached" if r["seconds"] is None else f"{r['seconds']:.0f}"
         lines.append(f"| {r['model']} | {r['clip']} | {r['section']} | {r['masks']:,} | "
@@ -277,7 +324,8 @@ def write(result: dict[str, Any], settings: dict[str, Any], stem: str | os.PathL
     stem.parent.mkdir(parents=True, exist_ok=True)
     out_json, out_md = stem.with_suffix(".json"), stem.with_suffix(".md")
     doc = {"command": command, "settings": settings,
-           "summary": summary(result, settings["max_passes"]), **result}  # fmt: skip
+           "summary": summary(result, settings["max_passes"], settings["block_size"]),
+           **result}  # fmt: skip
     with atomic_path(out_json) as tmp:
         Path(tmp).write_text(json.dumps(doc, indent=1, default=json_default))
     with atomic_path(out_md) as tmp:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ..data.records import SPLITS
 from ..explain.masks import MODES as MASK_MODES
-from ..explain.rise import ESTIMATORS, PRECISIONS
+from ..explain.masks import SAMPLINGS
+from ..explain.rise import DEFAULT_STOP_AGREEMENT, ESTIMATORS, PRECISIONS, estimated_correlation
 from ._common import (
     add_device,
     add_out,
@@ -131,8 +132,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--estimator",
         choices=ESTIMATORS,
         default=None,
-        help="plain (study) or centered (scores minus a pilot mean, added back: same "
-        "expectation, less noise) (default: centered; plain with --study)",
+        help="plain (study), centered (scores minus a pilot mean, added back) or cv (minus a "
+        "cross-fitted linear surrogate of the score in the mask cells, added back): the same "
+        "expectation, less noise (default: centered; plain with --study)",
+    )
+    p.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        default="iid",
+        help="mask sampling: iid (study) or antithetic pairs / Latin hypercubes of the cells "
+        "and shifts (every mask distributed as in the study) (default: iid)",
     )
     p.add_argument(
         "--until-agreement",
@@ -140,7 +149,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="R",
         help="stop once the split-half agreement (correlation of even / odd block maps) "
-        "reaches R; --n-masks is then the upper bound (default: 0.99; off with --study)",
+        "reaches R; --n-masks is then the upper bound (default: "
+        f"{DEFAULT_STOP_AGREEMENT}, an estimated r of 0.99 with the converged map; off with "
+        "--study)",
     )
     p.add_argument(
         "--checkpoint-every",
@@ -178,7 +189,7 @@ def _settings(args: argparse.Namespace):
 
     masks = RISEMaskConfig(
         time_cells=args.time_cells, freq_cells=args.freq_cells, p_keep=args.p_keep,
-        mode=args.mask_mode, fill=args.fill, block_size=args.block_size,
+        mode=args.mask_mode, fill=args.fill, block_size=args.block_size, sampling=args.sampling,
     )  # fmt: skip
     if args.study:
         if args.estimator not in (None, "plain") or args.until_agreement is not None:
@@ -186,7 +197,7 @@ def _settings(args: argparse.Namespace):
         return MapSettings(masks, args.n_masks, args.seed, "plain", None)
     return MapSettings(
         masks, args.n_masks, args.seed, args.estimator or "centered",
-        0.99 if args.until_agreement is None else args.until_agreement,
+        DEFAULT_STOP_AGREEMENT if args.until_agreement is None else args.until_agreement,
     )  # fmt: skip
 
 
@@ -328,7 +339,9 @@ def run(args: argparse.Namespace) -> int:
             bound = "at most " if settings.until_agreement is not None else ""
             minutes = settings.n_masks / max(rate, 1e-9) / 60
             stop = (
-                f", stops earlier at split-half agreement {settings.until_agreement}"
+                f", stops earlier at split-half agreement {settings.until_agreement} "
+                f"(estimated r {estimated_correlation(settings.until_agreement):.3f} with the "
+                "converged map)"
                 if settings.until_agreement is not None
                 else ""
             )

@@ -282,7 +282,9 @@ def _coupled_block(cfg: RISEMaskConfig, shape: tuple[int, int], gen: torch.Gener
         f_shift = shifts(u[:, -1], fc, shape[1])
         return MaskBlock(None, t_shift, None, f_shift, cells=cells)
     out: list[torch.Tensor | None] = []
-    for use, cells, size in zip(cfg.random_axes, (cfg.time_cells, cfg.freq_cells), shape):
+    for use, cells, size in zip(
+        cfg.random_axes, (cfg.time_cells, cfg.freq_cells), shape, strict=True
+    ):
         if not use:
             out += [None, None]
             continue

@@ -412,7 +412,9 @@ class RISE:
         if estimator not in ESTIMATORS:
             raise ConfigError(f"estimator must be one of {list(ESTIMATORS)}, got {estimator!r}")
         if estimator == "cv" and cfg.dense:
-            raise ConfigError("the cv estimator needs separable masks, not 'grid'", param="estimator")
+            raise ConfigError(
+                "the cv estimator needs separable masks, not 'grid'", param="estimator"
+            )
         if estimator == "cv" and ex.distributed is not None:
             raise ConfigError("the cv estimator runs in one process", param="estimator")
         if until_agreement is not None and not 0.0 < until_agreement < 1.0:
@@ -656,7 +658,11 @@ class _Run:
                 stats[i, 1] += (sd * sd).sum()
                 if extra is not None:
                     part = self._feature_sums(blk, start, stop, masks, s)
-                    extra[i] = part if extra[i] is None else [a + b for a, b in zip(extra[i], part)]
+                    extra[i] = (
+                        part
+                        if extra[i] is None
+                        else [a + b for a, b in zip(extra[i], part, strict=True)]
+                    )
         return sums, stats, extra
 
     # -- accumulation ------------------------------------------------------------
@@ -686,7 +692,10 @@ class _Run:
             state = {k: v.cpu().numpy() for k, v in self.cv.items()}
             return cv_maps((even, odd), counts, state, self.feat_expect.numpy(), e)
         whole = _normalise(even + odd, self.n_even + self.n_odd, e, self.center)
-        return (*(_normalise(a, n, e, self.center) for a, n in zip((even, odd), counts)), whole)
+        return (
+            *(_normalise(a, n, e, self.center) for a, n in zip((even, odd), counts, strict=True)),
+            whole,
+        )
 
     def agreement(self) -> float:
         if self.n_even == 0 or self.n_odd == 0:
@@ -729,8 +738,10 @@ class _Run:
             for key in self.cv:
                 stored = torch.as_tensor(np.asarray(res.cv_state[key]), dtype=torch.float64)
                 if stored.shape != self.cv[key].shape:
-                    raise ResultError(f"cannot resume: control-variate {key} has shape "
-                                      f"{tuple(stored.shape)}, not {tuple(self.cv[key].shape)}")
+                    raise ResultError(
+                        f"cannot resume: control-variate {key} has shape "
+                        f"{tuple(stored.shape)}, not {tuple(self.cv[key].shape)}"
+                    )
                 self.cv[key] = stored.to(self.device).clone()
         log.info("resuming at block %d (%d masks done)", self.next_block, self.n_even + self.n_odd)
 
@@ -782,9 +793,7 @@ class _Run:
             recent = [x for m, x in self.noise_ratios if 2 * m >= n]  # the last half of the run
             if recent:
                 mean_x = sum(recent) / len(recent)
-                bar.total = projected_masks(
-                    mean_x, target, n, self.n_total, self.cfg.block_size
-                )
+                bar.total = projected_masks(mean_x, target, n, self.n_total, self.cfg.block_size)
         bar.refresh()
 
     def _comm_device(self) -> torch.device:
