@@ -172,6 +172,8 @@ def _run_score(args: argparse.Namespace) -> int:
 def _register_rise(sub: argparse._SubParsersAction) -> None:
     from ..benchmarks import rise as bench
     from ..benchmarks import rise_quality as quality
+    from ..explain.masks import SAMPLINGS
+    from ..explain.rise import ESTIMATORS
 
     p = sub.add_parser(
         "rise",
@@ -183,8 +185,21 @@ def _register_rise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bins", type=positive_int, default=513, help="F (default: 513)")
     p.add_argument("--width", type=float, default=1.0, help="encoder width (default: 1.0)")
     p.add_argument(
-        "--batch-size", type=positive_int, default=None, help="default: 64 CPU, 1024 GPU"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="default: RISE's own (100 on CPU), 1024 on GPU",
     )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch threads (default: torch's, one per physical core)",
+    )
+    p.add_argument(
+        "--estimator", choices=ESTIMATORS, default="plain", help="estimator of (b) (default: plain)"
+    )
+    p.add_argument("--sampling", choices=SAMPLINGS, default="iid", help="mask sampling of (b)")
     p.add_argument(
         "--batches", type=positive_int, default=4, help="timed batches per method (default: 4)"
     )
@@ -271,14 +286,19 @@ def _run_rise(args: argparse.Namespace) -> int:
     logging.getLogger("asdxai.explain.rise").setLevel(logging.WARNING)
     if args.quality:
         return _run_rise_quality(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     r = bench.benchmark(
         (args.frames, args.bins), args.width, args.batch_size, args.batches, args.device,
-        args.precision, args.compile, args.naive, args.repeats,
+        args.precision, args.compile, args.naive, args.repeats, args.estimator, args.sampling,
     )  # fmt: skip
     print(
         f"RISE benchmark: {r['scorer']}, input {r['shape'][0]} x {r['shape'][1]}, "
         f"{r['device']} ({r['threads']} threads), batch {r['batch_size']}, {r['precision']}, "
-        f"{r['n_masks']} masks per method, best of {r['repeats']}"
+        f"{r['n_masks']} masks per method, best of {r['repeats']}, estimator {r['estimator']}"
+        f" ({r['sampling']} masks)"
     )
     print(f"  (a) bare score function : {r['bare']:10.1f} masks/s")
     print(f"  (b) asdxai RISE         : {r['asdxai']:10.1f} masks/s   (b)/(a) = "
