@@ -48,3 +48,22 @@ def test_curve_of_a_linear_box_approaches_its_reference(tmp_path):
     assert [p["passes"] for p in pts] == list(range(100, 1001, 100))
     assert pts[-1]["r"] > 0.95 and np.isnan(pts[0]["r_est"])  # one block: no halves yet
     assert pts[-1]["focus"] == {}  # a clip without ground truth has no focus measures
+
+
+def test_summary_corrects_for_the_reference_noise_and_renders():
+    curve = [{"passes": 250 * k, "r": r, "r_est": e}
+             for k, (r, e) in enumerate([(0.9, np.nan), (0.97, 0.98), (0.985, 0.985),
+                                         (0.986, 0.991), (0.987, 0.993)], 1)]  # fmt: skip
+    row = {"model": "m", "clip": "c", "variant": "cv", "r_at_1000": 0.986, "curve": curve,
+           "passes_focus": None, "passes_r_est0.99": 1000, "passes_r0.99": None,
+           "passes_r0.995": None}  # fmt: skip
+    ref = {"model": "m", "clip": "c", "r_est": 0.99, "section": "s", "masks": 8000, "seconds": 1}
+    result = {"rows": [row], "references": [ref]}
+    (entry,) = q.summary(result, 1250, 250)
+    assert entry["passes_r0.99"] == "> 1250" and entry["passes_rc0.99"] == 750  # 0.985 / 0.99
+    assert entry["stopped"] == 1 and entry["stop_passes_median"] == 1000
+    assert entry["stop_rc_median"] == pytest.approx(0.986 / 0.99)
+    settings = {"max_passes": 1250, "block_size": 250, "clips": ["c"], "checkpoints": ["m"],
+                "ref_masks": 8000}  # fmt: skip
+    text = q.markdown(result, settings, "asdxai bench rise --quality")
+    assert "| cv | > 1250 (0/1) | > 1250 (0/1) | 750 (1/1) |" in text
