@@ -19,7 +19,16 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..constants import DOMAINS, ESTIMATORS, MASK_MODES, PRECISIONS, SPLITS, STUDY_MASKS
+from ..constants import (
+    DEFAULT_STOP_AGREEMENT,
+    DOMAINS,
+    ESTIMATORS,
+    MASK_MODES,
+    PRECISIONS,
+    SAMPLINGS,
+    SPLITS,
+    STUDY_MASKS,
+)
 from ._common import (
     add_device,
     add_out,
@@ -150,8 +159,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--estimator",
         choices=ESTIMATORS,
         default=None,
-        help="plain (study) or centered (scores minus a pilot mean, added back: same "
-        "expectation, less noise) (default: centered; plain with --study)",
+        help="plain (study), centered (scores minus a pilot mean, added back) or cv (minus a "
+        "cross-fitted linear surrogate of the score in the mask cells, added back): the same "
+        "expectation, less noise (default: centered; plain with --study)",
+    )
+    p.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        default="iid",
+        help="mask sampling: iid (study) or antithetic pairs / Latin hypercubes of the cells "
+        "and shifts (every mask distributed as in the study) (default: iid)",
     )
     p.add_argument(
         "--until-agreement",
@@ -159,7 +176,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="R",
         help="stop once the split-half agreement (correlation of even / odd block maps) "
-        "reaches R; --n-masks is then the upper bound (default: 0.99; off with --study)",
+        "reaches R; --n-masks is then the upper bound (default: "
+        f"{DEFAULT_STOP_AGREEMENT}, an estimated r of 0.99 with the converged map; off with "
+        "--study)",
     )
     p.add_argument(
         "--checkpoint-every",
@@ -197,7 +216,7 @@ def _settings(args: argparse.Namespace):
 
     masks = RISEMaskConfig(
         time_cells=args.time_cells, freq_cells=args.freq_cells, p_keep=args.p_keep,
-        mode=args.mask_mode, fill=args.fill, block_size=args.block_size,
+        mode=args.mask_mode, fill=args.fill, block_size=args.block_size, sampling=args.sampling,
     )  # fmt: skip
     if args.study:
         if args.estimator not in (None, "plain") or args.until_agreement is not None:
@@ -205,7 +224,7 @@ def _settings(args: argparse.Namespace):
         return MapSettings(masks, args.n_masks, args.seed, "plain", None)
     return MapSettings(
         masks, args.n_masks, args.seed, args.estimator or "centered",
-        0.99 if args.until_agreement is None else args.until_agreement,
+        DEFAULT_STOP_AGREEMENT if args.until_agreement is None else args.until_agreement,
     )  # fmt: skip
 
 
@@ -347,10 +366,14 @@ def run(args: argparse.Namespace) -> int:
             )
 
         def projected(rate: float) -> None:
+            from ..explain.rise import estimated_correlation
+
             bound = "at most " if settings.until_agreement is not None else ""
             minutes = settings.n_masks / max(rate, 1e-9) / 60
             stop = (
-                f", stops earlier at split-half agreement {settings.until_agreement}"
+                f", stops earlier at split-half agreement {settings.until_agreement} "
+                f"(estimated r {estimated_correlation(settings.until_agreement):.3f} with the "
+                "converged map)"
                 if settings.until_agreement is not None
                 else ""
             )
