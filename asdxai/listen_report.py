@@ -40,6 +40,7 @@ from .features import FeatureConfig
 log = logging.getLogger(__name__)
 
 N_RANDOM = 5  # random same-size regions removed as a baseline
+MAX_RANDOM = 1000  # their versions are held and scored at once (one clip each)
 MAX_OVERLAP = 0.5  # largest share of the flagged cells a random region may cover
 LOW_AGREEMENT = 0.9  # below this split-half agreement the report warns: not converged
 _MAX_TRIES = 200  # draws per random region before the overlap limit is dropped
@@ -182,7 +183,7 @@ def listen_to_map(
     out_dir : folder for the outputs (default: next to the map; created)
     device : torch device for scoring ("auto": CUDA if available)
     seed : int ≥ 0, seed of the random baseline regions
-    n_random : int ≥ 0, random baseline regions
+    n_random : int in 0 ... :data:`MAX_RANDOM`, random baseline regions
 
     Returns
     -------
@@ -207,8 +208,10 @@ def listen_to_map(
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}", param="seed")
-    if isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer)) or n_random < 0:
-        raise ConfigError(f"n_random must be a non-negative integer, got {n_random!r}")
+    if (isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer))
+            or not 0 <= n_random <= MAX_RANDOM):  # fmt: skip
+        raise ConfigError(f"random regions must be an integer in 0 ... {MAX_RANDOM}, got "
+                          f"{n_random!r}", param="n_random")  # fmt: skip
     if not (isinstance(top_percent, (int, float, np.floating)) and 0.0 < top_percent < 100.0):
         raise ConfigError(f"top percent must lie in (0, 100), got {top_percent}",
                           param="top_percent")  # fmt: skip

@@ -546,6 +546,24 @@ def test_impossible_sizes_refused_before_allocation(assets, tmp_path, capsys):
             out)  # fmt: skip
 
 
+def test_counts_bounded_by_the_memory_they_imply(assets, tmp_path, capsys):
+    """Worker, region, mask and architecture counts: refused before anything is allocated."""
+    ck, tree, clip = assets["ckpt"], assets["tree"], assets["clip"]
+    out = tmp_path / "out"
+    refused(capsys, _score_args(ck, tree, out, "--num-workers", "100000"),
+            ["--num-workers", "CPU cores"], out)  # fmt: skip
+    refused(capsys, _listen_args(assets["map"], out, "--random", "1000000"),
+            ["--random", "1000"], out)  # fmt: skip
+    refused(capsys, _rise_args(ck, clip, out, "--n-masks", "9" * 23), ["--n-masks"], out)
+    refused(capsys, _rise_args(ck, clip, out, "--device", "meta"), ["--device", "meta"], out)
+    refused(capsys, _train_args(tree, out / "m.pt", "--width", "1e6"), ["width must lie in"], out)
+    d = _ckpt_dict(assets)
+    for key, value in (("spectrum_dense_layers", 10**7), ("width", 1e6), ("embed_dim", 10**9),
+                       ("stage_channels", [-1, 0, 5, 5])):  # fmt: skip
+        path = _save(tmp_path / f"{key}.pt", {**d, "net_config": {**d["net_config"], key: value}})
+        refused(capsys, _rise_args(path, clip, out), [path, key], out)
+
+
 # ----------------------------------------------------------------------------- output targets
 
 
@@ -887,6 +905,11 @@ BAD_RECIPES = {
     "mixup-text": ({"mixup": "yes"}, "mixup must be true or false"),
     "seed-huge": ({"seed": 2**63}, "seed must lie in"),
     "unknown-key": ({"learning_rate": 0.1}, "unknown keys"),
+    "stage-channels-negative": ({"stage_channels": [-1, 0, 5, 5]}, "stage_channels must be"),
+    "dense-layers-huge": ({"spectrum_dense_layers": 10**8}, "spectrum_dense_layers must be"),
+    "embed-dim-huge": ({"embed_dim": 10**9}, "embed_dim must be"),
+    "width-huge": ({"width": 1e6}, "width must lie in"),
+    "nested-deeply": ("[" * 200_000 + "]" * 200_000, "cannot read recipe"),
 }
 
 

@@ -25,6 +25,7 @@ from ._common import (
     add_out,
     add_progress,
     add_seed,
+    count_int,
     non_negative_float,
     percent,
     positive_int,
@@ -80,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--n-masks",
-        type=positive_int,
+        type=count_int,
         default=640_000,
         help="masks per map, exactly; an upper bound while --until-agreement is in force "
         "(default: 640000, as in the study)",
