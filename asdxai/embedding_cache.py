@@ -56,7 +56,7 @@ class EmbeddingCache:
                 st = os.stat(p)
             except OSError as exc:
                 raise DataError(f"{p}: cannot read clip ({exc.strerror})") from None
-            h.update(f"\0{os.fspath(p)}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+            h.update(b"\0" + os.fsencode(p) + f"\0{st.st_size}\0{st.st_mtime_ns}".encode())
         return h.hexdigest()
 
     def _entry(self, f: h5py.File, key: str, rows: int | None = None) -> np.ndarray | None:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._atomic import atomic_path, check_output_file, ensure_writable_dir
+from ._atomic import check_output_file, ensure_writable_dir
 from .errors import CheckpointError, ConfigError, ResultError
 from .features import FeatureConfig
 
@@ -357,9 +357,8 @@ def _write_overlay(
 ) -> Path:
     from .features import log_spectrogram, spectrogram
     from .plots.listen import plot_flagged_overlay
+    from .plots.tsne import save_figure
 
     spec_log = log_spectrogram(spectrogram(torch.from_numpy(wave), feat)).numpy()
     fig = plot_flagged_overlay(spec_log, mask, feat, title=title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return path
+    return save_figure(fig, path, dpi=110)

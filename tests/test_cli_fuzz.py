@@ -970,3 +970,25 @@ def test_ctrl_c_during_start_up(where, assets, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert code == 130, err
     assert err.strip().count("\n") == 0 and "interrupted" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- odd names
+
+
+def test_clip_names_that_are_not_utf8(assets, tmp_path, capsys):
+    """A clip name with bytes that are not UTF-8: rise, listen and tsne finish, no traceback."""
+    tree = tmp_path / "tree"
+    shutil.copytree(assets["tree"], tree)
+    src = tree / TEST0
+    odd = Path(os.fsdecode(os.fsencode(src.parent) + b"/" + os.fsencode(src.stem) + b"\xff.wav"))
+    src.rename(odd)
+    out = tmp_path / "rise"
+    args = _rise_args(assets["ckpt"], odd, out, "--listen", "1")
+    assert main([str(a) for a in ["-q", *args]]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    (h5,) = list(out.rglob("*.h5"))
+    assert main([str(a) for a in ["-q", *_listen_args(h5, tmp_path / "listen")]]) == 0
+    args = [a for a in _tsne_args(assets["ckpt"], tree, tmp_path / "tsne") if a != "--no-cache"]
+    assert main([str(a) for a in ["-q", *args]]) == 0
+    assert "Traceback" not in capsys.readouterr().err

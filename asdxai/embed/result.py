@@ -14,7 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .._atomic import atomic_path, atomic_write_text
+from .._atomic import atomic_path, atomic_write_text, escape_undecodable
 from .._h5 import node, open_h5, read_dataset
 from .._io import dumps
 from ..errors import DataError, ResultError
@@ -145,9 +145,8 @@ def save_result(result: TSNEResult, path: str | os.PathLike) -> Path:
             f.create_dataset("projection", data=result.projection)
             g = f.create_group("meta")
             for key, values in result.meta.items():
-                g.create_dataset(
-                    key, data=np.array([str(v) for v in values], dtype=object), dtype=str_dt
-                )
+                texts = [escape_undecodable(str(v)) for v in values]  # UTF-8 only, \xNN
+                g.create_dataset(key, data=np.array(texts, dtype=object), dtype=str_dt)
             d = f.create_group("distances")
             d.create_dataset("anomaly_index", data=result.anomaly_index.astype(np.int64))
             d.create_dataset("euclidean_2d", data=result.distances_2d)

@@ -328,7 +328,7 @@ def compare_explainers(
 def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str, Path]:
     """Write the tables and the figure of ``comparison`` into ``out`` (created); returns
     (and records in ``comparison.files``) what was written."""
-    from .._atomic import atomic_path, atomic_write_text, ensure_writable_dir
+    from .._atomic import atomic_write_text, ensure_writable_dir
 
     out = ensure_writable_dir(out)
     files = {
@@ -340,13 +340,13 @@ def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str
     ex = comparison.example
     if ex is not None:
         from ..plots.compare import plot_method_maps
+        from ..plots.tsne import save_figure
 
         fig = plot_method_maps(
             ex["log_spec"], ex["maps"], anomaly_mask=ex["anomaly_mask"], cfg=ex["features"],
             labels=ex["labels"], title=ex["title"],
         )  # fmt: skip
-        with atomic_path(out / "maps.png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
+        save_figure(fig, out / "maps.png", dpi=100)
         files["figure"] = out / "maps.png"
     comparison.files = files
     return files

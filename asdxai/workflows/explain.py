@@ -291,7 +291,6 @@ class Explainer:
         plot : also write the PNG (log spectrogram | map)
         writer : whether this process writes (False on non-zero ranks of a sharded run)
         """
-        from .._atomic import atomic_path
         from .._io import sha256_file
         from .._runtime import provenance
         from ..explain import RISE
@@ -363,13 +362,13 @@ class Explainer:
         out.h5 = h5
         if png is not None:
             from ..plots.rise import plot_importance
+            from ..plots.tsne import save_figure
 
             fig = plot_importance(
                 inputs.log_spec, res.importance, self.ckpt.features,
                 title=f"{clip.name} ({section}), score {res.meta['clip_score']:.3f}",
             )  # fmt: skip
-            with atomic_path(png) as tmp:
-                fig.savefig(tmp, format="png", dpi=110)
+            save_figure(fig, png, dpi=110)
             import matplotlib.pyplot as plt
 
             plt.close(fig)
