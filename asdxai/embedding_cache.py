@@ -13,8 +13,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ._atomic import atomic_path
-from ._h5 import node, open_h5, read_dataset
+from ._h5 import node, open_h5, read_dataset, write_h5
 from ._io import dumps, sha256_file
 from .errors import DataError, ResultError
 
@@ -122,7 +121,7 @@ class EmbeddingCache:
         # after deletions, so rewriting keeps the cache at its live size).
         old = self._old_entries(skip=key)
         keep = old[-(self.max_entries - 1) :] if self.max_entries > 1 else []
-        with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as f:
+        with write_h5(self.path) as f:
             f.attrs["format"] = CACHE_FORMAT
             for created, k, emb, old_meta in keep:
                 self._write(f, k, emb, created, old_meta)

@@ -955,6 +955,27 @@ def test_full_disk_while_saving_a_checkpoint(assets, tmp_path, capsys, monkeypat
     assert not [p for p in out.rglob("*") if p.is_file()]
 
 
+@pytest.mark.parametrize("command", ["rise", "tsne"])
+def test_file_size_limit_is_one_line_and_leaves_nothing(command, assets, tmp_path, capsys):
+    """A real short write (``ulimit -f``: EFBIG) inside HDF5: one line, exit 2, no .part."""
+    import resource
+
+    out = tmp_path / "out"
+    argv = (_rise_args(assets["ckpt"], assets["clip"], out) if command == "rise"
+            else _tsne_args(assets["ckpt"], assets["tree"], out))  # fmt: skip
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8 * 1024, hard))  # the .h5 is larger
+    try:
+        code = main([str(a) for a in argv])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and ".h5: cannot write output: File too large" in lines[0], err
+    assert not [p for p in out.rglob("*.h5*")]
+
+
 @pytest.mark.parametrize("where", ["build_parser", "_configure_logging", "run"])
 def test_ctrl_c_during_start_up(where, assets, tmp_path, capsys, monkeypatch):
     import asdxai.cli as cli
