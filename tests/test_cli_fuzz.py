@@ -25,6 +25,8 @@ import torch
 from conftest import tiny_checkpoint, tiny_tree
 
 from asdxai.cli import main
+from asdxai.data.synth import PresetConfig
+from asdxai.errors import ConfigError
 from asdxai.features import FeatureConfig
 from asdxai.workflows.explain import output_stem
 
@@ -1013,3 +1015,56 @@ def test_clip_names_that_are_not_utf8(assets, tmp_path, capsys):
     args = [a for a in _tsne_args(assets["ckpt"], tree, tmp_path / "tsne") if a != "--no-cache"]
     assert main([str(a) for a in ["-q", *args]]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- interrupted synth
+
+SYNTH_TINY = PresetConfig("tiny", machines=("fan",), dev_sections=(0,), eval_sections=(3,),
+                          duration_s=1.0, n_train_source=4, n_train_target=2, n_test=2)  # fmt: skip
+
+
+def test_synth_rerun_after_an_interruption_completes(tmp_path, monkeypatch):
+    """Killed after some clips (no synth.json yet): the same command continues the tree."""
+    import asdxai.data.synth as synth
+
+    real = synth._work
+
+    def interrupted(batch):
+        real(batch)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth, "_work", interrupted)
+    out = tmp_path / "tree"
+    with pytest.raises(KeyboardInterrupt):
+        synth.generate(out, SYNTH_TINY, seed=0, workers=1, progress=False)
+    assert list(out.rglob("*.wav")) and not (out / "synth.json").exists()
+    monkeypatch.setattr(synth, "_work", real)
+    with pytest.raises(ConfigError, match="not synthetic"):  # other settings: still refused
+        synth.generate(out, SYNTH_TINY, seed=1, workers=1, progress=False)
+    synth.generate(out, SYNTH_TINY, seed=0, workers=1, progress=False)
+    assert (out / "synth.json").is_file() and not list(out.glob(".synth-*"))
+
+
+def test_stale_partial_trees_of_dead_processes_are_removed(tmp_path, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    import asdxai.data.synth as synth
+    from asdxai.workflows.defaults import ensure_synthetic
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    root = tmp_path / "synthetic"
+    stale, live = (root.with_name(f"synthetic.partial-{p}") for p in (dead, os.getppid()))
+    for folder in (stale, live):
+        (folder / "dev_data").mkdir(parents=True)
+
+    def fake(out, **kw):
+        Path(out).mkdir(parents=True)
+        (Path(out) / "synth.json").write_text("{}")
+        return Path(out)
+
+    monkeypatch.setattr(synth, "generate", fake)
+    ensure_synthetic(root)
+    assert (root / "synth.json").is_file() and not stale.exists() and live.is_dir()
+    assert f"removing {stale}" in capsys.readouterr().err

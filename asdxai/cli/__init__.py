@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -106,6 +107,22 @@ def _escape_console() -> None:
             pass  # a replaced stream that cannot be reconfigured keeps its own handling
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so cleanup runs (temporary files and folders
+    removed, worker processes ended) as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _catch_sigterm() -> None:
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # main() called outside the main thread: leave SIGTERM as it is
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``asdxai`` command line; returns the process exit code.
 
@@ -114,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     command = "asdxai"
     _escape_console()
+    _catch_sigterm()
     try:
         parser = build_parser()
         try:
@@ -141,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    except _Terminated:
+        print(f"{command}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
