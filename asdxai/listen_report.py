@@ -33,13 +33,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._atomic import atomic_path, check_output_file, ensure_writable_dir
+from ._atomic import check_output_file, ensure_writable_dir
 from .errors import CheckpointError, ConfigError, ResultError
 from .features import FeatureConfig
 
 log = logging.getLogger(__name__)
 
 N_RANDOM = 5  # random same-size regions removed as a baseline
+MAX_RANDOM = 1000  # their versions are held and scored at once (one clip each)
 MAX_OVERLAP = 0.5  # largest share of the flagged cells a random region may cover
 LOW_AGREEMENT = 0.9  # below this split-half agreement the report warns: not converged
 _MAX_TRIES = 200  # draws per random region before the overlap limit is dropped
@@ -185,7 +186,7 @@ def listen_to_map(
     out_dir : folder for the outputs (default: next to the map; created)
     device : torch device for scoring ("auto": CUDA if available)
     seed : int ≥ 0, seed of the random baseline regions
-    n_random : int ≥ 0, random baseline regions
+    n_random : int in 0 ... :data:`MAX_RANDOM`, random baseline regions
 
     Returns
     -------
@@ -208,8 +209,10 @@ def listen_to_map(
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}", param="seed")
-    if isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer)) or n_random < 0:
-        raise ConfigError(f"n_random must be a non-negative integer, got {n_random!r}")
+    if (isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer))
+            or not 0 <= n_random <= MAX_RANDOM):  # fmt: skip
+        raise ConfigError(f"random regions must be an integer in 0 ... {MAX_RANDOM}, got "
+                          f"{n_random!r}", param="n_random")  # fmt: skip
     if not (isinstance(top_percent, (int, float, np.floating)) and 0.0 < top_percent < 100.0):
         raise ConfigError(f"top percent must lie in (0, 100), got {top_percent}",
                           param="top_percent")  # fmt: skip
@@ -365,9 +368,8 @@ def _write_overlay(
 ) -> Path:
     from .features import log_spectrogram, spectrogram
     from .plots.listen import plot_flagged_overlay
+    from .plots.tsne import save_figure
 
     spec_log = log_spectrogram(spectrogram(torch.from_numpy(wave), feat)).numpy()
     fig = plot_flagged_overlay(spec_log, mask, feat, title=title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return path
+    return save_figure(fig, path, dpi=110)

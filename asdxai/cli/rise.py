@@ -34,6 +34,7 @@ from ._common import (
     add_out,
     add_progress,
     add_seed,
+    count_int,
     non_negative_float,
     percent,
     positive_int,
@@ -108,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--n-masks",
-        type=positive_int,
+        type=count_int,
         default=STUDY_MASKS,
         help="masks per map, exactly; an upper bound while --until-agreement is in force "
         "(default: 640000, as in the study)",

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .._runtime import available_cores
 from ..constants import ON_ERROR
 from ..errors import AudioError, ConfigError
 from ..features import FeatureConfig
@@ -159,7 +160,7 @@ def clip_loader(
     seed : int
         Seed of the shuffling generator (and of worker seeds).
     num_workers : int
-        Reader processes (0 = read in the main process).
+        Reader processes (0 = read in the main process), at most the CPU cores available.
     drop_last : bool
         Drop the last incomplete batch.
     on_error : {"raise", "skip"}
@@ -176,8 +177,15 @@ def clip_loader(
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     if batch_size <= 0:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size}")
-    if num_workers < 0:
-        raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)):
+        raise ConfigError(f"num_workers must be an integer, got {num_workers!r}",
+                          param="num_workers")  # fmt: skip
+    if not 0 <= num_workers <= available_cores():
+        raise ConfigError(
+            f"num_workers must lie in 0 ... {available_cores()} (the CPU cores available; each "
+            f"reader process costs ~250 MB), got {num_workers}",
+            param="num_workers",
+        )
     if isinstance(records, ClipDataset):
         dataset = records
     else:

@@ -18,8 +18,9 @@ Layout (format version 1)::
                          sha256, section, feature config, ...), provenance (JSON)
     attrs of /mask_config one attribute per RISEMaskConfig field (for h5 browsers)
 
-Files are written through :func:`asdxai._atomic.atomic_path` (temporary name, then
-rename), so a killed run leaves either the previous file or the new one.
+Files are written through :func:`asdxai._h5.write_h5` (built in memory, written to a
+temporary name, then renamed), so a killed run leaves either the previous file or the new
+one.
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .._atomic import atomic_path
 from .._h5 import MAX_CELLS as H5_MAX_CELLS
-from .._h5 import node, open_h5, read_dataset
+from .._h5 import node, open_h5, read_dataset, write_h5
 from .._io import json_default
 from ..errors import NonFiniteError, ResultError
 from .masks import RISEMaskConfig
@@ -81,32 +81,31 @@ def save_result(
             f"so large that float64 overflows, or a keep probability so small that the "
             f"expected mask {result.expected_mask:g} underflows); nothing saved"
         )
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["format_version"] = FORMAT_VERSION
-            h5.create_dataset("importance", data=np.asarray(result.importance, np.float64))
-            if result.spectrogram is not None:
-                h5.create_dataset("spectrogram", data=np.asarray(result.spectrogram, np.float32))
-            if log_spectrogram is not None:
-                h5.create_dataset("log_spectrogram", data=np.asarray(log_spectrogram, np.float32))
-            state = h5.create_group("state")
-            state.create_dataset("sum_even", data=np.asarray(result.sum_even, np.float64))
-            state.create_dataset("sum_odd", data=np.asarray(result.sum_odd, np.float64))
-            for key, value in (result.cv_state or {}).items():
-                state.create_dataset(f"cv_{key}", data=np.asarray(value, np.float64))
-            for name in _SCALARS:
-                h5.attrs[name] = getattr(result, name)
-            h5.attrs["estimated_correlation"] = result.estimated_correlation  # derived
-            h5.attrs["until_agreement"] = (
-                np.nan if result.until_agreement is None else result.until_agreement
-            )
-            h5.attrs["mask_config"] = json.dumps(result.mask_config.to_dict())
-            group = h5.create_group("mask_config")
-            for key, value in result.mask_config.to_dict().items():
-                group.attrs[key] = value
-            meta = {k: v for k, v in result.meta.items() if k != "provenance"}
-            h5.attrs["meta"] = json.dumps(meta, default=json_default)
-            h5.attrs["provenance"] = json.dumps(provenance or {}, default=json_default)
+    with write_h5(path) as h5:
+        h5.attrs["format_version"] = FORMAT_VERSION
+        h5.create_dataset("importance", data=np.asarray(result.importance, np.float64))
+        if result.spectrogram is not None:
+            h5.create_dataset("spectrogram", data=np.asarray(result.spectrogram, np.float32))
+        if log_spectrogram is not None:
+            h5.create_dataset("log_spectrogram", data=np.asarray(log_spectrogram, np.float32))
+        state = h5.create_group("state")
+        state.create_dataset("sum_even", data=np.asarray(result.sum_even, np.float64))
+        state.create_dataset("sum_odd", data=np.asarray(result.sum_odd, np.float64))
+        for key, value in (result.cv_state or {}).items():
+            state.create_dataset(f"cv_{key}", data=np.asarray(value, np.float64))
+        for name in _SCALARS:
+            h5.attrs[name] = getattr(result, name)
+        h5.attrs["estimated_correlation"] = result.estimated_correlation  # derived
+        h5.attrs["until_agreement"] = (
+            np.nan if result.until_agreement is None else result.until_agreement
+        )
+        h5.attrs["mask_config"] = json.dumps(result.mask_config.to_dict())
+        group = h5.create_group("mask_config")
+        for key, value in result.mask_config.to_dict().items():
+            group.attrs[key] = value
+        meta = {k: v for k, v in result.meta.items() if k != "provenance"}
+        h5.attrs["meta"] = json.dumps(meta, default=json_default)
+        h5.attrs["provenance"] = json.dumps(provenance or {}, default=json_default)
     log.debug("wrote %s (%d masks, complete=%s)", path, result.n_masks, result.complete)
     return path
 

@@ -271,11 +271,20 @@ def plot_tsne_panels(
 
 
 def save_figure(fig: Figure, path: Any, dpi: int = 150) -> Any:
-    """Save ``fig`` as PNG (or any format matplotlib knows from the suffix) atomically."""
+    """Save ``fig`` as PNG (or any format matplotlib knows from the suffix) atomically.
+
+    Every figure asdxai writes goes through here. Texts holding file-name bytes that are
+    not UTF-8 (titles naming a clip) show those bytes as ``\\xNN``: the font renderer
+    cannot draw them.
+    """
     from pathlib import Path
 
-    from .._atomic import atomic_path
+    from matplotlib.text import Text
 
+    from .._atomic import atomic_path, escape_undecodable
+
+    for text in fig.findobj(Text):
+        text.set_text(escape_undecodable(text.get_text()))
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_path, atomic_write_text, ensure_writable_dir
+from .._atomic import atomic_write_text, ensure_writable_dir
 from ..errors import ConfigError, ResultError
 from ..explain.attribution import (
     COST,
@@ -426,13 +426,13 @@ def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str
     ex = comparison.example
     if ex is not None:
         from ..plots.compare import plot_method_maps
+        from ..plots.tsne import save_figure
 
         fig = plot_method_maps(
             ex["log_spec"], ex["maps"], anomaly_mask=ex["anomaly_mask"], cfg=ex["features"],
             labels=ex["labels"], title=ex["title"],
         )  # fmt: skip
-        with atomic_path(out / "maps.png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
+        save_figure(fig, out / "maps.png", dpi=100)
         files["figure"] = out / "maps.png"
     comparison.files = files
     return files

@@ -422,7 +422,6 @@ class Explainer:
             The detector returns the wrong shape, non-finite or non-deterministic scores
             (checked on the unmasked clip before anything is written).
         """
-        from .._atomic import atomic_path
         from .._io import sha256_file
         from .._runtime import provenance
         from ..explain import RISE
@@ -499,6 +498,7 @@ class Explainer:
         out.h5 = h5
         if png is not None:
             from ..plots.rise import plot_importance
+            from ..plots.tsne import save_figure
 
             where = "" if section is None else f" ({section})"
             fig = plot_importance(
@@ -506,8 +506,7 @@ class Explainer:
                 title=f"{clip.name}{where}, {self.detector.name} [{self.domain}], "
                 f"score {clip_score:.3f}",
             )  # fmt: skip
-            with atomic_path(png) as tmp:
-                fig.savefig(tmp, format="png", dpi=110)
+            save_figure(fig, png, dpi=110)
             import matplotlib.pyplot as plt
 
             plt.close(fig)
