@@ -128,8 +128,8 @@ def run_demo(
     from .data.records import scan
     from .embed import TSNEConfig, save_result, write_distances_csv
     from .explain import RISEExecution
-    from .plots.rise import measures_caption, plot_importance_grid
-    from .plots.tsne import plot_tsne_panels, save_figure
+    from .plots.rise import clip_label, measures_caption, plot_importance_grid
+    from .plots.tsne import plot_tsne_panels, result_panel, save_figure
     from .workflows.defaults import ensure_synthetic
     from .workflows.embedding import project_split
     from .workflows.evaluate import score_checkpoint
@@ -199,8 +199,10 @@ def run_demo(
         for c in clips
     ]
     fig = plot_importance_grid(
-        [(f"{c.machine} {c.section}", logspecs[c.path], grid[c.path]) for c in clips], feat,
-        captions=captions,
+        [(clip_label(c.machine, c.section, c.name, c.label), logspecs[c.path], grid[c.path])
+         for c in clips], feat, captions=captions,
+        title="Fig. 4: RISE maps of the most anomalous clips under the spectrogram-only twins "
+        "of the scored models (" + ", ".join(m.explained for m in DEMO_MODELS) + ")",
     )  # fmt: skip
     res.figures.append(save_figure(fig, out / "fig4_rise.png"))
 
@@ -216,7 +218,7 @@ def run_demo(
         write_distances_csv(result, base.parent / f"{model.name}_distances.csv")
         res.tsne[model.name] = base.with_suffix(".h5")
         res.summary.setdefault("tsne_mean_nearest_normal", {})[model.name] = result.mean_distance
-        panels.append((result.projection, result.is_anomaly, model.title))
+        panels.append(result_panel(result, model.title))
     res.figures.append(save_figure(plot_tsne_panels(panels, ncols=2), out / "fig5_tsne.png"))
 
     atomic_write_text(

@@ -29,7 +29,7 @@ MODELS = (
 def main(argv: list[str] | None = None) -> int:
     from asdxai.explain import RISEExecution
     from asdxai.inference import score_records
-    from asdxai.plots.rise import measures_caption, plot_importance_grid
+    from asdxai.plots.rise import clip_label, measures_caption, plot_importance_grid
     from asdxai.workflows.explain import Explainer, MapSettings, top_anomalous_clips
 
     p = parser("Fig. 4: RISE maps of two anomalous clips, SC-AdaCos vs one-class compactness")
@@ -77,10 +77,14 @@ def main(argv: list[str] | None = None) -> int:
                 "n_masks": int(item.result.n_masks), "agreement": float(item.result.agreement),
                 **item.measures,
             })  # fmt: skip
-        rows.append((f"{clip.machine} {clip.section}", log_spec, maps))
+        rows.append((clip_label(clip.machine, clip.section, clip.name, clip.label), log_spec, maps))
         captions.append(caption)
 
-    fig = plot_importance_grid(rows, ref.ckpt.features, captions=captions)
+    fig = plot_importance_grid(
+        rows, ref.ckpt.features, captions=captions,
+        title="RISE maps under the spectrogram-only encoders ("
+        + ", ".join(recipe for recipe, _ in MODELS) + ")",
+    )  # fmt: skip
     paths = study.save(fig, "fig4_rise")
     write_csv(study.out / "fig4_rise.csv", table)
     info = {"clips": [str(c.path) for c in clips], "maps": table, "n_masks_max": n_masks}
