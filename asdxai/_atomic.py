@@ -9,7 +9,8 @@ Rules
   keeps the permission bits of the file it replaces.
 * Only a regular file (or nothing) is ever replaced: a directory, device node,
   fifo or socket at the target is refused with :class:`~asdxai.errors.ConfigError`.
-* A symlink is written through: its target is replaced, the link stays.
+* A symlink is written through: its target is replaced, the link stays. A dangling
+  symlink is refused (nothing is created where it points).
 """
 
 from __future__ import annotations
@@ -97,11 +98,16 @@ def check_output_file(path: str | os.PathLike) -> Path:
     Raises
     ------
     ConfigError
-        The directory cannot be created or written, or the target is a directory, device
-        node, fifo or socket.
+        The directory cannot be created or written, the target is a directory, device
+        node, fifo or socket, or ``path`` is a symlink to a file that does not exist.
     """
     path = Path(path)
     ensure_writable_dir(path.parent)
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(
+            f"{path}: is a symlink to {os.readlink(path)!r}, which does not exist; refusing to "
+            "create it (a symlink is written through only to an existing file)"
+        )
     target = Path(os.path.realpath(path))
     ensure_writable_dir(target.parent)
     _existing_mode(target, path)

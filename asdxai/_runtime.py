@@ -72,7 +72,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         raise ConfigError(f"unknown device {device!r}: {exc}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
-            f"device {device!r} requested but CUDA is not available; use --device cpu"
+            f"device {device!r} requested but CUDA is not available; use the device 'cpu'",
+            param="device",
         )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ConfigError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPUs)")
@@ -91,7 +92,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def provenance(device: torch.device | str | None = None) -> dict[str, str]:
     """Library versions and device, recorded in every output file."""
-    from . import __version__
+    from ._version import __version__
 
     info = {
         "asdxai_version": __version__,

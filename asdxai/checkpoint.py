@@ -76,7 +76,7 @@ class Checkpoint:
 
     def __post_init__(self) -> None:
         if not self.asdxai_version:
-            from . import __version__
+            from ._version import __version__
 
             self.asdxai_version = __version__
 
@@ -161,12 +161,21 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
     """
     from ._runtime import provenance
 
-    path = Path(path)
     payload = ckpt.to_dict()
     payload["provenance"] = {**provenance(), **(payload.get("provenance") or {})}
-    payload = _safe(payload)
+    return write_weights_only(payload, path)
+
+
+def write_weights_only(payload: dict, path: str | os.PathLike) -> Path:
+    """Write ``payload`` with ``torch.save`` atomically, in types weights-only loading accepts.
+
+    numpy arrays become tensors and tensors move to the CPU; anything else but
+    str / int / float / bool / None / lists / dicts raises :class:`CheckpointError`.
+    """
+    path = Path(path)
+    safe = _safe(payload)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        torch.save(safe, tmp)
     return path
 
 
@@ -186,6 +195,53 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpo
         (not weights-only safe), written by a newer asdxai (format_version), missing keys,
         non-finite tensors, feature settings outside the sane ranges of
         :class:`~asdxai.features.FeatureConfig`, or another architecture.
+    """
+    path = Path(path)
+    data = read_weights_only(path)
+    version = data.get("format_version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise CheckpointError(
+            f"{path}: not an asdxai checkpoint (format_version is a {type(version).__name__} "
+            f"{str(version)[:20]!r}, not an integer)"
+        )
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {version} is newer than this asdxai supports "
+            f"({FORMAT_VERSION}); upgrade asdxai"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise CheckpointError(
+            f"{path}: not an asdxai checkpoint (missing keys: {', '.join(missing)})"
+        )
+    for key in ("feature_config", "net_config", "train_config", "class_names", "encoders"):
+        if not isinstance(data[key], dict):
+            raise CheckpointError(
+                f"{path}: not an asdxai checkpoint ({key} is a {type(data[key]).__name__}, "
+                "not a dict)"
+            )
+    _check_backend(data.get("backend"), path)
+    names = {f.name for f in dataclasses.fields(Checkpoint)}
+    ckpt = Checkpoint(**{k: v for k, v in data.items() if k in names})
+    if arch is not None:
+        have = ckpt.net_config.get("arch")
+        if have != arch:
+            raise CheckpointError(
+                f"{path}: checkpoint holds a {have!r} encoder, this command needs {arch!r}"
+            )
+    _check_weights(ckpt, path)
+    return ckpt
+
+
+def read_weights_only(path: str | os.PathLike) -> dict:
+    """The dict a ``torch.save`` zip archive holds, loaded with ``weights_only=True``.
+
+    Raises
+    ------
+    CheckpointError
+        One line naming the file: missing, not a PyTorch zip checkpoint (e.g. an HDF5 file),
+        unpacking to more than :data:`MAX_CHECKPOINT_BYTES`, truncated or corrupt, contains code
+        (not weights-only safe), not a dict, or holding non-finite tensors.
     """
     path = Path(path)
     if not path.is_file():
@@ -209,34 +265,8 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpo
         ) from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: not an asdxai checkpoint (a {type(data).__name__})")
-    version = data.get("format_version")
-    if isinstance(version, int) and version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format_version {version} is newer than this asdxai supports "
-            f"({FORMAT_VERSION}); upgrade asdxai"
-        )
-    missing = [k for k in REQUIRED_KEYS if k not in data]
-    if missing:
-        raise CheckpointError(
-            f"{path}: not an asdxai checkpoint (missing keys: {', '.join(missing)})"
-        )
-    for key in ("feature_config", "net_config", "train_config", "class_names", "encoders"):
-        if not isinstance(data[key], dict):
-            raise CheckpointError(
-                f"{path}: not an asdxai checkpoint ({key} is a {type(data[key]).__name__}, "
-                "not a dict)"
-            )
     _check_finite(data, path)
-    names = {f.name for f in dataclasses.fields(Checkpoint)}
-    ckpt = Checkpoint(**{k: v for k, v in data.items() if k in names})
-    if arch is not None:
-        have = ckpt.net_config.get("arch")
-        if have != arch:
-            raise CheckpointError(
-                f"{path}: checkpoint holds a {have!r} encoder, this command needs {arch!r}"
-            )
-    _check_weights(ckpt, path)
-    return ckpt
+    return data
 
 
 def _check_archive(path: Path) -> None:
@@ -293,6 +323,50 @@ def _check_finite(data: dict, path: Path) -> None:
             stack.extend((f"{where}/{i}", v) for i, v in enumerate(value))
 
 
+#: Slack on the lengths of backend rows (float32 rounding of unit vectors and their means).
+_NORM_SLACK = 1e-3
+
+
+def _check_backend(backend: Any, path: Path) -> None:
+    """Raise CheckpointError naming ``path`` when a stored k-means backend is degenerate.
+
+    Its means are centroids of unit-length embeddings, so every mean has a length in
+    (0, 1], and every stored target embedding has length 1. A section without means, or
+    rows of length 0 (all zero), or longer than 1 (scaled) would make the scores silently
+    fall back to the target embeddings or overflow, so they are refused here.
+    """
+    if backend is None:
+        return
+    sections = backend.get("sections") if isinstance(backend, dict) else None
+    if not isinstance(sections, dict) or not sections:
+        raise CheckpointError(f"{path}: damaged backend (no sections)")
+    for key, entry in sections.items():
+        if not isinstance(entry, dict):
+            raise CheckpointError(f"{path}: damaged backend (section {key} is not a dict)")
+        for name in ("means", "targets"):
+            value = entry.get(name)
+            if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+                raise CheckpointError(
+                    f"{path}: damaged backend (section {key} {name} are not a float tensor)"
+                )
+            if value.ndim != 2 or (name == "means" and value.shape[0] == 0):
+                raise CheckpointError(
+                    f"{path}: damaged backend (section {key} {name} of shape "
+                    f"{tuple(value.shape)}; expected (n, D) with n >= 1 means)"
+                )
+            if value.shape[0] == 0:
+                continue
+            norms = value.double().norm(dim=1)
+            lo, hi = float(norms.min()), float(norms.max())
+            low = 1 - _NORM_SLACK if name == "targets" else _NORM_SLACK
+            if lo < low or hi > 1 + _NORM_SLACK:
+                raise CheckpointError(
+                    f"{path}: damaged backend (section {key} {name} have lengths {lo:.3g} to "
+                    f"{hi:.3g}; {name} of unit-length embeddings have lengths in "
+                    f"{'(0, 1]' if name == 'means' else '{1}'})"
+                )
+
+
 def _check_weights(ckpt: Checkpoint, path: Path) -> None:
     """Raise CheckpointError (naming ``path``) when the weights do not fit the stored configs.
 
@@ -316,6 +390,20 @@ def _check_weights(ckpt: Checkpoint, path: Path) -> None:
             k for k in ref
             if k in weights and tuple(getattr(weights[k], "shape", ())) != tuple(ref[k].shape)
         ]  # fmt: skip
+        kind = [
+            k for k in ref
+            if k in weights and k not in shape and (
+                not isinstance(weights[k], torch.Tensor) or weights[k].is_complex()
+                or weights[k].is_floating_point() != ref[k].is_floating_point()
+            )
+        ]  # fmt: skip
+        if kind:
+            got = getattr(weights[kind[0]], "dtype", type(weights[kind[0]]).__name__)
+            raise CheckpointError(
+                f"{path}: encoder weights {key!r} hold {len(kind)} entries of the wrong type "
+                f"(e.g. {kind[0]!r} is {got}, the architecture needs {ref[kind[0]].dtype}); "
+                "refused rather than cast"
+            )
         if missing or extra or shape:
             first = (missing or extra or shape)[0]
             raise CheckpointError(

@@ -53,6 +53,9 @@ MASK_MODES: dict[str, tuple[bool, bool]] = {
 ESTIMATORS: tuple[str, ...] = ("plain", "centered")
 #: The study's number of masks per map.
 STUDY_MASKS = 640_000
+#: Where RISE applies masks: the detector's own time-frequency input, or the clip's STFT
+#: (resynthesised, for any waveform detector).
+DOMAINS: tuple[str, ...] = ("input", "signal")
 
 #: Explanation method name -> (family, stochastic): family is "rise", "perturbation",
 #: "gradient" or "baseline"; a stochastic method's map depends on its seed.

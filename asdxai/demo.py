@@ -128,12 +128,12 @@ def run_demo(
     from .data.records import scan
     from .embed import TSNEConfig, save_result, write_distances_csv
     from .explain import RISEExecution
-    from .plots.rise import clip_label, measures_caption, plot_importance_grid
     from .plots.tsne import plot_tsne_panels, result_panel, save_figure
     from .workflows.defaults import ensure_synthetic
     from .workflows.embedding import project_split
     from .workflows.evaluate import score_checkpoint
-    from .workflows.explain import Explainer, MapSettings, top_anomalous_clips
+    from .workflows.explain import Explainer, MapSettings
+    from .workflows.figure4 import ExplainedModel, explain_top_clips
 
     dev = resolve_device(device)
     out = ensure_writable_dir(out)
@@ -146,7 +146,7 @@ def run_demo(
     test = scan(data, "dev-test")
     models = _models(out, data, train, epochs, width, seed, dev, progress)
 
-    rows, test_scores, scored_ckpts = [], {}, {}
+    rows, scored_ckpts = [], {}
     for model in DEMO_MODELS:
         scored, _ = models[model.name]
         res.checkpoints[model.name] = scored
@@ -157,7 +157,6 @@ def run_demo(
             protocols=("study",), device=dev, progress=progress,
         )  # fmt: skip
         res.scores[model.name] = out / "scores" / model.name
-        test_scores[model.name] = report.scores
         summary = report.evaluations["study"].summary
         rows.append(metrics.performance_row(model.title, summary))
         res.summary.setdefault("auc", {})[model.name] = {
@@ -166,45 +165,29 @@ def run_demo(
     res.table = metrics.format_terminal(rows)
     metrics.write_tables(rows, out / "performance")
 
-    clips = top_anomalous_clips(test, test_scores[DEMO_MODELS[-1].name], n_clips)
     settings = MapSettings(n_masks=max_masks, seed=seed, until_agreement=agreement)
-    execution = RISEExecution(progress=progress)
-    grid = {c.path: {} for c in clips}
-    logspecs = {}
-    key = {c.path: f"{c.machine}/{c.name}" for c in clips}  # file names repeat across machines
-    for model in DEMO_MODELS:
-        explainer = Explainer(models[model.name][1], device=dev)
-        res.explained[model.name] = models[model.name][1]
-        for clip in clips:
-            log.info("RISE map of %s under %s (%s)", key[clip.path], model.title,
-                     models[model.name][1].name)  # fmt: skip
-            item = explainer.explain(
-                clip.path, section=clip.section_key, settings=settings, execution=execution,
-                out_stem=out / "rise" / model.name / clip.machine / Path(clip.name).stem,
-            )  # fmt: skip
-            res.rise_maps.setdefault(model.name, []).append(item.h5)
-            grid[clip.path][model.title] = item.result.importance
-            logspecs[clip.path] = item.log_spec
-            res.summary.setdefault("measures", {}).setdefault(model.name, {})[key[clip.path]] = {
-                **item.measures,
-                "masks": item.result.n_masks,
-                "split_half_agreement": item.result.agreement,
-            }
-    feat = explainer.ckpt.features  # the explained models share the data's feature settings
-    captions = [
-        {
-            m.title: measures_caption(res.summary["measures"][m.name][key[c.path]])
-            for m in DEMO_MODELS
-        }
-        for c in clips
+    explained = [
+        ExplainedModel(m.name, m.title, Explainer(models[m.name][1], device=dev),
+                       out / "rise" / m.name)
+        for m in reversed(DEMO_MODELS)  # the SC-AdaCos model ranks the clips
     ]
-    fig = plot_importance_grid(
-        [(clip_label(c.machine, c.section, c.name, c.label), logspecs[c.path], grid[c.path])
-         for c in clips], feat, captions=captions,
-        title="Fig. 4: RISE maps of the most anomalous clips under the spectrogram-only twins "
-        "of the scored models (" + ", ".join(m.explained for m in DEMO_MODELS) + ")",
+    fig4 = explain_top_clips(
+        test, explained, settings=settings,
+        execution=RISEExecution(progress=progress), n_clips=n_clips, progress=progress,
     )  # fmt: skip
-    res.figures.append(save_figure(fig, out / "fig4_rise.png"))
+    for m in DEMO_MODELS:
+        res.explained[m.name] = models[m.name][1]
+    for (clip, key), item in fig4.items.items():
+        res.rise_maps.setdefault(key, []).append(item.h5)
+        machine = Path(clip).parent.parent.name  # file names repeat across machines
+        res.summary.setdefault("measures", {}).setdefault(key, {})[
+            f"{machine}/{Path(clip).name}"
+        ] = {**item.measures, "masks": item.result.n_masks,
+             "split_half_agreement": item.result.agreement}  # fmt: skip
+    if fig4.clips:
+        res.figures.append(save_figure(fig4.figure, out / "fig4_rise.png"))
+    else:
+        log.warning("no anomalous test clip with a ground-truth mask: no Fig. 4")
 
     panels = []
     for model in DEMO_MODELS:

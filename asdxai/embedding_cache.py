@@ -14,12 +14,14 @@ import h5py
 import numpy as np
 
 from ._atomic import atomic_path
+from ._h5 import node, open_h5, read_dataset
 from ._io import dumps, sha256_file
-from .errors import DataError
+from .errors import DataError, ResultError
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = "asdxai.embedding-cache"
+_WHAT = "embedding cache"
 
 
 class EmbeddingCache:
@@ -57,46 +59,83 @@ class EmbeddingCache:
             h.update(f"\0{os.fspath(p)}\0{st.st_size}\0{st.st_mtime_ns}".encode())
         return h.hexdigest()
 
-    def get(self, key: str) -> np.ndarray | None:
-        """The cached embeddings [shape=(N, D)] for ``key``, or None."""
+    def _entry(self, f: h5py.File, key: str, rows: int | None = None) -> np.ndarray | None:
+        """The embeddings of entry ``key`` (None if absent), checked before they are read.
+
+        Raises ResultError for a damaged entry (links or storage outside the file, not a
+        numeric (N, D) array of at most 2^23 cells, another number of rows than ``rows``).
+        """
+        kw: dict[str, Any] = {"path": self.path, "what": _WHAT, "error": ResultError}
+        if node(f, key, **kw) is None:
+            return None
+        return read_dataset(f, f"{key}/embeddings", shape=("N" if rows is None else rows, "D"),
+                            **kw)  # fmt: skip
+
+    def get(self, key: str, rows: int | None = None) -> np.ndarray | None:
+        """The cached embeddings [shape=(N, D)] for ``key``, or None.
+
+        ``rows`` is the number of clips the entry must hold (checked before reading). A
+        damaged cache file or entry is a warning and a miss, never read.
+        """
         if not self.path.is_file():
             return None
         try:
-            with h5py.File(self.path, "r") as f:
-                if key in f:
-                    return f[key]["embeddings"][()]
-        except OSError as exc:
+            with open_h5(self.path, what=_WHAT, error=ResultError) as f:
+                return self._entry(f, key, rows)
+        except ResultError as exc:
+            log.warning("%s; ignoring the cache", exc)
+        except (OSError, RuntimeError, KeyError) as exc:
             log.warning("%s: unreadable embedding cache, ignoring it (%s)", self.path, exc)
         return None
 
+    def _old_entries(self, skip: str) -> list[tuple[float, str, np.ndarray, str]]:
+        """(created, key, embeddings, meta) of the intact entries of the current file."""
+        if not self.path.is_file():
+            return []
+        entries = []
+        try:
+            with open_h5(self.path, what=_WHAT, error=ResultError) as old:
+                for k in old.keys():
+                    if k == skip:
+                        continue
+                    try:
+                        emb = self._entry(old, k)
+                        created = float(old[k].attrs.get("created", 0.0))
+                        meta = old[k].attrs.get("meta", "{}")
+                    except (ResultError, TypeError, ValueError, OSError, RuntimeError) as exc:
+                        log.warning("%s: dropping damaged cache entry %r (%s)", self.path, k, exc)
+                        continue
+                    if emb is not None and isinstance(meta, str):
+                        entries.append((created, k, emb, meta))
+        except (ResultError, OSError, RuntimeError) as exc:
+            log.warning("%s: unreadable embedding cache, starting a new one (%s)", self.path, exc)
+            return []
+        return sorted(entries, key=lambda e: e[0])
+
     def put(self, key: str, embeddings: np.ndarray, meta: Mapping[str, Any] | None = None) -> None:
-        """Store ``embeddings`` [shape=(N, D)] under ``key`` (atomic rewrite of the file)."""
+        """Store ``embeddings`` [shape=(N, D)] under ``key`` (atomic rewrite of the file).
+
+        The newest ``max_entries - 1`` intact other entries are kept; damaged ones are
+        dropped with a warning (never copied, so nothing outside the file is read).
+        """
+        # Copy the newest other entries into a fresh file (h5py never shrinks a file
+        # after deletions, so rewriting keeps the cache at its live size).
+        old = self._old_entries(skip=key)
+        keep = old[-(self.max_entries - 1) :] if self.max_entries > 1 else []
         with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs["format"] = CACHE_FORMAT
-            # Copy the newest other entries into a fresh file (h5py never shrinks a file
-            # after deletions, so rewriting keeps the cache at its live size).
-            try:
-                old = h5py.File(self.path, "r") if self.path.is_file() else None
-            except OSError:
-                log.warning("%s: unreadable embedding cache, starting a new one", self.path)
-                old = None
-            if old is not None:
-                with old:
-                    keep = (
-                        sorted(
-                            (k for k in old.keys() if k != key),
-                            key=lambda k: float(old[k].attrs.get("created", 0.0)),
-                        )[-(self.max_entries - 1) :]
-                        if self.max_entries > 1
-                        else []
-                    )
-                    for k in keep:
-                        old.copy(old[k], f, name=k)
-            g = f.create_group(key)
-            g.create_dataset("embeddings", data=np.asarray(embeddings, dtype=np.float32))
-            g.attrs["created"] = time.time()
-            g.attrs["meta"] = dumps(dict(meta or {}))
+            for created, k, emb, old_meta in keep:
+                self._write(f, k, emb, created, old_meta)
+            self._write(f, key, np.asarray(embeddings, dtype=np.float32), time.time(),
+                        dumps(dict(meta or {})))  # fmt: skip
         log.debug("cached %s embeddings in %s", np.shape(embeddings), self.path)
+
+    @staticmethod
+    def _write(f: h5py.File, key: str, emb: np.ndarray, created: float, meta: str) -> None:
+        g = f.create_group(key)
+        g.create_dataset("embeddings", data=emb)
+        g.attrs["created"] = created
+        g.attrs["meta"] = meta
 
     def get_or_compute(
         self,
@@ -115,8 +154,8 @@ class EmbeddingCache:
         meta : small JSON-serialisable dict stored beside the entry
         """
         key = self.key(checkpoint, paths)
-        hit = self.get(key)
-        if hit is not None and hit.shape[0] == len(paths):
+        hit = self.get(key, rows=len(paths))
+        if hit is not None:
             self.hits += 1
             log.info("embedding cache hit (%s, %d clips)", self.path.name, len(paths))
             return hit

@@ -46,3 +46,8 @@ class NonFiniteError(AsdxaiError):
     Raised where the values are produced, naming what they belong to (a clip, a
     training run), so a non-finite value is never mistaken for an unreadable clip.
     """
+
+
+class DetectorError(AsdxaiError):
+    """A detector cannot be loaded, or it breaks the detector protocol (wrong shape,
+    non-finite or non-deterministic scores); the message names the detector."""

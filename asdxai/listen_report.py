@@ -12,8 +12,8 @@ and resynthesises three versions with the clip's own phase
 
 plus ``<stem>_overlay.png`` (log spectrogram, flagged region shaded and outlined).
 
-The explanation is then checked by number: the same black box (the checkpoint's
-:class:`asdxai.scoring.AnomalyScorer` bound to the clip's section) scores every
+The explanation is then checked by number: the same black box (the detector that
+made the map, :mod:`asdxai.detectors`, in the clip's section) scores every
 version. As a baseline, regions of the *same shape and size* at random places are
 removed instead (the soft mask rolled by a random offset in time and frequency,
 overlapping the flagged region by at most half; seeded). If the map is faithful,
@@ -53,7 +53,7 @@ class ListenReport:
     ----------
     map_path, clip : Path, the RISE result and the explained clip
     section : str, section key the clip was scored in
-    checkpoint : Path, the checkpoint whose scorer produced the scores
+    checkpoint : Path or str, the detector that produced the scores (its file, else its name)
     top_percent, smooth_cells : float, settings of the soft mask
     flagged_share : float, mean of the soft mask (share of the spectrogram flagged)
     scores : dict[str, float], anomaly scores (higher = more anomalous) of
@@ -71,7 +71,7 @@ class ListenReport:
     map_path: Path
     clip: Path
     section: str
-    checkpoint: Path
+    checkpoint: Path | str
     top_percent: float
     smooth_cells: float
     flagged_share: float
@@ -121,7 +121,7 @@ class ListenReport:
         s = self.scores
         rnd = np.asarray(self.random_removed, dtype=np.float64)
         lines = [
-            f"clip {self.clip} ({self.section})",
+            f"clip {self.clip}" + (f" ({self.section})" if self.section else ""),
             f"map {self.map_path} ({self.n_masks} masks, split-half agreement "
             f"{self.agreement:.3f})",
             f"flagged: top {self.top_percent:g}% of time-frequency cells "
@@ -175,6 +175,7 @@ def listen_to_map(
     device: str | torch.device = "auto",
     seed: int = 0,
     n_random: int = N_RANDOM,
+    detector: Any = None,
 ) -> ListenReport:
     """Resynthesise, write and score the flagged / rest / original versions of a clip.
 
@@ -184,8 +185,10 @@ def listen_to_map(
         data name the clip, the section and the checkpoint
     top_percent : float in (0, 100), share of time–frequency cells counted as flagged
     smooth_cells : float ≥ 0, Gaussian smoothing of the selection in cells (0 = hard)
-    checkpoint : path, optional, score with this checkpoint instead of the recorded one
-        (its feature settings must give the map's shape)
+    checkpoint : detector spec (checkpoint ``*.pt``, ``*.onnx``, ``module:function``),
+        optional, score with it instead of the detector the map records (``detector_spec``)
+    detector : a detector object to score with (overrides ``checkpoint``); its
+        ``sample_rate`` must be that of the map's grid
     out_dir : folder for the outputs (default: next to the map; created)
     device : torch device for scoring ("auto": CUDA if available)
     seed : int ≥ 0, seed of the random baseline regions
@@ -204,13 +207,11 @@ def listen_to_map(
     ConfigError
         Bad ``top_percent`` / ``smooth_cells`` / ``seed``.
     """
-    from ._io import sha256_file
     from ._runtime import resolve_device
-    from .checkpoint import load_checkpoint
     from .data.audio import read_clip, write_wav
+    from .detectors import CheckedDetector, load_detector
     from .explain.result import load_result
     from .listen import check_smoothing, resynthesise, soft_top_mask
-    from .scoring import AnomalyScorer
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}", param="seed")
@@ -253,39 +254,46 @@ def listen_to_map(
     clip = Path(clip_text)
     if not clip.is_file():
         raise ResultError(f"{map_path}: the clip it explains, {clip}, does not exist (moved?)")
-    section = meta.get("section")
-    if not section:
-        raise ResultError(f"{map_path}: the result records no section key")
-    if checkpoint is None:
-        if not meta.get("checkpoint"):
+    section = meta.get("section") or None
+    dev = resolve_device(device)
+    if detector is None:
+        spec = checkpoint or meta.get("detector_spec") or meta.get("checkpoint")
+        if not spec:
             raise CheckpointError(
-                f"{map_path}: the result records no checkpoint; pass --checkpoint MODEL.pt"
+                f"{map_path}: the result records no loadable detector; name the model that made "
+                "it",
+                param="checkpoint",
             )
-        ckpt_path = Path(meta["checkpoint"])
-        if not ckpt_path.is_file():
+        if checkpoint is None and ":" not in str(spec) and not Path(spec).is_file():
             raise CheckpointError(
-                f"{map_path}: recorded checkpoint {ckpt_path} does not exist; "
-                "pass --checkpoint MODEL.pt"
+                f"{map_path}: recorded detector {spec} does not exist; name the model that made it",
+                param="checkpoint",
             )
-    else:
-        ckpt_path = Path(checkpoint)
-    ckpt = load_checkpoint(ckpt_path)
-    sha = meta.get("checkpoint_sha256")
-    if sha and sha256_file(ckpt_path) != sha:
-        msg = f"checkpoint {ckpt_path} is not the one that produced the map (sha256 differs)"
+        detector = load_detector(spec, device=dev)
+    det = CheckedDetector(detector)
+    known = meta.get("detector_fingerprint") or meta.get("checkpoint_sha256")
+    if known and det.fingerprint != known:
+        msg = f"detector {det.name} is not the one that produced the map (fingerprint differs)"
         log.warning(msg)
         notes.append(msg)
-    feat: FeatureConfig = ckpt.features
-    grid = (feat.n_frames, feat.n_bins)
-    if tuple(res.importance.shape) != grid:
+    grid, own = meta.get("grid"), getattr(det, "features", None)
+    if meta.get("domain", "input") == "input" and isinstance(own, FeatureConfig):
+        feat = own  # an input-domain map lies on the detector's own grid
+    elif isinstance(grid, dict):
+        feat = FeatureConfig(**grid)
+    else:
+        raise ResultError(f"{map_path}: the result records no STFT grid to resynthesise on")
+    if feat.sample_rate != det.sample_rate:
+        raise CheckpointError(f"{map_path}: the map is at {feat.sample_rate} Hz, detector "
+                              f"{det.name} reads {det.sample_rate} Hz")  # fmt: skip
+    if tuple(res.importance.shape) != (feat.n_frames, feat.n_bins):
         raise CheckpointError(
             f"{map_path}: map shape {tuple(res.importance.shape)} does not match the "
-            f"spectrogram {grid} of checkpoint {ckpt_path} (another feature configuration?)"
+            f"spectrogram {(feat.n_frames, feat.n_bins)} of detector {det.name} (another "
+            "feature configuration?)"
         )
-
-    dev = resolve_device(device)
-    scorer = AnomalyScorer.from_checkpoint(ckpt, dev)
-    scorer.reference(section)  # DataError with the list of sections if it is missing
+    if section is None and getattr(det, "sections", None):
+        raise ResultError(f"{map_path}: the result records no section key")
     wave = read_clip(clip, feat)
     mask = soft_top_mask(res.importance, top_percent, smooth_cells)
     parts = resynthesise(wave, mask, feat)
@@ -296,7 +304,7 @@ def listen_to_map(
         resynthesise(wave, _random_region(mask, hard, rng), feat).rest for _ in range(n_random)
     ]
     versions = [parts.original, parts.flagged, parts.rest, *random_rest]
-    scores = _score(scorer, ckpt, section, versions, dev)
+    scores = _score(det, section, versions, dev)
 
     paths: dict[str, Path] = {}
     for key, audio in (
@@ -310,7 +318,7 @@ def listen_to_map(
         f"{clip.name} ({section}): top {top_percent:g}% flagged",
     )  # fmt: skip
     report = ListenReport(
-        map_path=map_path, clip=clip, section=section, checkpoint=ckpt_path,
+        map_path=map_path, clip=clip, section=section, checkpoint=spec_of(det),
         top_percent=float(top_percent), smooth_cells=float(smooth_cells),
         flagged_share=float(mask.mean()),
         scores={"original": scores[0], "flagged": scores[1], "rest": scores[2]},
@@ -345,15 +353,18 @@ def _random_region(mask: np.ndarray, hard: np.ndarray, rng: np.random.Generator)
 
 @torch.no_grad()
 def _score(
-    scorer, ckpt, section: str, waves: list[np.ndarray], device: torch.device
+    detector, section: str | None, waves: list[np.ndarray], device: torch.device
 ) -> list[float]:
-    """Anomaly scores of waveforms [each shape=(L,)] through the model's own front end."""
-    from .nets import encoder_inputs
-
+    """Anomaly scores of waveforms [each shape=(L,)] by the detector (``score``: a checkpoint
+    recomputes every model input, the dual-branch spectrum included, from each version)."""
     batch = torch.from_numpy(np.stack(waves).astype(np.float32)).to(device)  # (n, L)
-    inputs = encoder_inputs(batch, ckpt.features, ckpt.net.arch)
-    s = scorer(inputs["spec"], section, spectrum=inputs["spectrum"])  # (n,)
-    return [float(v) for v in s.cpu()]
+    return [float(v) for v in detector.score(batch, section).cpu()]
+
+
+def spec_of(detector) -> str | Path:
+    """How a report names its detector: the checkpoint / ONNX path, else the name."""
+    path = getattr(detector, "path", None)
+    return Path(path) if path is not None else detector.name
 
 
 def _write_overlay(

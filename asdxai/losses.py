@@ -200,7 +200,7 @@ class _AdaptiveScaleLoss(_Loss):
         if n_classes * n_sub < 2 or n_classes < 2:
             raise ConfigError(
                 f"the {self.name} loss needs at least 2 classes (got {n_classes}); use the "
-                "compactness loss for --classes none or --per-section"
+                "compactness loss for one class or one model per section"
             )
         self.register_buffer("scale", torch.tensor(self.initial_scale(), dtype=torch.float64))
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
@@ -344,7 +344,7 @@ def build_loss(
         if not mixup:
             logger.warning(
                 "sc-adacos without mixup: the adaptive scale grows without bound "
-                "(see the study's remark after Def. 4); consider --mixup"
+                "(see the study's remark after Def. 4); consider training with mixup"
             )
         return SubClusterAdaCosLoss(
             n_classes, embed_dim, sub_clusters, seed, weight_decay, theta_med

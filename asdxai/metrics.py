@@ -311,7 +311,8 @@ def evaluate(records: Sequence[Any], scores: Any, protocol: str = "study") -> Ev
     if unlabeled:
         raise DataError(
             f"{len(unlabeled)} clips have no label or domain (e.g. {unlabeled[0].path}); "
-            "pass the organisers' ground truth (--ground-truth) to evaluate them"
+            "pass the organisers' ground truth to evaluate them",
+            param="ground_truth",
         )
     groups: dict[str, list[int]] = {}
     for i, r in enumerate(records):

@@ -447,9 +447,8 @@ class AnomalyScorer(nn.Module):
 
         if getattr(ckpt, "backend", None) is None:
             raise CheckpointError(
-                "checkpoint has no fitted backend (k-means means / target embeddings); run "
-                "`asdxai fit-backend --checkpoint MODEL.pt --data ROOT` first, or pass "
-                "--fit-backend to `asdxai score`"
+                "checkpoint has no fitted backend (k-means means / target embeddings); fit one "
+                "on the normal training clips first (the command `asdxai fit-backend`)"
             )
         dev = resolve_device(device)
         encoders = {key: ckpt.build_encoder(key) for key in ckpt.encoders}

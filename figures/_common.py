@@ -183,6 +183,13 @@ class Study:
         """Folder name of a (recipe, settings, data) combination in the work folder."""
         return f"{recipe}-{_json_hash([self.settings(recipe, **overrides), self.data_id()])}"
 
+    def map_folder(self, recipe: str, seed: int, n_masks: int, agreement: float,
+                   condition: str = "") -> Path:  # fmt: skip
+        """Cache folder of one model's RISE maps (each map at ``output_stem`` below it);
+        ``condition`` names a non-default masking."""
+        name = f"seed{seed}-n{n_masks}-a{agreement}" + (f"-{condition}" if condition else "")
+        return self.work / "rise" / self.key(recipe) / name
+
     def checkpoint(
         self, recipe: str, seed: int, backend: bool = True, **overrides: Any
     ) -> tuple[Path, Any]:

@@ -28,9 +28,8 @@ MODELS = (
 
 def main(argv: list[str] | None = None) -> int:
     from asdxai.explain import RISEExecution
-    from asdxai.inference import score_records
-    from asdxai.plots.rise import clip_label, measures_caption, plot_importance_grid
-    from asdxai.workflows.explain import Explainer, MapSettings, top_anomalous_clips
+    from asdxai.workflows.explain import Explainer, MapSettings
+    from asdxai.workflows.figure4 import ExplainedModel, explain_top_clips
 
     p = parser("Fig. 4: RISE maps of two anomalous clips, SC-AdaCos vs one-class compactness")
     p.add_argument(
@@ -46,52 +45,27 @@ def main(argv: list[str] | None = None) -> int:
     n_masks = args.n_masks or (8000 if study.quick else 64000)
     agreement = args.agreement or (0.95 if study.quick else 0.99)
     seed = study.seed
-    test = study.records("dev-test")
     settings = MapSettings(n_masks=n_masks, seed=seed, until_agreement=agreement)
-    execution = RISEExecution(progress=study.progress)
-
-    explainers = {}
-    for recipe, title in MODELS:
-        path, _ = study.checkpoint(recipe, seed)
-        explainers[title] = (recipe, Explainer(path, device=study.device))
-    ref = explainers[MODELS[0][1]][1]
-    clips = top_anomalous_clips(test, score_records(ref.scorer, ref.ckpt, test,
-                                                    progress=study.progress))  # fmt: skip
-    if not clips:
+    models = [
+        ExplainedModel(study.key(recipe), title,
+                       Explainer(study.checkpoint(recipe, seed)[0], device=study.device),
+                       study.map_folder(recipe, seed, n_masks, agreement))
+        for recipe, title in MODELS
+    ]  # fmt: skip
+    fig4 = explain_top_clips(
+        study.records("dev-test"), models, settings=settings,
+        execution=RISEExecution(progress=study.progress), progress=study.progress,
+    )  # fmt: skip
+    if not fig4.clips:
         raise SystemExit("fig4: no anomalous dev-test clip with a ground-truth mask in the data")
 
-    rows, table, captions = [], [], []
-    for clip in clips:
-        maps, log_spec, caption = {}, None, {}
-        for title, (recipe, explainer) in explainers.items():
-            folder = study.work / "rise" / study.key(recipe) / f"seed{seed}-n{n_masks}-a{agreement}"
-            item = explainer.explain(
-                clip.path, section=clip.section_key, settings=settings, execution=execution,
-                out_stem=folder / clip.machine / clip.path.stem, plot=False,
-            )  # fmt: skip
-            maps[title] = item.result.importance
-            caption[title] = measures_caption(item.measures)
-            log_spec = item.log_spec
-            table.append({
-                "clip": clip.name, "machine": clip.machine, "model": title,
-                "n_masks": int(item.result.n_masks), "agreement": float(item.result.agreement),
-                **item.measures,
-            })  # fmt: skip
-        rows.append((clip_label(clip.machine, clip.section, clip.name, clip.label), log_spec, maps))
-        captions.append(caption)
-
-    fig = plot_importance_grid(
-        rows, ref.ckpt.features, captions=captions,
-        title="RISE maps under the spectrogram-only encoders ("
-        + ", ".join(recipe for recipe, _ in MODELS) + ")",
-    )  # fmt: skip
-    paths = study.save(fig, "fig4_rise")
-    write_csv(study.out / "fig4_rise.csv", table)
-    info = {"clips": [str(c.path) for c in clips], "maps": table, "n_masks_max": n_masks}
+    paths = study.save(fig4.figure, "fig4_rise")
+    write_csv(study.out / "fig4_rise.csv", fig4.rows)
+    info = {"clips": [str(c.path) for c in fig4.clips], "maps": fig4.rows, "n_masks_max": n_masks}
     study.write_json("fig4_rise.json", {**info, "agreement": agreement})
-    for r in table:
-        measures = ", ".join(f"{k} {r[k]:.3f}" for k in r if k not in
-                             ("clip", "machine", "model", "n_masks", "agreement"))  # fmt: skip
+    fixed = ("clip", "machine", "section", "label", "model", "n_masks", "agreement")
+    for r in fig4.rows:
+        measures = ", ".join(f"{k} {r[k]:.3f}" for k in r if k not in fixed)
         print(f"{r['clip']:60s} {r['model']:30s} masks {r['n_masks']:6d} {measures}")
     print("wrote", ", ".join(map(str, paths)))
     return 0

@@ -6,13 +6,21 @@ high-energy regions read as normal), while the one-class model's map "looks almo
 follows background events. On the synthetic tree every test clip has a machine / background
 ground truth, so this can be measured (:func:`asdxai.explain.focus.map_focus`):
 
-* machine focus: AUC with which |map - median| separates machine-dominant cells (0.5 = the
-  map's structure ignores the machine);
+* machine focus: max(A, 1 - A), A the AUC with which the map's values separate machine-dominant
+  from background-dominant cells (0.5 = chance; 1 = the map ranks the machine apart, either way);
+* machine contrast: 2 A - 1, its signed twin (negative = machine regions read as normal);
 * machine correlation: Pearson r of the map with the machine-to-background level (negative =
   machine regions read as normal, as in Fig. 4b);
+* machine r beyond energy: the partial correlation of the map and the level given the clip's log
+  spectrogram (0 = nothing beyond what the cells' loudness explains);
 * event share: the map's |deviation| mass on background-event cells over their area share
   (> 1 = drawn to background events);
 * pixel AUC and pointing game against the anomaly mask (anomalous clips).
+
+Every measure is reported beside the same measure of the clip's *energy map* (its log
+spectrogram, a map that knows nothing of the model): the baseline column, and per measure how
+many (clip, trial) maps of SC-AdaCos beat the one-class model's and the energy map's. The
+measures are recomputed from the maps (cached maps get the current definitions).
 
 Models: the two spectrogram-only recipes of Fig. 4, ``--trials`` seeds each (trained and cached
 like every figure script; seed 0 on the default ``small`` tree is the bundled model). Clips: for
@@ -37,7 +45,10 @@ MODELS = (
     ("synthetic-small-sc-adacos-attribute-spectrogram", "SC-AdaCos"),
     ("synthetic-small-compactness-none-spectrogram", "IC compactness"),
 )
-MEASURES = ("machine_focus", "machine_correlation", "event_share", "pixel_auc", "pointing_game")
+MEASURES = ("machine_focus", "machine_contrast", "machine_correlation", "machine_partial_r",
+            "event_share", "pixel_auc", "pointing_game")  # fmt: skip
+#: Column of the energy-map baseline in the tables.
+ENERGY = "energy map"
 
 
 def pick_clips(records: list, section: str = "00") -> list:
@@ -94,23 +105,21 @@ def map_limits(args, study: Study) -> tuple[float, int]:
     return agreement, args.n_masks or (8000 if study.quick else 64000)
 
 
-def map_folder(study: Study, recipe: str, seed: int, n_masks: int, agreement: float,
-               condition: str = ""):  # fmt: skip
-    """Cache folder of one model's maps; ``condition`` names a non-default masking."""
-    name = f"seed{seed}-n{n_masks}-a{agreement}" + (f"-{condition}" if condition else "")
-    return study.work / "rise" / study.key(recipe) / name
-
-
 def map_row(explainer, clip, settings, execution, folder, **columns) -> dict:
-    """Compute (or load) the map of ``clip`` into ``folder``; its row of the per-map CSV."""
+    """Compute (or load) the map of ``clip`` into ``folder``; its row of the per-map CSV: the
+    map's :data:`MEASURES` and the energy map's (``energy_<measure>``), recomputed from the map."""
+    from asdxai.workflows.explain import map_measures, output_stem
+
     item = explainer.explain(
         clip.path, section=clip.section_key, settings=settings, execution=execution,
-        out_stem=folder / clip.machine / clip.path.stem, plot=False,
+        out_stem=output_stem(folder, clip.path), plot=False,
     )  # fmt: skip
+    measures = map_measures(item.result.importance, clip.path, log_energy=item.log_spec)
+    nan = float("nan")
     return {"clip": clip.name, "machine": clip.machine, "domain": clip.domain, **columns,
             "n_masks": item.result.n_masks, "agreement": item.result.agreement,
-            "score": item.score,
-            **{m: item.measures.get(m, float("nan")) for m in MEASURES}}  # fmt: skip
+            "score": item.score, **{m: measures.get(m, nan) for m in MEASURES},
+            **{f"energy_{m}": measures.get(f"energy_{m}", nan) for m in MEASURES}}  # fmt: skip
 
 
 def write_report(study: Study, stem: str, rows: list[dict], text: str, info: dict) -> None:
@@ -136,40 +145,64 @@ def stats_cell(stats: tuple[float, float, int], digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if n else "—"
 
 
+def per_map(rows: list[dict], measure: str) -> dict[str, dict]:
+    """model title (and :data:`ENERGY`) -> {(machine, clip, trial, ...): value} of ``measure``;
+    the energy map's values are read from the first model's rows (the same clip, the same map)."""
+    keys = [k for k in ("machine", "clip", "trial", "mode", "fill") if rows and k in rows[0]]
+    titles = [t for _, t in MODELS]
+    out = {t: {tuple(r[k] for k in keys): r[measure] for r in rows if r["model"] == t}
+           for t in titles}  # fmt: skip
+    out[ENERGY] = {tuple(r[k] for k in keys): r[f"energy_{measure}"]
+                   for r in rows if r["model"] == titles[0]}  # fmt: skip
+    return out
+
+
+def wins(a: dict, b: dict) -> str:
+    """``k/n``: on how many of the keys both hold (finite values) ``a`` is above ``b``."""
+    import numpy as np
+
+    pairs = [(a[k], b[k]) for k in a if k in b and np.isfinite(a[k]) and np.isfinite(b[k])]
+    return f"{sum(x > y for x, y in pairs)}/{len(pairs)}" if pairs else "—"
+
+
 def summarise(rows: list[dict]) -> tuple[str, dict]:
     """Markdown tables and a JSON summary of the per-map rows."""
     titles = [t for _, t in MODELS]
-    out: dict = {"overall": {}, "per_machine": {}, "wilcoxon": {}}
+    out: dict = {"overall": {}, "per_machine": {}, "wilcoxon": {}, "wins": {}}
     lines = []
     for label in ("anomaly", "normal"):
         sel = [r for r in rows if r["label"] == label]
         n_maps = len({(r["machine"], r["clip"], r["trial"]) for r in sel})
         lines += [f"\n### {label} clips ({n_maps} maps per "
-                  "model)\n", "| measure | " + " | ".join(titles) + " | paired Wilcoxon p |",
-                  "|---|" + "---|" * (len(titles) + 1)]  # fmt: skip
+                  "model)\n", "| measure | " + " | ".join([*titles, ENERGY])
+                  + f" | paired Wilcoxon p | {titles[0]} > {titles[1]} | {titles[0]} > energy |",
+                  "|---|" + "---|" * (len(titles) + 4)]  # fmt: skip
         for m in MEASURES:
-            cells, per = [], {}
-            for t in titles:
-                s = finite_stats(r[m] for r in sel if r["model"] == t)
+            per = per_map(sel, m)
+            cells = []
+            for t in [*titles, ENERGY]:
+                s = finite_stats(per[t].values())
                 cells.append(stats_cell(s))
-                per[t] = {
-                    (r["machine"], r["clip"], r["trial"]): r[m] for r in sel if r["model"] == t
-                }
                 out["overall"].setdefault(label, {}).setdefault(m, {})[t] = list(s)
             p = paired_p(per[titles[0]], per[titles[1]])
             out["wilcoxon"].setdefault(label, {})[m] = p
-            lines.append(f"| {m} | " + " | ".join(cells) + f" | {p:.2g} |")
+            energy = {k[:2]: v for k, v in per[ENERGY].items()}  # one energy map per clip
+            vs_energy = {k: energy[k[:2]] for k in per[titles[0]] if k[:2] in energy}
+            won = [wins(per[titles[0]], per[titles[1]]), wins(per[titles[0]], vs_energy)]
+            out["wins"].setdefault(label, {})[m] = won
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {p:.2g} | " + " | ".join(won)
+                         + " |")  # fmt: skip
     machines = sorted({r["machine"] for r in rows})
     lines += [
         "\n### machine focus per machine type (all clips)\n",
-        "| machine | " + " | ".join(titles) + " |",
-        "|---|" + "---|" * len(titles),
+        "| machine | " + " | ".join([*titles, ENERGY]) + " |",
+        "|---|" + "---|" * (len(titles) + 1),
     ]
     for mach in machines:
         cells = []
-        for t in titles:
-            mean, std, n = finite_stats(r["machine_focus"] for r in rows
-                                 if r["machine"] == mach and r["model"] == t)  # fmt: skip
+        per = per_map([r for r in rows if r["machine"] == mach], "machine_focus")
+        for t in [*titles, ENERGY]:
+            mean, std, n = finite_stats(per[t].values())
             cells.append(f"{mean:.2f} ± {std:.2f}")
             out["per_machine"].setdefault(mach, {})[t] = [mean, std, n]
         lines.append(f"| {mach} | " + " | ".join(cells) + " |")
@@ -198,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             path, _ = study.checkpoint(recipe, seed)
             explainer = Explainer(path, device=study.device)
-            folder = map_folder(study, recipe, seed, n_masks, agreement)
+            folder = study.map_folder(recipe, seed, n_masks, agreement)
             for clip in clips:
                 rows.append(map_row(explainer, clip, settings, execution, folder,
                                     label=clip.label, model=title, trial=seed))  # fmt: skip

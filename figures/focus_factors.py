@@ -11,9 +11,10 @@ every combination of
   clip: masked cells keep the clip's average loudness but lose their structure);
 
 and the measures of :func:`asdxai.explain.focus.map_focus` are compared between the two models
-(mean ± std over clips, paired Wilcoxon signed-rank over clips) in each condition. A time-only
-map is constant along frequency and a frequency-only map constant along time, so their machine
-focus only measures whether the machine's *frames* (or *bins*) stand out. Writes
+(mean ± std over clips, paired Wilcoxon signed-rank over clips) in each condition, beside the
+clip's energy map (its log spectrogram: the baseline column, the same in every condition). A
+time-only map is constant along frequency and a frequency-only map constant along time, so their
+machine focus only measures whether the machine's *frames* (or *bins*) stand out. Writes
 ``focus_factors.csv`` (one row per map), ``focus_factors.md`` and ``focus_factors.json``; the
 separable / silence maps are shared with ``focus_claim.py`` (same cache folder).
 
@@ -27,16 +28,18 @@ import sys
 
 from _common import Study
 from focus_claim import (
+    ENERGY,
     MEASURES,
     MODELS,
     finite_stats,
-    map_folder,
     map_limits,
     map_parser,
     map_row,
     paired_p,
+    per_map,
     pick_clips,
     stats_cell,
+    wins,
     write_report,
 )
 
@@ -49,22 +52,25 @@ def summarise(rows: list[dict]) -> tuple[str, dict]:
     titles = [t for _, t in MODELS]
     lines, out = [], {}
     for m in MEASURES:
-        lines += [f"\n### {m}\n", "| mask mode | fill | " + " | ".join(titles)
-                  + " | paired Wilcoxon p |", "|---|---|" + "---|" * (len(titles) + 1)]  # fmt: skip
+        lines += [f"\n### {m}\n", "| mask mode | fill | " + " | ".join([*titles, ENERGY])
+                  + f" | paired Wilcoxon p | {titles[0]} > {titles[1]} | {titles[0]} > energy |",
+                  "|---|---|" + "---|" * (len(titles) + 4)]  # fmt: skip
         for mode, fill in itertools.product(MODES, FILLS):
             sel = [r for r in rows if (r["mode"], r["fill"]) == (mode, fill)]
             if not sel:
                 continue
-            per = {t: {(r["machine"], r["clip"]): r[m] for r in sel if r["model"] == t}
-                   for t in titles}  # fmt: skip
+            per = per_map(sel, m)
             cells, stats = [], {}
-            for t in titles:
+            for t in [*titles, ENERGY]:
                 s = finite_stats(per[t].values())
                 stats[t] = list(s) if s[2] else None
                 cells.append(stats_cell(s))
             p = paired_p(per[titles[0]], per[titles[1]])
-            out.setdefault(m, {})[f"{mode}/{fill}"] = {"models": stats, "wilcoxon_p": p}
-            lines.append(f"| {mode} | {fill} | " + " | ".join(cells) + f" | {p:.2g} |")
+            won = [wins(per[titles[0]], per[titles[1]]), wins(per[titles[0]], per[ENERGY])]
+            out.setdefault(m, {})[f"{mode}/{fill}"] = {"models": stats, "wilcoxon_p": p,
+                                                      "wins": won}  # fmt: skip
+            lines.append(f"| {mode} | {fill} | " + " | ".join(cells) + f" | {p:.2g} | "
+                         + " | ".join(won) + " |")  # fmt: skip
     return "\n".join(lines) + "\n", out
 
 
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings = MapSettings(config, n_masks, seed, until_agreement=agreement)
                 # separable / silence is focus_claim's own setting: its folder, its maps
                 condition = "" if (mode, fill) == ("separable", "silence") else f"{mode}-{fill}"
-                folder = map_folder(study, recipe, seed, n_masks, agreement, condition)
+                folder = study.map_folder(recipe, seed, n_masks, agreement, condition)
                 rows.append(map_row(explainer, clip, settings, execution, folder, model=title,
                                     mode=mode, fill=fill, fill_value=config.fill))  # fmt: skip
     if args.model is not None:

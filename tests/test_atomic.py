@@ -87,10 +87,15 @@ def test_writes_through_a_symlink_to_its_target(tmp_path):
     assert link.is_symlink() and os.readlink(link) == str(target)
     assert target.read_text() == "new" and _mode(target) == 0o640
     assert check_output_file(link) == target
-    dangling = tmp_path / "dangling.txt"
-    dangling.symlink_to(tmp_path / "real" / "later.txt")
-    atomic_write_text(dangling, "created")
-    assert dangling.is_symlink() and (tmp_path / "real" / "later.txt").read_text() == "created"
+    dangling = tmp_path / "dangling.txt"  # followed only to an existing file (issue 27)
+    for where in (tmp_path / "real" / "later.txt", tmp_path / "missing" / "later.txt"):
+        dangling.unlink(missing_ok=True)
+        dangling.symlink_to(where)
+        with pytest.raises(ConfigError, match="does not exist"):
+            atomic_write_text(dangling, "created")
+        assert dangling.is_symlink() and not where.exists()
+    assert not (tmp_path / "missing").exists()
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["model.pt"]
 
 
 def test_failure_leaves_the_old_file_and_no_temporary(tmp_path):

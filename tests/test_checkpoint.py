@@ -35,8 +35,8 @@ def _ckpt(arch="dual", keys=("all",), per_section=False):
             "k": 2,
             "sections": {
                 "fan_section_00": {
-                    "means": np.ones((2, 256), np.float32),
-                    "targets": torch.zeros(3, 256),
+                    "means": torch.full((2, 256), 1 / 16),  # unit length
+                    "targets": torch.full((3, 256), 1 / 16),
                 }
             },
         },

@@ -360,22 +360,35 @@ def _bad_ckpts(assets, tmp: Path) -> dict[str, tuple[Path, str]]:
     put("other-arch", {**d, "net_config": {**d["net_config"], "arch": "dual"}},
         "do not match the architecture")  # fmt: skip
     cases["missing"] = (tmp / "nothing.pt", "nothing.pt")
+    put("version-text", {**d, "format_version": "99"}, "format_version is a str")
+    for kind, dtype in (("complex", torch.complex64), ("int", torch.int32)):
+        enc = {k: dict(v) for k, v in d["encoders"].items()}
+        enc["all"][name] = enc["all"][name].to(dtype)
+        put(f"{kind}-weights", {**d, "encoders": enc}, "refused rather than cast")
+    means = d["backend"]["sections"][SECTION]["means"]
+    for kind, value, words in (("zero", means * 0, "lengths 0"), ("empty", means[:0], "shape (0,"),
+                               ("scaled", means * 3e30, "lengths")):  # fmt: skip
+        sec = {**d["backend"]["sections"][SECTION], "means": value}
+        put(f"backend-{kind}", {**d, "backend": {**d["backend"], "sections": {SECTION: sec}}},
+            ["damaged backend", words])  # fmt: skip
     return cases
 
 
 @pytest.mark.parametrize(
     "case", ["truncated", "random-bytes", "hdf5", "pickle-with-code", "newer", "nan-weights",
-             "hop-1", "other-arch", "missing"],
+             "hop-1", "other-arch", "missing", "version-text", "complex-weights", "int-weights",
+             "backend-zero", "backend-empty", "backend-scaled"],
 )  # fmt: skip
 def test_bad_checkpoint_through_every_command(case, assets, tmp_path, capsys):
     path, words = _bad_ckpts(assets, tmp_path)[case]
+    words = [words, path] if isinstance(words, str) else [*words, path]
     out = tmp_path / "out"
     tree = assets["tree"]
-    refused(capsys, _rise_args(path, assets["clip"], out), [words, path], out)
-    refused(capsys, _score_args(path, tree, out), [words, path], out)
-    refused(capsys, _tsne_args(path, tree, out), [words, path], out)
-    refused(capsys, _fit_args(path, tree, out / "m.pt"), [words, path], out)
-    refused(capsys, _listen_args(assets["map"], out, "--checkpoint", path), [words, path], out)
+    refused(capsys, _rise_args(path, assets["clip"], out), words, out)
+    refused(capsys, _score_args(path, tree, out), words, out)
+    refused(capsys, _tsne_args(path, tree, out), words, out)
+    refused(capsys, _fit_args(path, tree, out / "m.pt"), words, out)
+    refused(capsys, _listen_args(assets["map"], out, "--checkpoint", path), words, out)
     assert not (tmp_path / "PWNED").exists()
 
 
@@ -424,9 +437,10 @@ def _huge_weights(assets, tmp):
 def test_non_finite_scores_name_the_checkpoint(on_error, assets, tmp_path, capsys):
     """Scores that overflow are an error naming the checkpoint, never 'skipped unreadable'."""
     out = tmp_path / "out"
-    for path in (_huge_backend(assets, tmp_path), _huge_weights(assets, tmp_path)):
+    for path, words in ((_huge_backend(assets, tmp_path), "damaged backend"),
+                        (_huge_weights(assets, tmp_path), "non-finite")):  # fmt: skip
         refused(capsys, _score_args(path, assets["tree"], out, "--on-error", on_error),
-                [path, "non-finite"], out)  # fmt: skip
+                [path, words], out)  # fmt: skip
     path = _huge_weights(assets, tmp_path)
     refused(capsys, _tsne_args(path, assets["tree"], out), [path, "non-finite"], out)
     refused(capsys, _fit_args(path, assets["tree"], out / "m.pt"), [path, "non-finite"], out)
@@ -580,6 +594,30 @@ def test_output_file_taken_by_a_directory_or_fifo(assets, tmp_path, capsys):
 # ----------------------------------------------------------------------------- result files
 
 
+def test_dot_dot_in_a_clip_path_stays_under_out(assets, tmp_path):
+    """``--clip machine/test/../test/x.wav``: the machine folder is resolved, not ``..``."""
+    clip = assets["tree"] / "dev_data/fan/test/../test" / Path(TEST0).name
+    out = tmp_path / "o" / "r"
+    assert main([str(a) for a in ["-q", *_rise_args(assets["ckpt"], clip, out)]]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["r"]
+    assert (out / "fan" / Path(TEST0).with_suffix(".h5").name).is_file()
+
+
+def test_dangling_symlink_under_an_output_name_is_refused(assets, tmp_path, capsys):
+    """Nothing is created where a dangling link points (no parent folders, no file)."""
+    out = tmp_path / "rise"
+    link = output_stem(out, assets["clip"]).with_suffix(".h5")
+    link.parent.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere" / "deep" / "x.h5"
+    link.symlink_to(elsewhere)
+    code = main([str(a) for a in _rise_args(assets["ckpt"], assets["clip"], out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(link) in err and "does not exist" in err, err
+    assert not (tmp_path / "elsewhere").exists()
+    assert sorted(p.name for p in link.parent.iterdir()) == [link.name]
+
+
 def _copy_h5(src: Path, dst: Path, edit) -> Path:
     shutil.copy(src, dst)
     with h5py.File(dst, "r+") as h5:
@@ -625,6 +663,8 @@ BAD_MAPS = {
     "importance-shape": (_replace("importance", np.zeros((10, 10))), "shape"),
     "importance-nan": (_replace("importance", np.full((49, 129), np.nan)), "NaN"),
     "importance-huge": (_huge_dataset, "more than"),
+    "center-nan": (_set_attr("center", np.nan), "center = nan"),
+    "sums-inf": (lambda h5: h5["state/sum_odd"].__setitem__((0, 0), np.inf), "'state/sum_odd'"),
     "n-masks-text": (_set_attr("n_masks", "many"), "'n_masks'"),
     "seed-negative": (_set_attr("seed", -3), "seed"),
     "meta-list": (_set_attr("meta", "[1, 2]"), "'meta' is not a JSON object"),
@@ -696,6 +736,141 @@ def test_damaged_tsne_result_via_transform(case, assets, tmp_path, capsys):
     out = tmp_path / "out"
     refused(capsys, _tsne_args(assets["ckpt"], assets["tree"], out, "--transform", bad),
             [bad, words], out)  # fmt: skip
+
+
+# ------------------------------------------------------------------------ .h5 pointing elsewhere
+
+
+def _fifo(tmp: Path) -> Path:
+    fifo = tmp / "fifo"
+    os.mkfifo(fifo)
+    return fifo
+
+
+def _tamper(h5, name: str, case: str, tmp: Path) -> None:
+    """Replace dataset ``name`` by an object of kind ``case`` (see ``POINTERS``)."""
+    old = h5[name]
+    shape, dtype = old.shape, old.dtype
+    del h5[name]
+    if case == "external-fifo":  # its bytes "stored" in a fifo: reading would block forever
+        h5.create_dataset(name, shape=shape, dtype=dtype, external=[(str(_fifo(tmp)), 0, 1 << 30)])
+    elif case == "external-passwd":
+        h5.create_dataset(name, shape=(64,), dtype="u1", external=[("/etc/passwd", 0, 64)])
+    elif case == "external-link":
+        h5[name] = h5py.ExternalLink(str(tmp / "elsewhere.h5"), "/x")
+    elif case == "soft-link-loop":
+        h5[name] = h5py.SoftLink("/" + name)
+    elif case == "virtual":
+        layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+        layout[...] = h5py.VirtualSource(str(tmp / "elsewhere.h5"), "x", shape=shape)
+        h5.create_virtual_dataset(name, layout)
+    elif case == "compound":
+        h5.create_dataset(name, shape=shape, dtype=[("a", "f4"), ("b", "i4")])
+    elif case == "text":
+        h5.create_dataset(name, data=np.full(shape, "x", dtype=object), dtype=h5py.string_dtype())
+    elif case == "group":
+        h5.create_group(name).create_dataset("x", data=np.zeros(3))
+    elif case == "huge":  # a few KB on disk, tens of GB declared
+        h5.create_dataset(name, shape=(50_000, 100_000), dtype="f8", chunks=(64, 64),
+                          compression="gzip")  # fmt: skip
+    else:
+        raise AssertionError(case)
+
+
+POINTERS = {
+    "external-fifo": "another file",
+    "external-passwd": "another file",
+    "external-link": "external link",
+    "soft-link-loop": "soft link",
+    "virtual": "virtual dataset",
+    "compound": "not a numeric array",
+    "text": "not a numeric array",
+    "group": "is a group",
+    "huge": "shape",
+}
+
+
+@pytest.mark.parametrize("case", sorted(POINTERS))
+def test_rise_result_pointing_elsewhere(case, assets, tmp_path, capsys):
+    """listen and a resumed rise refuse, never read through, never block."""
+    bad = _copy_h5(assets["map"], tmp_path / "bad.h5",
+                   lambda h5: _tamper(h5, "importance", case, tmp_path))  # fmt: skip
+    out = tmp_path / "out"
+    refused(capsys, _listen_args(bad, out), [bad, "'importance'", POINTERS[case]], out)
+    rise_out = tmp_path / "rise"
+    target = output_stem(rise_out, assets["clip"]).with_suffix(".h5")
+    target.parent.mkdir(parents=True)
+    shutil.copy(bad, target)
+    refused(capsys, _rise_args(assets["ckpt"], assets["clip"], rise_out),
+            [target, POINTERS[case]], rise_out)  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(POINTERS))
+def test_tsne_reference_pointing_elsewhere(case, assets, tmp_path, capsys):
+    bad = _copy_h5(assets["tsne"], tmp_path / "bad_tsne.h5",
+                   lambda h5: _tamper(h5, "embeddings", case, tmp_path))  # fmt: skip
+    out = tmp_path / "out"
+    refused(capsys, _tsne_args(assets["ckpt"], assets["tree"], out, "--transform", bad),
+            [bad, POINTERS[case]], out)  # fmt: skip
+
+
+def test_tsne_reference_meta_of_another_length(assets, tmp_path, capsys):
+    """3 labels for every point of the reference: refused before the labels are used."""
+    bad = _copy_h5(
+        assets["tsne"],
+        tmp_path / "bad_tsne.h5",
+        _replace("meta/label", np.array(["normal"] * 3, dtype=object).astype("S")),
+    )
+    out = tmp_path / "out"
+    refused(capsys, _tsne_args(assets["ckpt"], assets["tree"], out, "--transform", bad),
+            [bad, "'meta/label' has shape (3,)"], out)  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(POINTERS))
+def test_ground_truth_pointing_elsewhere(case, assets, tree, tmp_path, capsys):
+    """anomaly_masks.h5 of a tree: its entry for the explained clip is checked before reading."""
+    masks = tree / "anomaly_masks.h5"
+    with h5py.File(masks, "w") as h5:
+        h5.attrs["shape"] = (FEAT.n_frames, FEAT.n_bins)
+        h5.create_dataset(TEST0, data=np.zeros((FEAT.n_frames, FEAT.n_bins), bool))
+        _tamper(h5, TEST0, case, tmp_path)
+    out = tmp_path / "rise"
+    refused(capsys, _rise_args(assets["ckpt"], tree / TEST0, out), [masks, POINTERS[case]], out)
+
+
+@pytest.mark.parametrize("case", ["external-fifo", "soft-link-loop", "huge", "text"])
+def test_damaged_embedding_cache_is_a_miss_and_never_read(case, assets, tmp_path, caplog):
+    """A tampered cache entry is ignored (a warning), re-computed and rewritten intact."""
+    out = tmp_path / "out"
+    args = [a for a in _tsne_args(assets["ckpt"], assets["tree"], out) if a != "--no-cache"]
+    assert main([str(a) for a in ["-q", *args]]) == 0
+    cache = out / "embedding_cache.h5"
+    with h5py.File(cache, "r+") as h5:
+        (key,) = list(h5)
+        _tamper(h5, f"{key}/embeddings", case, tmp_path)
+    assert main([str(a) for a in args]) == 0
+    assert "ignoring the cache" in caplog.text
+    with h5py.File(cache) as h5:
+        emb = h5[key]["embeddings"]
+        assert emb.external is None and emb.dtype == np.float32 and emb.shape[0] > 1
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_result_file_that_is_not_a_regular_file(kind, assets, tmp_path, capsys):
+    """A fifo (would block the open) or a directory is named as such, not "not found"."""
+    path = tmp_path / "x.h5"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    out = tmp_path / "out"
+    refused(capsys, _listen_args(path, out), [path, f"is a {kind}"], out)
+    refused(capsys, _tsne_args(assets["ckpt"], assets["tree"], out, "--transform", path),
+            [path, f"is a {kind}"], out)  # fmt: skip
+
+
+def test_map_that_is_not_finite_is_never_saved(assets, tmp_path, capsys):
+    """A keep probability whose expected mask underflows gives a NaN map: one line, no file."""
+    out = tmp_path / "rise"
+    refused(capsys, _rise_args(assets["ckpt"], assets["clip"], out, "--p-keep", "1e-300"),
+            ["NaN or inf", "nothing saved"], out)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- recipes

@@ -146,6 +146,27 @@ def test_faithfulness_prefers_the_true_map_to_a_random_one(fill):
     assert good["average_drop"] == 0.0 < bad["average_drop"]  # the top 20 % cover box A
 
 
+def test_faithfulness_with_a_reference_tensor():
+    """A (T, F) reference replaces removed cells: zeros are the zero fill, the median frame the
+    median fill, and a reference equal to the input removes nothing (flat curves)."""
+    from asdxai.explain.attribution.methods import median_frame
+
+    spec, weights, truth = _two_boxes()
+    score = _linear(weights)
+    importance = truth + 0.01 * np.random.default_rng(0).random((T, F))
+    kw = {"steps": 16, "bands": 8}
+    for name, ref in (("zero", torch.zeros_like(spec)), ("median", median_frame(spec))):
+        named = faithfulness_measures(score, spec, importance, fill=name, **kw)
+        assert faithfulness_measures(score, spec, importance, fill=ref, **kw) == named
+    same = faithfulness_measures(score, spec, importance, fill=spec.clone(), **kw)
+    assert same["deletion"] == pytest.approx(1.0) and same["insertion"] == pytest.approx(1.0)
+    assert same["average_drop"] == 0.0 and same["average_increase"] == 0.0
+    with pytest.raises(ConfigError):
+        faithfulness_measures(score, spec, importance, fill=spec[:, :-1], **kw)
+    with pytest.raises(ConfigError):
+        faithfulness_measures(score, spec, importance, fill="normal", **kw)
+
+
 def test_rank_agreement_on_hand_rows():
     rows = [{"a": 0.1, "b": 1.0}, {"a": 0.5, "b": 3.0}, {"a": 0.9, "b": 4.0}]
     assert rank_agreement(rows, "a", "b") == pytest.approx(1.0)

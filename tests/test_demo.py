@@ -26,7 +26,10 @@ def test_demo_trains_scores_explains_and_projects_on_a_tiny_tree(tmp_path):
     assert set(summary["measures"]) == names
     for per_clip in summary["measures"].values():
         for measures in per_clip.values():  # anomalous synthetic clips: every measure is known
-            assert 0.0 <= measures["pixel_auc"] <= 1.0 and 0.0 <= measures["machine_focus"] <= 1.0
+            assert 0.0 <= measures["pixel_auc"] <= 1.0 and 0.5 <= measures["machine_focus"] <= 1.0
             assert -1.0 <= measures["machine_correlation"] <= 1.0
+            # the energy-map baseline beside every measure; nothing beyond energy by definition
+            assert 0.5 <= measures["energy_machine_focus"] <= 1.0
+            assert measures["energy_machine_partial_r"] == 0.0
     assert set(summary["auc"]) == names
     assert (res.data / "synth.json").is_file()

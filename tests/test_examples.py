@@ -37,3 +37,20 @@ def test_train_and_score(tmp_path, capsys):
     ckpt = load_checkpoint(tmp_path / "model.pt")
     assert ckpt.backend is not None and ckpt.net_config["arch"] == "spectrogram"
     assert sorted((tmp_path / "scores").glob("anomaly_score_*_test.csv"))
+
+
+def test_explain_own_detector_from_the_command_line(tmp_path, capsys, monkeypatch):
+    assert _load("explain_own_detector").main(["--quick", "--out", str(tmp_path)]) == 0
+    assert "most important cell" in capsys.readouterr().out
+    assert (tmp_path / "whistle.png").stat().st_size > 0
+    from asdxai.cli import main
+    from asdxai.explain.result import load_result
+
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    out = tmp_path / "cli"
+    assert main(["rise", "--detector", "explain_own_detector:make_detector", "--clip",
+                 str(tmp_path / "whistle.wav"), "--out", str(out), "--n-masks", "200",
+                 "--study", "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
+    res = load_result(out / "whistle.h5")
+    assert res.meta["detector"] == "band-energy" and res.meta["domain"] == "signal"
+    assert (out / "whistle.png").is_file()

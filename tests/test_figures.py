@@ -81,6 +81,12 @@ def test_focus_claim_smoke(tiny_tree, tmp_path):
     assert len(rows) == 1 + 2 * 2 * 2 * 2
     text = (out / "focus_claim.md").read_text()
     assert "machine_focus" in text and "paired Wilcoxon" in text
+    assert "energy map" in text and "machine_partial_r" in text  # the baseline column
+    # the normal-content fill, on the same work folder (cached models)
+    fill_argv = [*argv[: argv.index("--n-masks")], "--n-masks", "300", "--machines", "fan"]
+    assert _script("fill_reference").main(fill_argv) == 0
+    fill = (out / "fill_reference.md").read_text()
+    assert "normal-nearest" in fill and "ins − del (normal-mean)" in fill
 
 
 def test_focus_factors_reuses_claim_maps_and_masks_as_asked(tiny_tree, tmp_path):
@@ -127,3 +133,28 @@ def test_table_rows_are_every_synthetic_recipe():
     rows = _script("_common").synthetic_recipes()
     assert len(rows) == 10 and all(r.startswith("synthetic-small-") for r in rows)
     assert set(rows) == {r for r in list_recipes() if r.startswith("synthetic-small-")}
+
+
+def test_fig4_explains_the_top_clips_once_into_the_shared_map_folders(tiny_tree, tmp_path):
+    """Fig. 4 goes through the one Fig. 4 workflow: two models per clip, every clip anomalous,
+    the maps in the study's map folders (shared with focus_claim), reused on a second run."""
+    import csv
+
+    import torch
+
+    torch.set_num_threads(1)
+    out = tmp_path / "out"
+    argv = ["--data", str(tiny_tree), "--out", str(out), "--trials", "1", "--epochs", "1",
+            "--width", "0.125", "--device", "cpu", "--no-progress", "--n-masks", "256",
+            "--agreement", "0.5"]  # fmt: skip
+    assert _script("fig4_rise").main(argv) == 0
+    rows = list(csv.DictReader((out / "fig4_rise.csv").open()))
+    assert {r["label"] for r in rows} == {"anomaly"}
+    assert len({r["machine"] for r in rows}) == len(rows) // 2 >= 1
+    assert len({r["model"] for r in rows}) == 2
+    maps = sorted((out / "_work" / "rise").rglob("*.h5"))
+    assert len(maps) == len(rows)
+    assert all(p.parent.parent.name == "seed0-n256-a0.5" for p in maps)
+    stamp = [p.stat().st_mtime_ns for p in maps]
+    assert _script("fig4_rise").main(argv) == 0
+    assert [p.stat().st_mtime_ns for p in maps] == stamp

@@ -411,3 +411,20 @@ def test_freq_masks_of_a_temporal_mean_normalised_model_ignore_the_fill():
         for fill in (0.0, 3.0)
     ]
     assert not np.allclose(sep[0], sep[1], rtol=1e-3, atol=1e-6)
+
+
+def test_a_reference_fill_replaces_the_masked_cells_by_its_own():
+    """X·M + R·(1 − M): the map of ``fill=R`` is the map of X − R under the box shifted by R,
+    a constant reference is the scalar fill, and a wrong shape is refused."""
+    spec, ref = _spec(0), _spec(5)
+    _, box = _linear()
+    with_ref = RISE(box, CFG).attribute(spec, n_masks=300, seed=3, fill=ref)
+    shifted = RISE(lambda z: box(z + ref), CFG).attribute(spec - ref, n_masks=300, seed=3)
+    np.testing.assert_allclose(with_ref.importance, shifted.importance, rtol=1e-4, atol=1e-4)
+    assert with_ref.meta["fill"] == "reference"
+    scalar = RISE(box, RISEMaskConfig(block_size=100, fill=0.7)).attribute(spec, n_masks=300)
+    const = RISE(box, CFG).attribute(spec, n_masks=300, fill=torch.full((T, F), 0.7))
+    np.testing.assert_allclose(const.importance, scalar.importance, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(with_ref.importance, scalar.importance, atol=1e-2)
+    with pytest.raises(ConfigError):
+        RISE(box, CFG).attribute(spec, n_masks=100, fill=ref[:, :-1])

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import tiny_checkpoint
 
 from asdxai.cli import main
@@ -40,7 +41,8 @@ def test_rise_cli_writes_h5_and_png_and_continues(tmp_path, capsys):
     h5 = out / "fan" / (clip.stem + ".h5")  # <out>/<machine>/<clip>: names never collide
     res = load_result(h5)
     assert res.importance.shape == (FEAT.n_frames, FEAT.n_bins) and res.complete
-    assert res.meta["section"] == SECTION and len(res.meta["checkpoint_sha256"]) == 64
+    assert res.meta["section"] == SECTION and len(res.meta["detector_fingerprint"]) == 64
+    assert res.meta["detector"] == ckpt.name and res.meta["domain"] == "input"
     assert res.meta["clip_sha256"] and res.meta["clip"] == str(clip.resolve())
     from asdxai.workflows.explain import META_KEYS
 
@@ -111,7 +113,7 @@ def test_rise_cli_bad_inputs(tmp_path, capsys, caplog):
     assert "closest to" in caplog.text
     assert main(_args(ckpt, clip, out, "--section", "pump_section_03")) == 2
     err = capsys.readouterr().err
-    assert "not in the checkpoint" in err and "--section" in err
+    assert "not in the detector" in err and "--section" in err
     assert main(_args(_checkpoint(tmp_path, backend=False), clip, out)) == 2
     assert "backend" in capsys.readouterr().err
     wrong_rate = _clip(tmp_path, name="section_00_source_test_normal_0001_x.wav", rate=22_050)
@@ -124,7 +126,18 @@ def test_rise_cli_dual_checkpoint_holds_spectrum_fixed(tmp_path, caplog):
     out = tmp_path / "out"
     assert main(_args(ckpt, clip, out, "--no-plot", "--section", SECTION)) == 0
     assert "spectrum input is held fixed" in caplog.text
-    assert load_result(out / "fan" / (clip.stem + ".h5")).meta["spectrum_held_fixed"] is True
+    meta = load_result(out / "fan" / (clip.stem + ".h5")).meta
+    assert meta["domain"] == "input" and meta["detector_describe"]["arch"] == "dual"
+    # as it is used: both inputs recomputed from the masked signal
+    signal = tmp_path / "signal"
+    assert main(_args(ckpt, clip, signal, "--no-plot", "--section", SECTION, "--domain",
+                      "signal", "--time-cells", "5", "--freq-cells", "20")) == 0  # fmt: skip
+    assert "both inputs recomputed" in caplog.text
+    held, used = load_result(out / "fan" / (clip.stem + ".h5")), load_result(
+        signal / "fan" / (clip.stem + ".h5"))  # fmt: skip
+    assert used.meta["domain"] == "signal" and used.meta["grid"]["n_fft"] == 1024
+    assert used.importance.shape == (11, 513)  # the default signal grid: n_fft 1024, hop 512
+    assert used.meta["clip_score"] == pytest.approx(held.meta["clip_score"], rel=1e-5)
 
 
 def test_nearest_section_is_the_one_whose_normals_the_clip_matches(tmp_path):

@@ -54,10 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
             "study-sized run."
         ),
     )
-    p.add_argument(
+    model = p.add_mutually_exclusive_group()
+    model.add_argument(
         "--checkpoint", type=Path, nargs="+", default=None, metavar="PT",
         help="checkpoints with a fitted backend (default: the bundled spectrogram-only "
         "SC-AdaCos and compactness models, the study's Fig. 4 pair)",
+    )  # fmt: skip
+    model.add_argument(
+        "--detector", nargs="+", default=None, metavar="SPEC",
+        help="any detectors instead: *.pt, *.onnx or package.module:function (a waveform "
+        "detector is explained on its STFT; see docs/INTERFACES.md)",
     )  # fmt: skip
     p.add_argument(
         "--clip",
@@ -162,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
     size = FULL if args.full else QUICK
     budget = args.budget or size["budget"]
-    checkpoints = args.checkpoint or default_checkpoints()
+    checkpoints = args.detector or args.checkpoint or default_checkpoints()
     clips = args.clip or default_clips(
         data_root(args.data, ("dev-test",)), args.n_clips or size["n_clips"]
     )

@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     print(res.table)
     print("\nWhere the RISE maps look (machine focus: 0.5 = ignores the machine; machine")
     print("correlation < 0: machine regions read as normal; event share > 1: drawn to background")
-    print("events; pixel AUC against the planted anomaly):")
+    print("events; pixel AUC against the planted anomaly; energy_*: the same measures of the")
+    print("clip's log spectrogram, a map that knows nothing of the model -- the baseline):")
     for name, per_clip in res.summary.get("measures", {}).items():
         for clip, measures in per_clip.items():
             text = ", ".join(f"{k} {v:.3f}" for k, v in measures.items() if k != "masks")

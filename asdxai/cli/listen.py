@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help="checkpoint to score the versions with (default: the one recorded in the map)",
+        help="detector to score the versions with: a checkpoint *.pt, an ONNX file *.onnx or "
+        "package.module:function (default: the one recorded in the map)",
     )
     parser.add_argument("--out", default=None, help="output folder (default: next to the map)")
     parser.add_argument(

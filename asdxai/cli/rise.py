@@ -1,7 +1,9 @@
 """``asdxai rise``: RISE importance maps of clips, as ``.h5`` results and PNG figures.
 
 Parses the options and calls :func:`asdxai.workflows.explain.explain_clips` (one pipeline for
-both architectures: for a dual-branch checkpoint the whole-clip spectrum is held fixed). Results
+any detector, :mod:`asdxai.detectors`: a checkpoint, ``--detector`` an ONNX file or a Python
+factory; ``--domain input`` masks the detector's own input, for a dual-branch checkpoint with
+the whole-clip spectrum held fixed, ``--domain signal`` the clip's STFT, resynthesised). Results
 go to ``<out>/<machine>/<clip>.h5`` and ``.png`` (``<out>/<clip>.*`` for a clip outside the DCASE
 layout); an existing result is continued when its settings match and refused otherwise.
 
@@ -17,7 +19,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..constants import ESTIMATORS, MASK_MODES, PRECISIONS, SPLITS, STUDY_MASKS
+from ..constants import DOMAINS, ESTIMATORS, MASK_MODES, PRECISIONS, SPLITS, STUDY_MASKS
 from ._common import (
     add_device,
     add_out,
@@ -42,16 +44,35 @@ def register(sub: argparse._SubParsersAction) -> None:
             "score x mask / (N E[M]). Writes <out>/<machine>/<clip>.h5 and .png per clip. By "
             "default each map runs until it has converged (centred estimator, split-half "
             "agreement 0.99, at most 640000 masks); --study gives the study's exact setting. "
-            "Runs under torchrun to share the work among processes / GPUs."
+            "Runs under torchrun to share the work among processes / GPUs. Any detector (wav "
+            "in, score out) can be explained with --detector: an ONNX file or a Python factory."
         ),
     )
-    p.add_argument(
+    model = p.add_mutually_exclusive_group()
+    model.add_argument(
         "--checkpoint",
         type=Path,
         default=None,
         metavar="PT",
         help="model.pt with a fitted backend (default: $ASDXAI_CHECKPOINT, else the bundled "
         "SC-AdaCos model)",
+    )
+    model.add_argument(
+        "--detector",
+        default=None,
+        metavar="SPEC",
+        help="any detector instead of a checkpoint: a checkpoint *.pt, an ONNX file *.onnx "
+        "(waveform (B, L) in, (B,) scores out; needs asdxai[onnx]) or a Python factory "
+        "package.module:function returning a detector (see docs/INTERFACES.md)",
+    )
+    p.add_argument(
+        "--domain",
+        choices=DOMAINS,
+        default=None,
+        help="input: mask the detector's own time-frequency input (a dual-branch checkpoint's "
+        "spectrum held fixed); signal: mask the clip's complex STFT (n_fft 1024, hop 512), "
+        "resynthesise and score the waveform (a dual-branch model explained as it is used) "
+        "(default: input where the detector has one, else signal)",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--clip", type=Path, nargs="+", metavar="WAV", help="clips to explain")
@@ -301,25 +322,28 @@ def run(args: argparse.Namespace) -> int:
     from ._common import checkpoint_path
 
     settings = _settings(args)
-    ckpt_path = checkpoint_path(args.checkpoint)
+    spec = args.detector if args.detector is not None else checkpoint_path(args.checkpoint)
     out = ensure_writable_dir(args.out)  # fail before any work, not when the first map is saved
     device = D.local_device(resolve_device(args.device))
     ctx = D.init_from_env(device)
     try:
-        explainer = Explainer(ckpt_path, device=device)
-        if args.section is not None and args.section not in explainer.sections:
+        explainer = Explainer(spec, device=device, domain=args.domain)
+        known = explainer.sections
+        if args.section is not None and known and args.section not in known:
             raise DataError(
-                f"--section {args.section!r} is not in the checkpoint's backend; available: "
-                f"{', '.join(explainer.sections[:30])}"
+                f"--section {args.section!r} is not in the detector's sections; available: "
+                f"{', '.join(known[:30])}"
             )
         clips, sections = _clips(args)
-        feat = explainer.ckpt.features
-        check_memory(settings, args.batch_size, (feat.n_frames, feat.n_bins), device)
+        check_memory(settings, args.batch_size, explainer.map_shape(clips[0]), device)
         _check_outputs(out, clips, plot=args.plot, listen=args.listen is not None)
-        if explainer.ckpt.net.arch == "dual":
+        if getattr(explainer.detector, "arch", None) == "dual":
             log.warning(
-                "dual-branch checkpoint: explaining the spectrogram; the whole-clip spectrum "
-                "input is held fixed at the clip's own spectrum"
+                "dual-branch checkpoint: %s",
+                "explaining the spectrogram; the whole-clip spectrum input is held fixed at the "
+                "clip's own spectrum (--domain signal explains it as it is used)"
+                if explainer.domain == "input"
+                else "signal domain: both inputs recomputed from the masked signal",
             )
 
         def projected(rate: float) -> None:
@@ -350,7 +374,7 @@ def run(args: argparse.Namespace) -> int:
 
             for item in done:
                 if item.h5 is not None:
-                    print(listen_to_map(item.h5, args.listen, checkpoint=ckpt_path,
+                    print(listen_to_map(item.h5, args.listen, detector=explainer.detector,
                                         device=device).summary())  # fmt: skip
     except torch.cuda.OutOfMemoryError as exc:
         raise ConfigError(f"out of GPU memory even at batch size 1 ({exc})") from None

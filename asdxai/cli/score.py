@@ -60,7 +60,16 @@ def register(sub: argparse._SubParsersAction) -> None:
             "scored too."
         ),
     )
-    parser.add_argument(
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument(
+        "--detector",
+        default=None,
+        metavar="SPEC",
+        help="score any detector instead of checkpoints: an ONNX file *.onnx, a Python factory "
+        "package.module:function, or a checkpoint *.pt (see docs/INTERFACES.md); thresholds "
+        "from its training-clip scores",
+    )
+    model.add_argument(
         "--checkpoint",
         nargs="+",
         default=None,
@@ -254,6 +263,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import CheckpointError, DataError
     from ..workflows.evaluate import PROTOCOLS, score_checkpoint, train_split_for
 
+    if args.detector is not None and Path(args.detector).suffix.lower() != ".pt":
+        return _run_detector(args)
+    if args.detector is not None:
+        args.checkpoint = [Path(args.detector)]
     paths = (
         [checkpoint_path(p) for p in args.checkpoint]
         if args.checkpoint
@@ -352,11 +365,8 @@ def run(args: argparse.Namespace) -> int:
                 f"training clips (listed in {target / 'score.json'}), "
                 f"e.g. {res.skipped[0]}"
             )
+        _print_evaluations(res, args.digits)
         for p, ev in res.evaluations.items():
-            print(f"\n[{p} protocol]")
-            print(metrics.format_terminal(ev.table_rows(), digits=args.digits), end="")
-            if p == "dcase":
-                print(ev.official_lines(args.digits))
             rows[p].append(metrics.performance_row(label, ev.summary))
             summaries[p].append(ev.summary)
 
@@ -372,5 +382,68 @@ def run(args: argparse.Namespace) -> int:
             paths = metrics.write_tables(table, out / f"summary_{p}", digits=args.digits)
             print(f"\n[{p} protocol, harmonic means over sections] -> {paths[0].with_suffix('')}")
             print(metrics.format_terminal(table, digits=args.digits), end="")
+    print(f"\nwrote results to {out}")
+    return 0
+
+
+def _print_evaluations(res, digits: int) -> None:
+    from .. import metrics
+
+    for p, ev in res.evaluations.items():
+        print(f"\n[{p} protocol]")
+        print(metrics.format_terminal(ev.table_rows(), digits=digits), end="")
+        if p == "dcase":
+            print(ev.official_lines(digits))
+
+
+def _run_detector(args: argparse.Namespace) -> int:
+    """``asdxai score --detector SPEC`` for a detector that is not an asdxai checkpoint."""
+    from .._atomic import atomic_write_text, ensure_writable_dir
+    from .._runtime import provenance, resolve_device
+    from ..data.records import scan
+    from ..detectors import CheckedDetector, load_detector
+    from ..errors import ConfigError, DataError
+    from ..workflows.evaluate import PROTOCOLS, score_detector, train_split_for
+
+    for flag, bad in (("--fit-backend", args.fit_backend), ("--trials", args.trials),
+                      ("--labels", args.labels)):  # fmt: skip
+        if bad:
+            raise ConfigError(f"{flag} applies to checkpoints, not to --detector")
+    device = resolve_device(args.device)
+    detector = CheckedDetector(load_detector(args.detector, device=device))
+    root = data_root(args.data, (args.split, train_split_for(args.split)))
+    out = ensure_writable_dir(args.out)
+    protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
+    test_records = scan(root, args.split, ground_truth=args.ground_truth, machines=args.machines)
+    train_split = train_split_for(args.split)
+    try:
+        train_records = scan(root, train_split, machines=args.machines)
+    except DataError as exc:  # a missing train split only disables the decision files
+        log.warning("%s: %s; decision files need training clips", train_split, exc)
+        train_records = None
+    _check_outputs(out, [detector.name], single=True, trials=False,
+                   sections={r.section_key for r in test_records}, protocols=protocols)  # fmt: skip
+    if not args.overwrite:
+        _refuse_other_results(out, Path(args.detector), detector.fingerprint, args.split)
+    res = score_detector(
+        detector, test_records, train_records, out, protocols=protocols,
+        threshold_percentile=args.threshold_percentile, batch_size=args.batch_size,
+        progress=args.progress, digits=args.digits, on_error=args.on_error,
+    )  # fmt: skip
+    info = {
+        "detector": detector.name, "detector_spec": str(args.detector),
+        "checkpoint_sha256": detector.fingerprint, "detector_describe": detector.describe(),
+        "data": str(root), "split": args.split,
+        "ground_truth": None if args.ground_truth is None else str(args.ground_truth),
+        "threshold_percentile": args.threshold_percentile,
+        "threshold_source": f"{train_split} clip scores per section",
+        "thresholds": res.thresholds, "on_error": args.on_error, "skipped_clips": res.skipped,
+        "skipped_training_clips": res.skipped_train,
+        "summary": {p: ev.summary for p, ev in res.evaluations.items()},
+        "provenance": provenance(device),
+    }  # fmt: skip
+    atomic_write_text(out / "score.json", json.dumps(info, indent=2) + "\n")
+    print(f"\n{detector.name}: {len(res.records)} clips scored -> {out}")
+    _print_evaluations(res, args.digits)
     print(f"\nwrote results to {out}")
     return 0

@@ -39,12 +39,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
 from ..features import FeatureConfig, spectrogram
-from .anomaly_masks import find_in_tree
+from .anomaly_masks import find_in_tree, read_entry
 
 COMPONENTS_FILE = "components.h5"
 LEVEL_STEP_DB = 0.5  # storage resolution of the level
@@ -140,8 +139,5 @@ def load_components(clip: str | os.PathLike) -> ComponentTruth | None:
     if found is None:
         return None
     path, key = found
-    with h5py.File(path, "r") as h5:
-        group = h5[key]
-        return ComponentTruth(
-            decode_level(group["level"][()]), np.asarray(group["events"][()], dtype=bool)
-        )
+    level, events = read_entry(path, key, ("level", "events"))
+    return ComponentTruth(decode_level(level), np.asarray(events, dtype=bool))

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from .._atomic import atomic_path, atomic_write_text
+from .._h5 import node, open_h5, read_dataset
 from .._io import dumps
 from ..errors import DataError, ResultError
 from .distances import (
@@ -159,12 +160,16 @@ def save_result(result: TSNEResult, path: str | os.PathLike) -> Path:
 
 
 def load_result(path: str | os.PathLike) -> TSNEResult:
-    """Read a file written by :func:`save_result`; raises ResultError if it is not one."""
+    """Read a file written by :func:`save_result`; raises ResultError if it is not one.
+
+    Every entry is checked before it is read (no links or storage outside the file, of its
+    type, and of the shape the projection (N, 2) implies: embeddings (N, D) of at most
+    2^23 cells, one meta value per point, at most N distances).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ResultError(f"{path}: no such t-SNE result file")
+    what = "t-SNE result"
     try:
-        with h5py.File(path, "r") as f:
+        with open_h5(path, what=what, error=ResultError) as f:
             if f.attrs.get("format") != RESULT_FORMAT:
                 raise ResultError(
                     f"{path}: not an asdxai t-SNE result (format {f.attrs.get('format')!r})"
@@ -175,20 +180,28 @@ def load_result(path: str | os.PathLike) -> TSNEResult:
                     f"{path}: result format {version} is newer than this asdxai "
                     f"({RESULT_FORMAT_VERSION}); upgrade asdxai"
                 )
-            meta = {
-                k: np.array(
-                    [s.decode() if isinstance(s, bytes) else s for s in f["meta"][k][()]],
-                    dtype=object,
+
+            def read(name: str, shape: tuple[int | str, ...], text: bool = False) -> np.ndarray:
+                return read_dataset(f, name, path=path, what=what, error=ResultError,
+                                    shape=shape, text=text)  # fmt: skip
+
+            projection = read("projection", ("N", 2))
+            n = projection.shape[0]
+            meta_group = node(f, "meta", path=path, what=what, error=ResultError)
+            if not isinstance(meta_group, h5py.Group):
+                raise ResultError(f"{path}: damaged t-SNE result (group 'meta' missing)")
+            n_anomalous = read("distances/euclidean_2d", ("A",)).shape[0]
+            if n_anomalous > n:
+                raise ResultError(
+                    f"{path}: damaged t-SNE result ({n_anomalous} distances for {n} points)"
                 )
-                for k in f["meta"]
-            }
             return TSNEResult(
-                embeddings=f["embeddings"][()],
-                projection=f["projection"][()],
-                meta=meta,
-                distances_2d=f["distances/euclidean_2d"][()],
-                distances_embedding=f["distances/cosine_embedding"][()],
-                nearest_normal_2d=f["distances/nearest_normal_2d"][()],
+                embeddings=read("embeddings", (n, "D")),
+                projection=projection,
+                meta={k: read(f"meta/{k}", (n,), text=True) for k in meta_group},
+                distances_2d=read("distances/euclidean_2d", (n_anomalous,)),
+                distances_embedding=read("distances/cosine_embedding", (n_anomalous,)),
+                nearest_normal_2d=read("distances/nearest_normal_2d", (n_anomalous,)),
                 report=json.loads(f.attrs["report"]),
                 config=TSNEConfig.from_dict(json.loads(f.attrs["config"])),
                 name=str(f.attrs.get("name", "")),
@@ -198,7 +211,7 @@ def load_result(path: str | os.PathLike) -> TSNEResult:
             )
     except ResultError:
         raise
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ResultError(f"{path}: unreadable or incomplete t-SNE result ({exc})") from None
 
 

@@ -289,18 +289,19 @@ class MaskBatch:
             return self.dense.clone()
         return torch.einsum("bt,bf->btf", self.t, self.f)
 
-    def apply(self, x_shifted: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+    def apply(self, x_shifted: torch.Tensor, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
         """A fresh masked batch ``x_shifted ⊙ M + fill`` [shape=(B, T, F)].
 
-        ``x_shifted`` [shape=(T, F)] is the input minus the fill value, so that
-        ``(X − fill) ⊙ M + fill = X ⊙ M + fill · (1 − M)``.
+        ``x_shifted`` [shape=(T, F)] is the input minus the fill, so that
+        ``(X − fill) ⊙ M + fill = X ⊙ M + fill · (1 − M)``; ``fill`` is a number or a
+        reference [shape=(T, F)] whose cells replace the masked ones (e.g. normal content).
         """
         if self.dense is not None:
             x = self.dense * x_shifted  # new tensor; the masks stay intact for the sums
         else:
             x = torch.einsum("bt,bf->btf", self.t, self.f)
             x.mul_(x_shifted)
-        if fill:
+        if isinstance(fill, torch.Tensor) or fill:
             x.add_(fill)
         return x
 

@@ -31,8 +31,10 @@ import h5py
 import numpy as np
 
 from .._atomic import atomic_path
+from .._h5 import MAX_CELLS as H5_MAX_CELLS
+from .._h5 import node, open_h5, read_dataset
 from .._io import json_default
-from ..errors import ResultError
+from ..errors import NonFiniteError, ResultError
 from .masks import RISEMaskConfig
 from .rise import RISEResult
 
@@ -61,8 +63,21 @@ def save_result(
     result : RISEResult, complete or partial; ``result.meta`` is stored as JSON
     log_spectrogram : np.ndarray [shape=(T, F)], optional, dB values for plots
     provenance : dict, optional, library versions / device (``asdxai._runtime.provenance``)
+
+    Raises
+    ------
+    NonFiniteError
+        The running sums, or the map of a complete result, hold NaN or inf: such a file
+        is never written.
     """
     path = Path(path)
+    finite = np.isfinite(result.sum_even).all() and np.isfinite(result.sum_odd).all()
+    if not finite or (result.complete and not np.isfinite(result.importance).all()):
+        raise NonFiniteError(
+            f"{path}: the RISE {'map holds' if finite else 'running sums hold'} NaN or inf (scores "
+            f"so large that float64 overflows, or a keep probability so small that the "
+            f"expected mask {result.expected_mask:g} underflows); nothing saved"
+        )
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
             h5.attrs["format_version"] = FORMAT_VERSION
@@ -91,9 +106,11 @@ def save_result(
 
 
 #: Largest map a result may hold (the checkpoint's bound on spectrogram values per clip).
-MAX_CELLS = 2**23
+MAX_CELLS = H5_MAX_CELLS
+_WHAT = "RISE result"
 _INTS = ("n_masks", "n_masks_requested", "seed", "n_even", "n_odd", "next_block")
 _FLOATS = ("center", "expected_mask", "agreement", "score_sum", "score_sq_sum", "elapsed_s")
+_FINITE = ("center", "expected_mask", "score_sum", "score_sq_sum")  # what a resume continues
 _STRS = ("estimator", "precision")
 _BOOLS = ("complete", "stopped_early")
 _META_STRS = ("clip", "section", "checkpoint", "checkpoint_sha256")
@@ -146,22 +163,9 @@ def _json_attr(h5: h5py.File, name: str, path: Path) -> dict[str, Any]:
 
 
 def _array(h5: h5py.File, name: str, path: Path) -> np.ndarray:
-    """A 2-D numeric dataset, its size checked before it is read."""
-    obj = h5.get(name)
-    if obj is None:
-        raise ResultError(f"{path}: not a complete asdxai RISE result (dataset {name!r} missing)")
-    if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "fiu":
-        raise ResultError(f"{path}: damaged RISE result ({name!r} is not a numeric array)")
-    if len(obj.shape) != 2 or min(obj.shape) < 1:
-        raise ResultError(
-            f"{path}: damaged RISE result ({name!r} has shape {tuple(obj.shape)}, expected (T, F))"
-        )
-    if obj.shape[0] * obj.shape[1] > MAX_CELLS:
-        raise ResultError(
-            f"{path}: damaged RISE result ({name!r} has {obj.shape[0]} x {obj.shape[1]} cells, "
-            f"more than {MAX_CELLS})"
-        )
-    return obj[()]
+    """A 2-D numeric dataset, checked (links, storage, type, size) before it is read."""
+    return read_dataset(h5, name, path=path, what=_WHAT, error=ResultError, shape=("T", "F"),
+                        max_cells=MAX_CELLS)  # fmt: skip
 
 
 def load_result(path: str | os.PathLike) -> RISEResult:
@@ -180,10 +184,8 @@ def load_result(path: str | os.PathLike) -> RISEResult:
         of the wrong type or shape.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ResultError(f"{path}: RISE result file not found")
     try:
-        with h5py.File(path, "r") as h5:
+        with open_h5(path, what=_WHAT, error=ResultError) as h5:
             if h5.attrs.get("format") is not None and "n_masks" not in h5.attrs:
                 raise ResultError(
                     f"{path}: not an asdxai RISE result (a {h5.attrs.get('format')!r} file; "
@@ -220,7 +222,11 @@ def load_result(path: str | os.PathLike) -> RISEResult:
                 "state/sum_even": _array(h5, "state/sum_even", path),
                 "state/sum_odd": _array(h5, "state/sum_odd", path),
             }
-            spectrogram = _array(h5, "spectrogram", path) if "spectrogram" in h5 else None
+            spectrogram = (
+                _array(h5, "spectrogram", path)
+                if _node(h5, "spectrogram", path) is not None
+                else None
+            )
             if spectrogram is not None:
                 arrays["spectrogram"] = spectrogram
             for name, arr in arrays.items():
@@ -231,6 +237,12 @@ def load_result(path: str | os.PathLike) -> RISEResult:
                     )
             if scalars["complete"] and not np.isfinite(importance).all():
                 raise ResultError(f"{path}: damaged RISE result (NaN or inf in the map)")
+            for name in _FINITE:
+                if not np.isfinite(scalars[name]):
+                    raise ResultError(f"{path}: damaged RISE result ({name} = {scalars[name]})")
+            for name in ("state/sum_even", "state/sum_odd"):
+                if not np.isfinite(arrays[name]).all():
+                    raise ResultError(f"{path}: damaged RISE result (NaN or inf in {name!r})")
             return RISEResult(
                 importance=importance.astype(np.float64, copy=False),
                 spectrogram=spectrogram,
@@ -243,8 +255,12 @@ def load_result(path: str | os.PathLike) -> RISEResult:
             )
     except ResultError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ResultError(f"{path}: unreadable RISE result ({_first_line(exc)})") from None
+
+
+def _node(h5: h5py.File, name: str, path: Path) -> Any:
+    return node(h5, name, path=path, what=_WHAT, error=ResultError)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -255,13 +271,13 @@ def _first_line(exc: BaseException) -> str:
 def load_log_spectrogram(path: str | os.PathLike) -> np.ndarray | None:
     """The stored log spectrogram [shape=(T, F)] of a result file, or None."""
     try:
-        with h5py.File(path, "r") as h5:
-            if "log_spectrogram" not in h5:
+        with open_h5(path, what=_WHAT, error=ResultError) as h5:
+            if _node(h5, "log_spectrogram", Path(path)) is None:
                 return None
             return _array(h5, "log_spectrogram", Path(path))
     except ResultError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ResultError(f"{path}: unreadable RISE result ({_first_line(exc)})") from None
 
 

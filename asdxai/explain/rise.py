@@ -236,6 +236,7 @@ class RISE:
         until_agreement: float | None = None,
         resume_from: RISEResult | None = None,
         execution: RISEExecution | None = None,
+        fill: torch.Tensor | np.ndarray | None = None,
     ) -> RISEResult:
         """Compute the importance map of one input spectrogram.
 
@@ -257,6 +258,12 @@ class RISE:
             A partial result of the same seed, settings and input shape to continue.
         execution : RISEExecution, optional
             Device, batch size, precision, progress, checkpoints, process group.
+        fill : Tensor or np.ndarray [shape=(T, F)], optional
+            A reference whose cells replace the masked ones, instead of the mask settings'
+            constant ``fill`` (e.g. a section's mean normal spectrogram,
+            :func:`asdxai.explain.reference.normal_reference`): masked cells then hold normal
+            content rather than silence. Recorded in the result's ``meta["fill"]`` as
+            ``"reference"``; a resumed run must pass the same reference.
 
         Returns
         -------
@@ -301,6 +308,13 @@ class RISE:
             ex.distributed,
             n_masks,
         )
+        if fill is not None:
+            ref = _as_input(fill)
+            if tuple(ref.shape) != shape:
+                raise ConfigError(f"fill shape {tuple(ref.shape)} != spec shape {shape}",
+                                  param="fill")  # fmt: skip
+            run.fill = ref.to(device=device, dtype=torch.float32)
+            run.spec_shifted = run.spec - run.fill
         run.score_fn = _maybe_compile(self.score_fn, ex.compile)
         run.batch_size = batch_size or run.auto_batch_size()
         if resume_from is not None:
@@ -368,6 +382,7 @@ class _Run:
         self.batch_size = CPU_BATCH_SIZE
         self.center = 0.0
         # spec − fill, so that X·M + fill·(1 − M) = (X − fill)·M + fill
+        self.fill: float | torch.Tensor = cfg.fill  # a (T, F) reference: see RISE.attribute
         self.spec_shifted = spec - cfg.fill if cfg.fill else spec
         t, f = shape
         self.sum_even = torch.zeros(t, f, dtype=torch.float64, device=device)
@@ -379,7 +394,7 @@ class _Run:
     # -- scoring ---------------------------------------------------------------
     def masked(self, masks: MaskBatch) -> torch.Tensor:
         """Fresh masked inputs (B, T, F) = (X − fill) ⊙ M + fill."""
-        return masks.apply(self.spec_shifted, self.cfg.fill)
+        return masks.apply(self.spec_shifted, self.fill)
 
     def score(self, masks: MaskBatch) -> torch.Tensor:
         """Scores (B,) float32 of the masked inputs; validates the score function's output."""
@@ -582,6 +597,7 @@ class _Run:
             precision=self.precision,
             spectrogram=self.spec.cpu().numpy().copy(),
             elapsed_s=time.perf_counter() - t0,
+            meta={"fill": "reference"} if isinstance(self.fill, torch.Tensor) else {},
         )
 
     def _comm_device(self) -> torch.device:

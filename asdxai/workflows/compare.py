@@ -56,7 +56,9 @@ AGREEMENT = ("ins_minus_del", "deletion", "band_deletion", "average_drop")
 HEADINGS = {
     "pixel_auc": "pixel AUC ↑", "pointing_game": "pointing ↑",
     "deviation_auc": "deviation AUC ↑", "machine_focus": "machine focus",
-    "machine_correlation": "machine r", "event_share": "event share ↓", "deletion": "deletion ↓",
+    "machine_contrast": "machine contrast", "machine_correlation": "machine r",
+    "machine_partial_r": "machine r beyond energy", "event_share": "event share ↓",
+    "deletion": "deletion ↓",
     "insertion": "insertion ↑", "ins_minus_del": "ins − del ↑", "band_deletion": "band del. ↓",
     "average_drop": "AD ↓", "average_increase": "AI ↑", "stability": "stability ↑",
     "forward": "forward", "backward": "backward", "seconds": "seconds", "peak_mb": "peak MB",
@@ -288,13 +290,18 @@ def compare_explainers(
 
     Parameters
     ----------
-    checkpoints : spectrogram-only or dual-branch checkpoints with a fitted backend (a
-        dual-branch model's whole-clip spectrum is held fixed, as in ``asdxai rise``)
+    checkpoints : detectors (checkpoints with a fitted backend, ``*.onnx``,
+        ``module:function``; :func:`asdxai.detectors.load_detector`) or detector objects, each
+        explained in its default domain as in ``asdxai rise`` (a checkpoint's spectrogram, a
+        dual-branch model's whole-clip spectrum held fixed; a waveform detector's STFT, where
+        ``rise-stft`` is left out and the gradient methods need a differentiable ``score``)
     clips : wav files, ideally synthetic test clips with ground truth (localisation measures are
         NaN without it)
     out : folder for ``rows.csv``, ``summary.csv``, ``summary.md``, ``summary.tex`` and
         ``maps.png`` (nothing is written when None)
-    methods : keys of :data:`asdxai.explain.attribution.METHODS`
+    methods : keys of :data:`asdxai.explain.attribution.METHODS`; the energy map (the clip's
+        log spectrogram, a map that knows nothing of the model) is added when missing: it is
+        the baseline row of every table
     settings : :class:`~asdxai.explain.attribution.MethodSettings` (budgets, windows, cells)
     seed : seed of the maps (``seed + 1``: the second map of the stability measure)
     with_stability : compute the second map of every stochastic method
@@ -317,6 +324,7 @@ def compare_explainers(
                           param="methods")  # fmt: skip
     if not checkpoints or not clips:
         raise ConfigError("at least one checkpoint and one clip are needed", param="clips")
+    methods = [*methods, *(() if "energy" in methods else ("energy",))]
     settings = settings or MethodSettings()
     setup = {**asdict(settings), "seed": seed, "fill": fill, "top_fraction": top_fraction,
              "with_stability": with_stability}  # fmt: skip
@@ -329,7 +337,7 @@ def compare_explainers(
     agreement, example = [], None
     for ckpt in checkpoints:
         explainer = Explainer(ckpt, device=device)
-        model = Path(ckpt).stem
+        model = Path(explainer.detector.name).stem
         for clip in clips:
             clip = Path(clip)
             section = explainer.section_for(clip)
@@ -342,9 +350,9 @@ def compare_explainers(
                 )  # fmt: skip
                 if example is None and todo == list(methods):
                     example = {
-                        "log_spec": inputs.log_spec,
+                        "log_spec": inputs.log_x,
                         "maps": {r.method: r.map.importance for r in results},
-                        "anomaly_mask": truth, "features": explainer.ckpt.features,
+                        "anomaly_mask": truth, "features": inputs.grid,
                         "title": f"{model}: {section}, {clip.name}",
                         "labels": {r.method: f"{r.method} (AUC {r.measures['pixel_auc']:.2f})"
                                    for r in results},
@@ -377,20 +385,24 @@ def _record(rows, out, bar, model, clip, section, on_result, r: MethodResult) ->
 
 
 def _compare_clip(explainer, clip: Path, section: str, **options) -> tuple[Any, Any, list]:
-    """Every method of ``options["methods"]`` on one clip, bound to ``section``: the clip's
-    :class:`~.explain.ClipInputs`, its anomaly mask (or None) and the
-    :class:`MethodResult` list."""
+    """Every method of ``options["methods"]`` on one clip, bound to ``section``, in the
+    explainer's domain: the clip's :class:`~.explain.MaskedInput`, its anomaly mask (or None)
+    and the :class:`MethodResult` list (``rise-stft`` only where the detector's own STFT front
+    end is known: it re-computes a checkpoint's spectrogram input from the masked STFT)."""
     from ..data.anomaly_masks import load_anomaly_mask
     from ..data.components import load_components
 
-    inputs = explainer.inputs(clip)
-    resynthesis = stft_resynthesis(inputs.wave, explainer.ckpt.features)
+    wave = explainer.read(clip)
+    inputs = explainer.masked_input(wave, section)
+    own_stft = explainer.domain == "input" and hasattr(explainer.detector, "model_inputs")
+    resynthesis = stft_resynthesis(wave, inputs.grid) if own_stft else None
+    methods = [m for m in options.pop("methods") if m != "rise-stft" or resynthesis is not None]
     truth, parts = load_anomaly_mask(clip), load_components(clip)
-    shape = tuple(inputs.spec.shape)
+    shape = tuple(inputs.x.shape)
     truth = truth if truth is not None and truth.shape == shape else None
     parts = parts if parts is not None and parts.level_db.shape == shape else None
     results = compare_methods(
-        explainer.scorer.bind(section, spectrum=inputs.spectrum), inputs.spec,
+        inputs.score, inputs.x, methods=methods,
         anomaly_mask=truth, level_db=None if parts is None else parts.level_db,
         events=None if parts is None else parts.events, device=explainer.device,
         resynthesis=resynthesis, **options,

@@ -1,5 +1,5 @@
-"""Score a checkpoint on a split: backend fitting from disk, anomaly scores, decision
-thresholds, the organisers' files and the metric tables.
+"""Score a checkpoint, or any detector, on a split: backend fitting from disk, anomaly scores,
+decision thresholds, the organisers' files and the metric tables.
 
 The library body of ``asdxai score`` and ``asdxai fit-backend``, also used by ``asdxai train``
 (which fits the backend of every model it writes), the demo and the figure scripts.
@@ -123,7 +123,6 @@ def score_checkpoint(
     ``fit_missing_backend`` (then it is fitted in memory on ``train_records``, with ``k``,
     ``seed`` and ``backend_variant``, None = the default variant).
     """
-    from .. import metrics
     from ..inference import embed_records, score_records
     from ..scoring import AnomalyScorer, KMeansBackend, backend_from_embeddings
 
@@ -188,6 +187,159 @@ def score_checkpoint(
         scores = scores[ok]
         test_sections = {r.section_key for r in test_records}
 
+    thresholds, evaluations, files = _report(
+        test_records, scores, train_records, train_scores, out_dir,
+        protocols=protocols, threshold_percentile=threshold_percentile, digits=digits,
+    )  # fmt: skip
+    return ScoreReport(
+        records=list(test_records),
+        scores=scores,
+        evaluations=evaluations,
+        thresholds=thresholds,
+        files=files,
+        backend_fitted_here=fitted_here,
+        skipped=list(dict.fromkeys(skipped)),
+        skipped_train=skipped_train,
+    )
+
+
+def detector_scores(
+    detector: Any,
+    records: Sequence[Any],
+    *,
+    batch_size: int = 16,
+    progress: bool = True,
+    on_error: str = "raise",
+) -> np.ndarray:
+    """Anomaly scores of clips by any detector, read from disk at its rate, by section.
+
+    Parameters
+    ----------
+    detector : a :class:`~asdxai.detectors.Detector` (checked by
+        :class:`~asdxai.detectors.CheckedDetector`); an asdxai checkpoint's clips are padded /
+        trimmed to its clip length, other detectors get each clip as long as it is (clips of
+        different lengths go in different batches)
+    records : sequence of ClipRecord [length N]
+    batch_size : clips per ``score`` call
+    progress : show a tqdm bar
+    on_error : ``"raise"`` (an unreadable clip stops the run) or ``"skip"`` (its score is NaN)
+
+    Returns
+    -------
+    np.ndarray [shape=(N,)] float32, higher = more anomalous, in record order
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..data.audio import clip_duration, read_clip
+    from ..detectors import CheckedDetector
+    from ..errors import AudioError
+    from ..explain.signal import signal_grid
+    from ..features import FeatureConfig
+
+    det = CheckedDetector(detector)
+    own = getattr(det.inner, "features", None)
+    out = np.full(len(records), np.nan, dtype=np.float32)
+    pending: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
+
+    def flush(key: tuple[str, int]) -> None:
+        rows = pending.pop(key, [])
+        if rows:
+            waves = torch.from_numpy(np.stack([w for _, w in rows]))
+            with torch.no_grad():
+                out[[i for i, _ in rows]] = det.score(waves, key[0]).float().cpu().numpy()
+
+    skipped = []
+    for i, r in enumerate(tqdm(records, desc="score", unit="clip", disable=not progress)):
+        try:
+            if isinstance(own, FeatureConfig):
+                cfg = own
+            else:
+                n = max(int(round(clip_duration(r.path) * det.sample_rate)), 1)
+                cfg = signal_grid(det.sample_rate, n)
+            wave = read_clip(r.path, cfg)
+        except AudioError:
+            if on_error != "skip":
+                raise
+            skipped.append(str(r.path))
+            continue
+        key = (r.section_key, len(wave))
+        pending.setdefault(key, []).append((i, wave))
+        if len(pending[key]) >= batch_size:
+            flush(key)
+    for key in list(pending):
+        flush(key)
+    if skipped:
+        log.warning("score: skipped %d of %d clips as unreadable (first: %s)", len(skipped),
+                    len(records), skipped[0])  # fmt: skip
+    return out
+
+
+def score_detector(
+    detector: Any,
+    test_records: list,
+    train_records: list | None,
+    out_dir: Path,
+    *,
+    protocols: tuple[str, ...] = PROTOCOLS,
+    threshold_percentile: float = 90.0,
+    batch_size: int = 16,
+    progress: bool = True,
+    digits: int = 4,
+    on_error: str = "raise",
+) -> ScoreReport:
+    """:func:`score_checkpoint` for any detector: the organisers' files and metric tables.
+
+    Test and training clips are scored by :func:`detector_scores`; the decision threshold of a
+    section is the ``threshold_percentile`` percentile of its training clips' scores.
+    """
+    skipped: list[str] = []
+    skipped_train: list[str] = []
+    test_sections = {r.section_key for r in test_records}
+    train_scores = None
+    if train_records:
+        train_records = [r for r in train_records if r.section_key in test_sections]
+    if train_records:
+        train_scores = detector_scores(detector, train_records, batch_size=batch_size,
+                                       progress=progress, on_error=on_error)  # fmt: skip
+        ok = np.isfinite(train_scores)
+        skipped_train = [str(r.path) for r, good in zip(train_records, ok, strict=True) if not good]
+        train_records = [r for r, good in zip(train_records, ok, strict=True) if good]
+        train_scores = train_scores[ok]
+        skipped += skipped_train
+    scores = detector_scores(detector, test_records, batch_size=batch_size, progress=progress,
+                             on_error=on_error)  # fmt: skip
+    ok = np.isfinite(scores)
+    skipped += [str(r.path) for r, good in zip(test_records, ok, strict=True) if not good]
+    test_records = [r for r, good in zip(test_records, ok, strict=True) if good]
+    scores = scores[ok]
+    thresholds, evaluations, files = _report(
+        test_records, scores, train_records, train_scores, out_dir,
+        protocols=protocols, threshold_percentile=threshold_percentile, digits=digits,
+    )  # fmt: skip
+    return ScoreReport(
+        records=list(test_records), scores=scores, evaluations=evaluations,
+        thresholds=thresholds, files=files, skipped=list(dict.fromkeys(skipped)),
+        skipped_train=skipped_train,
+    )  # fmt: skip
+
+
+def _report(
+    test_records: list,
+    scores: np.ndarray,
+    train_records: list | None,
+    train_scores: np.ndarray | None,
+    out_dir: Path,
+    *,
+    protocols: tuple[str, ...],
+    threshold_percentile: float,
+    digits: int,
+) -> tuple[dict[str, float] | None, dict[str, Any], list[Path]]:
+    """Thresholds from the training scores, the organisers' files and the metric tables of
+    scored test clips; returns (thresholds, evaluations, files)."""
+    from .. import metrics
+
+    test_sections = {r.section_key for r in test_records}
     thresholds = None
     if train_scores is not None:
         thresholds = {}
@@ -229,13 +381,4 @@ def score_checkpoint(
             )
     else:
         log.info("no labels for the %s clips: wrote the score files only", len(test_records))
-    return ScoreReport(
-        records=list(test_records),
-        scores=scores,
-        evaluations=evaluations,
-        thresholds=thresholds,
-        files=files,
-        backend_fitted_here=fitted_here,
-        skipped=list(dict.fromkeys(skipped)),
-        skipped_train=skipped_train,
-    )
+    return thresholds, evaluations, files

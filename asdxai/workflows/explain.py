@@ -1,26 +1,36 @@
 """Explain clips with RISE: the one per-clip pipeline behind ``asdxai rise``, the demo and Fig. 4.
 
-:class:`Explainer` loads a checkpoint once (encoder + fitted backend = the black box) and, for
-each clip, reads the wav, computes the model inputs for either architecture (for a dual-branch
-checkpoint the whole-clip spectrum is held fixed at the clip's own spectrum and only the
-spectrogram is explained), binds the scorer to the clip's section, runs RISE (resuming a
-matching partial result), measures the map against whatever ground truth the clip has and
-writes ``<stem>.h5`` and ``<stem>.png``.
+:class:`Explainer` takes any detector (:mod:`asdxai.detectors`: an asdxai checkpoint, an ONNX
+file, a Python factory or an object following the protocol), wraps it in the checking
+:class:`~asdxai.detectors.CheckedDetector` and, for each clip, reads the wav at the detector's
+rate, resolves the section, builds what is masked in the chosen *domain* and runs RISE
+(resuming a matching partial result), measures the map against whatever ground truth the clip
+has and writes ``<stem>.h5`` and ``<stem>.png``.
+
+Domains: ``input`` masks the detector's own time-frequency input (``time_frequency``; for a
+dual-branch checkpoint the whole-clip spectrum is held fixed at the clip's own spectrum);
+``signal`` masks the clip's complex STFT on a stated grid (:mod:`asdxai.explain.signal`,
+default n_fft 1024 / hop 512), resynthesises it and scores the waveform with ``score`` (a
+dual-branch checkpoint is then explained as it is used: both inputs recomputed).
 
 The ``meta`` contract of a result written here (what ``listen`` and the figures read):
 
-======================= ====================================================================
-``clip``                absolute path of the wav
-``clip_sha256``         SHA-256 of the wav file (resume refuses a different clip at that path)
-``section``             section key the scorer was bound to, e.g. ``fan_section_00``
-``checkpoint``          absolute path of the checkpoint
-``checkpoint_sha256``   SHA-256 of the checkpoint file
-``feature_config``      the checkpoint's feature settings (dict)
-``arch``                ``dual`` or ``spectrogram``
-``spectrum_held_fixed`` True for a dual-branch checkpoint
-``clip_score``          anomaly score of the unmasked clip
-``measures``            dict of map measures (pixel AUC, pointing game, focus measures ...)
-======================= ====================================================================
+======================== ===================================================================
+``clip``                 absolute path of the wav
+``clip_sha256``          SHA-256 of the wav file (resume refuses a different clip at that path)
+``section``              section key the detector scored in, e.g. ``fan_section_00`` (or None)
+``detector``             the detector's name
+``detector_spec``        how to load it again (checkpoint / ONNX path, ``module:function``;
+                         None for an object handed over from Python)
+``detector_fingerprint`` the detector's fingerprint (SHA-256 hex)
+``detector_describe``    the detector's ``describe()`` (a checkpoint: path, feature settings,
+                         architecture, task)
+``domain``               ``input`` or ``signal``
+``grid``                 the map's STFT grid (``FeatureConfig`` dict: sample rate, clip length,
+                         n_fft, hop), None for an input domain of unknown grid
+``clip_score``           anomaly score of the unmasked clip
+``measures``             dict of map measures (pixel AUC, pointing game, focus measures ...)
+======================== ===================================================================
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..constants import STUDY_MASKS
+from ..constants import DOMAINS, STUDY_MASKS
 from ..errors import ConfigError, DataError, ResultError
 from ..explain.masks import RISEMaskConfig
 from ..explain.rise import ESTIMATORS, RISEExecution, RISEResult
@@ -45,11 +55,11 @@ log = logging.getLogger(__name__)
 
 #: Keys every result written by :meth:`Explainer.explain` carries in ``meta``.
 META_KEYS = (
-    "clip", "clip_sha256", "section", "checkpoint", "checkpoint_sha256", "feature_config",
-    "arch", "spectrum_held_fixed", "clip_score", "measures",
+    "clip", "clip_sha256", "section", "detector", "detector_spec", "detector_fingerprint",
+    "detector_describe", "domain", "grid", "clip_score", "measures",
 )  # fmt: skip
 #: Keys that must agree between a partial result and the run that continues it.
-RESUME_KEYS = ("clip", "clip_sha256", "section", "checkpoint_sha256")
+RESUME_KEYS = ("clip", "clip_sha256", "section", "detector_fingerprint", "domain", "grid")
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ class ExplainedClip:
     """
 
     clip: Path
-    section: str
+    section: str | None
     result: RISEResult
     log_spec: np.ndarray
     h5: Path | None = None
@@ -127,9 +137,10 @@ def output_stem(out: str | os.PathLike, clip: str | os.PathLike) -> Path:
     A clip in the DCASE layout (``<machine>/<train|test>/<name>.wav``) goes to
     ``<out>/<machine>/<name>``, so clips of different machines that share a file name (every
     DCASE machine has ``section_00_source_test_anomaly_0000_...``) never collide; any other
-    clip goes to ``<out>/<name>``.
+    clip goes to ``<out>/<name>``. ``..`` in ``clip`` is resolved first, so the result always
+    lies below ``out``.
     """
-    clip = Path(clip)
+    clip = Path(os.path.abspath(clip))
     if clip.parent.name in ("train", "test", "supplemental"):
         return Path(out) / clip.parent.parent.name / clip.stem
     return Path(out) / clip.stem
@@ -152,13 +163,18 @@ def top_anomalous_clips(records: Sequence[Any], scores: Any, n: int = 2) -> list
     return picked
 
 
-def map_measures(importance: np.ndarray, clip: str | os.PathLike) -> dict[str, float]:
+def map_measures(
+    importance: np.ndarray, clip: str | os.PathLike, *, log_energy: np.ndarray | None = None
+) -> dict[str, float]:
     """Measures of where a map looks, against whatever ground truth the clip has.
 
     On a synthetic tree: the pixel AUC and pointing game against the anomaly mask (anomalous
-    clips) and the machine focus, signed machine correlation and background-event share
-    against the machine / background components (:func:`asdxai.explain.focus.map_focus`).
-    Measures without ground truth are left out; empty for a clip outside a synthetic tree.
+    clips) and the machine focus, contrast, correlation (and, given ``log_energy``, the partial
+    correlation beyond energy) and background-event share against the machine / background
+    components (:func:`asdxai.explain.focus.map_focus`). Given the clip's log spectrogram
+    ``log_energy`` [shape=(T, F), dB], the same measures of that *energy map* (a map that knows
+    nothing of the model), prefixed ``energy_``, are the baseline row. Measures without ground
+    truth are left out; empty for a clip outside a synthetic tree.
     """
     from ..data.anomaly_masks import load_anomaly_mask
     from ..data.components import load_components
@@ -170,53 +186,134 @@ def map_measures(importance: np.ndarray, clip: str | os.PathLike) -> dict[str, f
         truth = None
     if parts is not None and parts.level_db.shape != importance.shape:
         parts = None
-    focus = map_focus(
-        importance, truth,
-        None if parts is None else parts.level_db, None if parts is None else parts.events,
-    )  # fmt: skip
-    return {k: v for k, v in focus.to_dict().items() if np.isfinite(v)}
+    if log_energy is not None and np.shape(log_energy) != importance.shape:
+        log_energy = None
+    level, events = (None, None) if parts is None else (parts.level_db, parts.events)
+    out = map_focus(importance, truth, level, events, log_energy=log_energy).to_dict()
+    if log_energy is not None:
+        energy = map_focus(log_energy, truth, level, events, log_energy=log_energy).to_dict()
+        out.update({f"energy_{k}": v for k, v in energy.items() if not k.endswith("_area")})
+    return {k: v for k, v in out.items() if np.isfinite(v)}
+
+
+@dataclass(frozen=True)
+class MaskedInput:
+    """What is masked for one clip in a domain, and how it is scored.
+
+    Attributes
+    ----------
+    x : Tensor [shape=(T, F)], the masked input (input domain: the detector's own input;
+        signal domain: all ones, so a masked input is the mask on the clip's STFT)
+    score : callable, Tensor [shape=(B, T, F)] -> Tensor [shape=(B,)], checked scores
+    log_x : np.ndarray [shape=(T, F)], dB, for plots
+    grid : FeatureConfig of the map's STFT grid, or None (input domain of unknown grid)
+    """
+
+    x: torch.Tensor
+    score: Callable[[torch.Tensor], torch.Tensor]
+    log_x: np.ndarray
+    grid: Any
 
 
 class Explainer:
-    """A checkpoint's black box, loaded once, ready to explain many clips.
+    """A detector, loaded once, ready to explain many clips.
 
     Parameters
     ----------
-    checkpoint : path of a ``model.pt`` with a fitted backend
+    detector : a :class:`~asdxai.detectors.Detector`, or a spec for
+        :func:`~asdxai.detectors.load_detector` (checkpoint ``*.pt``, ``*.onnx``,
+        ``package.module:function``)
     device : torch device or ``"auto"`` (CUDA if available)
+    domain : ``"input"`` (the detector's ``time_frequency`` input) or ``"signal"`` (masks on
+        the clip's STFT, resynthesised); default: input where the detector has one
+    grid : FeatureConfig whose ``n_fft`` / ``hop_length`` give the signal-domain STFT grid
+        (default: :func:`asdxai.explain.signal.signal_grid`, n_fft 1024 / hop 512)
     """
 
-    def __init__(self, checkpoint: str | os.PathLike, *, device: str | torch.device = "auto"):
-        from .._io import sha256_file
+    def __init__(
+        self,
+        detector: Any,
+        *,
+        device: str | torch.device = "auto",
+        domain: str | None = None,
+        grid: Any = None,
+    ):
         from .._runtime import resolve_device
-        from ..checkpoint import load_checkpoint
-        from ..scoring import AnomalyScorer
+        from ..detectors import CheckedDetector, has_time_frequency, load_detector
 
-        self.path = Path(checkpoint).resolve()
-        self.ckpt = load_checkpoint(self.path)
         self.device = resolve_device(device)
-        self.scorer = AnomalyScorer.from_checkpoint(self.ckpt, self.device)
-        self.sha256 = sha256_file(self.path)
+        self.spec: str | None = None
+        if isinstance(detector, (str, os.PathLike)):
+            self.spec = str(Path(detector).resolve()) if Path(detector).exists() else str(detector)
+            detector = load_detector(detector, device=self.device)
+        elif isinstance(getattr(detector, "path", None), Path):  # a loaded checkpoint / ONNX
+            self.spec = str(detector.path)
+        self.detector = CheckedDetector(detector)
+        if domain is None:
+            domain = "input" if has_time_frequency(self.detector.inner) else "signal"
+        if domain not in DOMAINS:
+            raise ConfigError(f"domain must be one of {DOMAINS}, got {domain!r}", param="domain")
+        if domain == "input" and not has_time_frequency(self.detector.inner):
+            raise ConfigError(
+                f"detector {self.detector.name} has no time-frequency input of its own; explain "
+                "it in the signal domain",
+                param="domain",
+            )
+        self.domain = domain
+        self.grid = grid
         #: Clips placed in a section by :func:`~.placement.place_clip`, by resolved path.
         self.placements: dict[Path, Placement] = {}
 
     @property
-    def sections(self) -> list[str]:
-        """Section keys the backend was fitted on."""
-        return list(self.scorer.sections)
+    def ckpt(self) -> Any:
+        """The checkpoint of an asdxai-checkpoint detector."""
+        return self._checkpoint_attr("ckpt")
 
-    def section_for(self, clip: str | os.PathLike, section: str | None = None) -> str:
+    @property
+    def scorer(self) -> Any:
+        """The :class:`~asdxai.scoring.AnomalyScorer` of an asdxai-checkpoint detector."""
+        return self._checkpoint_attr("scorer")
+
+    def _checkpoint_attr(self, key: str) -> Any:
+        value = getattr(self.detector.inner, key, None)
+        if value is None:
+            raise ConfigError(f"detector {self.detector.name} is not an asdxai checkpoint")
+        return value
+
+    @property
+    def sections(self) -> list[str]:
+        """Section keys the detector knows ([] for a detector that names none)."""
+        return list(getattr(self.detector.inner, "sections", None) or [])
+
+    def read(self, clip: str | os.PathLike) -> torch.Tensor:
+        """The clip as the detector reads it [shape=(L,)] float32 on the explainer's device: at
+        its sample rate, padded / trimmed to a checkpoint's clip length (else as long as it is)."""
+        from ..data.audio import clip_duration, read_clip
+        from ..explain.signal import signal_grid
+        from ..features import FeatureConfig
+
+        cfg = getattr(self.detector.inner, "features", None)
+        if not isinstance(cfg, FeatureConfig):
+            rate = self.detector.sample_rate
+            n = max(int(round(clip_duration(clip) * rate)), 1)
+            cfg = signal_grid(rate, n)
+        return torch.from_numpy(read_clip(clip, cfg)).to(self.device)
+
+    def section_for(self, clip: str | os.PathLike, section: str | None = None) -> str | None:
         """The section key of ``clip``: ``section`` if given, else from its DCASE name and
-        folder, else placed by what the model knows (:func:`~.placement.place_clip`, logged;
-        the placement goes into the result's ``meta["placement"]``)."""
+        folder, else (for a detector that names its sections) placed by what the model knows
+        (:func:`~.placement.place_clip`, logged; the placement goes into the result's
+        ``meta["placement"]``); None for a detector without sections and a clip outside the
+        DCASE layout."""
         from ..data.records import parse_name
 
         clip = Path(clip)
-        known = ", ".join(self.sections[:20])
+        sections = self.sections
+        known = ", ".join(sections[:20])
         if section is not None:
-            if section not in self.sections:
+            if sections and section not in sections:
                 raise DataError(
-                    f"section {section!r} is not in the checkpoint (one of: {known})",
+                    f"section {section!r} is not in the detector (one of: {known})",
                     param="section",
                 )
             return section
@@ -224,30 +321,71 @@ class Explainer:
             number = parse_name(clip.name)["section"]
         except DataError:
             number = None
+        key = None if number is None else f"{clip.resolve().parent.parent.name}_section_{number}"
+        if not sections:
+            return key
+        if key in sections:
+            return key
         if number is not None:
-            key = f"{clip.resolve().parent.parent.name}_section_{number}"
-            if key in self.sections:
-                return key
-            matches = [s for s in self.sections if s.endswith(f"_section_{number}")]
+            matches = [s for s in sections if s.endswith(f"_section_{number}")]
             if len(matches) == 1:
                 return matches[0]
         placed = place_clip(self, clip, number=number)
         self.placements[clip.resolve()] = placed
-        reason = "no section in the name" if number is None else "section not in the checkpoint"
-        log.warning("%s", placed.message(clip, reason, self.sections))
+        reason = "no section in the name" if number is None else "section not in the detector"
+        log.warning("%s", placed.message(clip, reason, sections))
         return placed.section
 
     def inputs(self, clip: str | os.PathLike) -> ClipInputs:
-        """Read ``clip`` and compute the checkpoint's model inputs for it."""
-        from ..data.audio import read_clip
+        """Read ``clip`` and compute an asdxai checkpoint's model inputs for it."""
         from ..features import log_spectrogram
-        from ..nets import encoder_inputs
 
-        wave = torch.from_numpy(read_clip(clip, self.ckpt.features))[None].to(self.device)
-        inputs = encoder_inputs(wave, self.ckpt.features, self.ckpt.net.arch)
+        model_inputs = self._checkpoint_attr("model_inputs")
+        wave = self.read(clip)
+        inputs = model_inputs(wave[None])
         spec = inputs["spec"][0]
-        log_spec = log_spectrogram(spec).cpu().numpy()
-        return ClipInputs(spec, inputs["spectrum"], log_spec, wave[0])
+        return ClipInputs(spec, inputs["spectrum"], log_spectrogram(spec).cpu().numpy(), wave)
+
+    def map_shape(self, clip: str | os.PathLike) -> tuple[int, int]:
+        """(T, F) of the map of ``clip`` in this explainer's domain (reads only the header
+        where it can)."""
+        from ..data.audio import clip_duration
+        from ..explain.signal import signal_grid
+
+        feat = getattr(self.detector.inner, "features", None)
+        if self.domain == "input" and feat is not None:
+            return (feat.n_frames, feat.n_bins)
+        if self.domain == "input":
+            return tuple(self.masked_input(self.read(clip), self.section_for(clip)).x.shape)
+        rate = self.detector.sample_rate
+        n = feat.n_samples if feat is not None else int(round(clip_duration(clip) * rate))
+        grid = signal_grid(rate, n) if self.grid is None else self.grid
+        return (1 + (n - grid.n_fft) // grid.hop_length, grid.n_fft // 2 + 1)
+
+    def masked_input(self, wave: torch.Tensor, section: str | None = None) -> MaskedInput:
+        """What RISE masks in this explainer's domain for the clip ``wave`` [shape=(L,)] (from
+        :meth:`read`) in ``section``, and how it is scored."""
+        if self.domain == "input":
+            tf = self.detector.time_frequency(wave, section)
+            grid = getattr(self.detector.inner, "features", None)
+            return MaskedInput(tf.x, tf.score, tf.log_x, grid)
+        from ..explain.signal import signal_grid, stft_masking
+        from ..features import FeatureConfig, log_spectrogram, spectrogram
+
+        rate, n = self.detector.sample_rate, wave.shape[-1]
+        grid = signal_grid(rate, n)
+        if self.grid is not None:
+            grid = FeatureConfig(sample_rate=rate, duration_s=n / rate, n_fft=self.grid.n_fft,
+                                 hop_length=self.grid.hop_length)  # fmt: skip
+        resynthesise = stft_masking(wave, grid)
+        detector = self.detector
+
+        def score(masks: torch.Tensor) -> torch.Tensor:
+            return detector.score(resynthesise(masks), section)
+
+        log_x = log_spectrogram(spectrogram(wave.float(), grid)).cpu().numpy()
+        x = torch.ones(log_x.shape, device=wave.device)  # the masked input is the mask itself
+        return MaskedInput(x, score, log_x, grid)
 
     def explain(
         self,
@@ -271,11 +409,17 @@ class Explainer:
         execution : device, batch size, precision, progress, checkpoints, process group;
             its ``device`` defaults to the explainer's
         out_stem : write ``<out_stem>.h5`` / ``.png`` (nothing is written when None). An
-            existing result there is continued when its settings, clip and checkpoint match
-            (skipped when complete) and refused otherwise, unless ``overwrite``
+            existing result there is continued when its settings, clip, detector and domain
+            match (skipped when complete) and refused otherwise, unless ``overwrite``
         overwrite : replace an existing result instead of continuing it
         plot : also write the PNG (log spectrogram | map)
         writer : whether this process writes (False on non-zero ranks of a sharded run)
+
+        Raises
+        ------
+        DetectorError
+            The detector returns the wrong shape, non-finite or non-deterministic scores
+            (checked on the unmasked clip before anything is written).
         """
         from .._atomic import atomic_path
         from .._io import sha256_file
@@ -291,15 +435,18 @@ class Explainer:
         if ex.device is None:
             ex = replace(ex, device=self.device)
         section = self.section_for(clip, section)
+        wave = self.read(clip)
+        inputs = self.masked_input(wave, section)
         meta: dict[str, Any] = {
             "clip": str(clip.resolve()),
             "clip_sha256": sha256_file(clip),
             "section": section,
-            "checkpoint": str(self.path),
-            "checkpoint_sha256": self.sha256,
-            "feature_config": self.ckpt.features.to_dict(),
-            "arch": self.ckpt.net.arch,
-            "spectrum_held_fixed": self.ckpt.net.arch == "dual",
+            "detector": self.detector.name,
+            "detector_spec": self.spec,
+            "detector_fingerprint": self.detector.fingerprint,
+            "detector_describe": self.detector.describe(),
+            "domain": self.domain,
+            "grid": None if inputs.grid is None else inputs.grid.to_dict(),
         }
         if clip.resolve() in self.placements:
             meta["placement"] = self.placements[clip.resolve()].to_meta()
@@ -323,38 +470,40 @@ class Explainer:
                     png if png is not None and png.exists() else None, reused=True,
                 )  # fmt: skip
             resume_from = replace(prev, complete=False) if prev.complete else prev
-        inputs = self.inputs(clip)
-        score_fn = self.scorer.bind(section, spectrum=inputs.spectrum)
+        with torch.no_grad():  # the detector's promises, checked before anything is written
+            clip_score = float(self.detector.score(wave[None], section)[0])
+            inputs.score(inputs.x[None])
         prov = provenance(self.device)
 
         def save_partial(res: RISEResult) -> None:
             res.meta.update(meta)
-            save_result(h5, res, log_spectrogram=inputs.log_spec, provenance=prov)
+            save_result(h5, res, log_spectrogram=inputs.log_x, provenance=prov)
 
         if h5 is not None and writer:
             ex = replace(ex, checkpoint=save_partial)
         else:
             ex = replace(ex, checkpoint=None)
-        res = RISE(score_fn, settings.mask_config).attribute(
-            inputs.spec, n_masks=settings.n_masks, seed=settings.seed,
+        res = RISE(inputs.score, settings.mask_config).attribute(
+            inputs.x, n_masks=settings.n_masks, seed=settings.seed,
             estimator=settings.estimator, until_agreement=settings.until_agreement,
             resume_from=resume_from, execution=ex,
         )  # fmt: skip
         res.meta.update(meta)
-        with torch.no_grad():
-            res.meta["clip_score"] = float(score_fn(inputs.spec[None])[0])
-        res.meta["measures"] = map_measures(res.importance, clip)
-        out = ExplainedClip(clip, section, res, inputs.log_spec)
+        res.meta["clip_score"] = clip_score
+        res.meta["measures"] = map_measures(res.importance, clip, log_energy=inputs.log_x)
+        out = ExplainedClip(clip, section, res, inputs.log_x)
         if h5 is None or not writer:
             return out
-        save_result(h5, res, log_spectrogram=inputs.log_spec, provenance=prov)
+        save_result(h5, res, log_spectrogram=inputs.log_x, provenance=prov)
         out.h5 = h5
         if png is not None:
             from ..plots.rise import plot_importance
 
+            where = "" if section is None else f" ({section})"
             fig = plot_importance(
-                inputs.log_spec, res.importance, self.ckpt.features,
-                title=f"{clip.name} ({section}), score {res.meta['clip_score']:.3f}",
+                inputs.log_x, res.importance, inputs.grid,
+                title=f"{clip.name}{where}, {self.detector.name} [{self.domain}], "
+                f"score {clip_score:.3f}",
             )  # fmt: skip
             with atomic_path(png) as tmp:
                 fig.savefig(tmp, format="png", dpi=110)
@@ -387,7 +536,7 @@ def explain_clips(
     plot: bool = True,
     on_done: Callable[[ExplainedClip], Any] | None = None,
 ) -> list[ExplainedClip]:
-    """Explain several clips with one checkpoint, results laid out by :func:`output_stem`.
+    """Explain several clips with one detector, results laid out by :func:`output_stem`.
 
     Every clip's section and output name is resolved before any map is computed. Under an
     initialised process group (``execution.distributed``) one clip's mask blocks are shared

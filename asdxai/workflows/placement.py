@@ -4,7 +4,7 @@ A checkpoint trained with a machine, section or attribute classifier (one model 
 sections) places the clip by its own prediction: the embedding's cosine to every class centre
 (the loss's fixed centres, rebuilt from the checkpoint's seed), a softmax at the loss's scale
 (the last adaptive scale of training, else AdaCos's fixed scale ``sqrt(2) log(C - 1)``), and
-the class probabilities summed per section. Any other checkpoint places it in the *nearest*
+the class probabilities summed per section. Any other detector places it in the *nearest*
 section -- the one whose references give the clip the lowest anomaly score -- among the
 development sections (DCASE numbering: sections 00-02; evaluation sections only when
 ``include_eval``), with the same softmax over ``1 - score`` as confidence. Either way the
@@ -89,7 +89,7 @@ class Placement:
 
 def folder_machine(clip: str | os.PathLike, sections: list[str]) -> str | None:
     """The machine type a clip's folder names (``<machine>/<train|test>/x.wav`` or
-    ``<machine>/x.wav``) if the checkpoint has sections of it, else None."""
+    ``<machine>/x.wav``) if the detector has sections of it, else None."""
     parent = Path(clip).resolve().parent
     machines = {s.rsplit("_section_", 1)[0] for s in sections}
     for name in (parent.parent.name if parent.name in _SPLIT_DIRS else None, parent.name):
@@ -117,9 +117,10 @@ def _section_of(name: str, task: str, sections: list[str]) -> str | None:
 
 
 def has_classifier(explainer: Explainer) -> bool:
-    """Whether the checkpoint's one model was trained to tell machines or sections apart."""
-    ckpt = explainer.ckpt
-    return (
+    """Whether the detector is an asdxai checkpoint whose one model was trained to tell
+    machines or sections apart."""
+    ckpt = getattr(explainer.detector.inner, "ckpt", None)
+    return ckpt is not None and (
         ckpt.task in CLASSIFIER_TASKS
         and not ckpt.per_section
         and len(ckpt.class_names.get("all", [])) > 1
@@ -158,17 +159,16 @@ def class_probabilities(explainer: Explainer, inputs) -> dict[str, float]:
     return {name: float(v) for name, v in zip(names, p.tolist(), strict=True)}
 
 
-def section_scores(explainer: Explainer, inputs, sections: list[str]) -> dict[str, float]:
-    """Anomaly score of the clip under each of ``sections`` (lower = closer)."""
+def section_scores(explainer: Explainer, wave: torch.Tensor, sections: list[str]
+                   ) -> dict[str, float]:  # fmt: skip
+    """Anomaly score of the clip ``wave`` [shape=(L,)] under each of ``sections`` (lower =
+    closer), by the detector itself."""
     with torch.no_grad():
-        return {
-            key: float(explainer.scorer.bind(key, spectrum=inputs.spectrum)(inputs.spec[None])[0])
-            for key in sections
-        }
+        return {key: float(explainer.detector.score(wave[None], key)[0]) for key in sections}
 
 
-def _nearest(explainer, inputs, sections: list[str]) -> tuple[str, float]:
-    scores = section_scores(explainer, inputs, sections)
+def _nearest(explainer, wave, sections: list[str]) -> tuple[str, float]:
+    scores = section_scores(explainer, wave, sections)
     keys = list(scores)
     sim = torch.tensor([1.0 - scores[k] for k in keys], dtype=torch.float64)
     p = torch.softmax(_softmax_scale(len(keys)) * sim, 0)
@@ -183,11 +183,11 @@ def place_clip(
     number: str | None = None,
     include_eval: bool = False,
 ) -> Placement:
-    """Choose the section to explain ``clip`` in, by what the checkpoint knows.
+    """Choose the section to explain ``clip`` in, by what the detector knows.
 
     Parameters
     ----------
-    explainer : the loaded checkpoint
+    explainer : the loaded detector (an :class:`~asdxai.workflows.explain.Explainer`)
     clip : wav file
     number : the section number its name gives (e.g. ``"01"``), or None
     include_eval : let the nearest-section rule choose evaluation sections (03 and up) too
@@ -202,16 +202,16 @@ def place_clip(
     if number is not None:
         pool = [s for s in pool if s.endswith(f"_section_{number}")] or pool
     if not pool:
-        raise DataError(f"{clip}: the checkpoint has no section to explain it in")
-    inputs = explainer.inputs(clip)
+        raise DataError(f"{clip}: the detector has no section to explain it in")
+    wave = explainer.read(clip)
     if has_classifier(explainer):
-        probs = class_probabilities(explainer, inputs)
+        probs = class_probabilities(explainer, explainer.inputs(clip))
         task = explainer.ckpt.task
         if task == "machine":
             types = {s.rsplit("_section_", 1)[0] for s in pool}
             kind = max(types, key=lambda m: probs.get(m, 0.0))
             within = [s for s in pool if s.startswith(kind + "_section_")]
-            section, p_within = _nearest(explainer, inputs, _dev(within, include_eval))
+            section, p_within = _nearest(explainer, wave, _dev(within, include_eval))
             return Placement(section, probs.get(kind, 0.0) * p_within, "classifier", len(pool),
                              machine)  # fmt: skip
         per_section = dict.fromkeys(pool, 0.0)
@@ -222,7 +222,7 @@ def place_clip(
         section = max(per_section, key=per_section.__getitem__)
         return Placement(section, per_section[section], "classifier", len(pool), machine)
     candidates = _dev(pool, include_eval)
-    section, p = _nearest(explainer, inputs, candidates)
+    section, p = _nearest(explainer, wave, candidates)
     return Placement(section, p, "nearest", len(candidates), machine)
 
 

@@ -1,8 +1,9 @@
 """Measures of one map: where it looks (localisation), whether the black box agrees (faithfulness).
 
 Localisation (needs the synthetic ground truth; :func:`asdxai.explain.focus.map_focus`):
-pixel AUC and pointing game against the anomaly mask, machine focus, signed machine
-correlation and background-event share against the machine / background components; and
+pixel AUC and pointing game against the anomaly mask, machine focus, signed machine contrast and
+correlation, the partial correlation beyond the clip's log energy and background-event share
+against the machine / background components; and
 ``deviation_auc``, the pixel AUC of the map's structure ``|m - median(m)|``
 (:func:`~asdxai.explain.focus.map_deviation`): whether the map singles the anomaly out in
 either direction (a map that reads the anomaly as *normal* has a pixel AUC below 0.5 but a
@@ -13,7 +14,10 @@ Faithfulness (needs only the black box). A removed cell takes the value of the *
 stationary part, so removing a cell keeps the input close to the training data; ``"zero"`` =
 silence, the perturbation RISE's masks and the Captum baselines here use themselves (an all-silent
 spectrogram is far from the training data: most models score it as very anomalous, so zero-fill
-curves mostly measure that). With ``s`` the score of the unmasked input:
+curves mostly measure that). Both are constant over time in every bin, and the encoders subtract
+each bin's temporal mean, so a fully removed bin is the same under either: they differ only on
+partly removed bins. A (T, F) tensor is a reference of its own, e.g. normal content
+(:func:`asdxai.explain.reference.normal_reference`). With ``s`` the score of the unmasked input:
 
 * ``deletion`` -- area under the deletion curve (:func:`asdxai.explain.faithfulness.deletion_curve`,
   cells of one pixel, removed in order of decreasing importance) divided by ``s``: lower =
@@ -56,7 +60,9 @@ LOCALISATION = {
     "pointing_game": True,
     "deviation_auc": True,
     "machine_focus": None,
+    "machine_contrast": None,
     "machine_correlation": None,
+    "machine_partial_r": None,
     "event_share": False,
 }
 #: Faithfulness measures and whether higher is better.
@@ -75,9 +81,12 @@ def localisation_measures(
     anomaly_mask: np.ndarray | None,
     level_db: np.ndarray | None = None,
     events: np.ndarray | None = None,
+    *,
+    log_energy: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """The :data:`LOCALISATION` measures of one map (NaN where the ground truth is missing)."""
-    out = map_focus(importance, anomaly_mask, level_db, events).to_dict()
+    """The :data:`LOCALISATION` measures of one map (NaN where the ground truth is missing;
+    ``machine_partial_r`` needs the clip's log spectrogram ``log_energy`` [shape=(T, F), dB])."""
+    out = map_focus(importance, anomaly_mask, level_db, events, log_energy=log_energy).to_dict()
     out["deviation_auc"] = math.nan
     if anomaly_mask is not None and np.isfinite(out["pixel_auc"]):
         out["deviation_auc"] = pixel_auc(map_deviation(importance), anomaly_mask)
@@ -92,7 +101,7 @@ def faithfulness_measures(
     steps: int = 50,
     bands: int = 34,
     top_fraction: float = 0.2,
-    fill: str = "median",
+    fill: str | torch.Tensor = "median",
     batch_size: int = 64,
 ) -> dict[str, float]:
     """The :data:`FAITHFULNESS` measures of one map (see the module docstring).
@@ -105,7 +114,8 @@ def faithfulness_measures(
     steps : int, points of the deletion / insertion curves (minus one)
     bands : int, frequency bands of the band removal (bands of ``ceil(F / bands)`` bins)
     top_fraction : float in (0, 1), the kept share ``q`` of Average Drop / Increase
-    fill : one of :data:`FILLS`, what a removed cell becomes
+    fill : one of :data:`FILLS`, or a reference Tensor [shape=(T, F)] whose cells removed
+        cells become (e.g. :func:`~asdxai.explain.reference.normal_reference`)
     batch_size : int, inputs per call of the black box
 
     Returns
@@ -116,12 +126,19 @@ def faithfulness_measures(
         raise ConfigError(
             f"top_fraction must lie in (0, 1), got {top_fraction}", param="top_fraction"
         )
-    if fill not in FILLS:
-        raise ConfigError(f"fill must be one of {FILLS}, got {fill!r}", param="fill")
     x = spec.detach().to(torch.float32)
     importance = np.asarray(importance, dtype=np.float64)
     t, f = importance.shape
-    reference = median_frame(x) if fill == "median" else torch.zeros_like(x)
+    if isinstance(fill, torch.Tensor):
+        if fill.shape != x.shape:
+            raise ConfigError(f"fill shape {tuple(fill.shape)} != spec shape {tuple(x.shape)}",
+                              param="fill")  # fmt: skip
+        reference = fill.detach().to(device=x.device, dtype=torch.float32)
+    elif fill in FILLS:
+        reference = median_frame(x) if fill == "median" else torch.zeros_like(x)
+    else:
+        raise ConfigError(f"fill must be one of {FILLS} or a (T, F) tensor, got {fill!r}",
+                          param="fill")  # fmt: skip
 
     def filled(batch: torch.Tensor) -> torch.Tensor:  # the curves mark removed cells with NaN
         return score_fn(torch.where(torch.isnan(batch), reference, batch))

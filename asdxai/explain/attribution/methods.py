@@ -201,12 +201,11 @@ def _compose(score_fn: ScoreFn, resynthesis: Resynthesis) -> ScoreFn:
 def stft_resynthesis(wave: torch.Tensor, cfg: FeatureConfig) -> Resynthesis:
     """FreqRISE-style masking: masks on the complex STFT -> spectrograms of the resynthesis.
 
-    The clip's complex STFT ``S`` (the model's own STFT: Hann window, ``cfg.n_fft``,
-    ``cfg.hop_length``, no centre padding) is computed once; a mask ``M`` [shape=(B, T, F)]
-    gives ``spectrogram(ISTFT(S ⊙ M))``, the inverse by weighted overlap-add (frames times the
-    window, divided by the summed squared window where it exceeds 1e-8). Unlike masking the
-    magnitude directly, the result is a spectrogram of a real signal: neighbouring frames and
-    bins leak into each other as they would in audio (about 1 ms per mask for a 3 s clip).
+    The signal-domain masks of :func:`asdxai.explain.signal.stft_masking` on the model's own
+    STFT grid (``cfg``), followed by the model's spectrogram: a mask ``M`` [shape=(B, T, F)]
+    gives ``spectrogram(ISTFT(S ⊙ M))``. Unlike masking the magnitude directly, the result is a
+    spectrogram of a real signal: neighbouring frames and bins leak into each other as they
+    would in audio (about 1 ms per mask for a 3 s clip).
 
     Parameters
     ----------
@@ -218,27 +217,10 @@ def stft_resynthesis(wave: torch.Tensor, cfg: FeatureConfig) -> Resynthesis:
     callable, Tensor [shape=(B, T, F)] -> Tensor [shape=(B, T, F)], on ``wave``'s device
     """
     from ...features import spectrogram
+    from ..signal import stft_masking
 
-    wave = torch.as_tensor(wave, dtype=torch.float32)
-    n_fft, hop = cfg.n_fft, cfg.hop_length
-    window = torch.hann_window(n_fft, device=wave.device)
-    stft = torch.stft(wave, n_fft, hop, window=window, center=False, return_complex=True).T
-    n_frames = stft.shape[0]
-    length = n_fft + hop * (n_frames - 1)
-    starts = torch.arange(n_frames, device=wave.device) * hop
-    index = (starts[:, None] + torch.arange(n_fft, device=wave.device)[None]).reshape(-1)
-    norm = torch.zeros(length, device=wave.device).index_add_(
-        0, index, window.repeat(n_frames) ** 2
-    )
-    norm = torch.where(norm > 1e-8, norm, torch.ones_like(norm))
-
-    def resynthesise(masks: torch.Tensor) -> torch.Tensor:
-        frames = torch.fft.irfft(stft.to(masks.device) * masks, n=n_fft, dim=-1) * window
-        out = torch.zeros(masks.shape[0], length, device=masks.device, dtype=frames.dtype)
-        out.index_add_(1, index, frames.reshape(masks.shape[0], -1))
-        return spectrogram(out / norm, cfg)
-
-    return resynthesise
+    resynthesise = stft_masking(wave, cfg)
+    return lambda masks: spectrogram(resynthesise(masks), cfg)
 
 
 def cell_ids(shape: tuple[int, int], cells: tuple[int, int]) -> torch.Tensor:

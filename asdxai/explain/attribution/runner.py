@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ...features import log_spectrogram
 from .measures import faithfulness_measures, localisation_measures, stability
 from .methods import METHODS, MethodMap, MethodSettings, Resynthesis, compute_map
 
@@ -50,7 +51,7 @@ def compare_methods(
     events: np.ndarray | None = None,
     faithfulness: bool = True,
     top_fraction: float = 0.2,
-    fill: str = "median",
+    fill: str | torch.Tensor = "median",
     device: torch.device | str = "cpu",
     resynthesis: Resynthesis | None = None,
     on_method: Callable[[MethodResult], object] | None = None,
@@ -69,7 +70,8 @@ def compare_methods(
         :func:`~asdxai.explain.attribution.measures.localisation_measures`); None = unknown
     faithfulness : compute the faithfulness measures (about 140 forward passes per map)
     top_fraction : the kept share of Average Drop / Increase
-    fill : what a removed cell becomes in the faithfulness measures (``"median"``, ``"zero"``)
+    fill : what a removed cell becomes in the faithfulness measures (``"median"``, ``"zero"`` or
+        a (T, F) reference tensor)
     device : where the black box runs
     resynthesis : masks -> spectrograms of the resynthesised clip, for ``rise-stft``
         (:func:`~asdxai.explain.attribution.methods.stft_resynthesis`)
@@ -82,10 +84,13 @@ def compare_methods(
     settings = settings or MethodSettings()
     x = torch.as_tensor(spec).detach().to(device=device, dtype=torch.float32)
     kwargs = {"settings": settings, "device": device, "resynthesis": resynthesis}
+    log_energy = log_spectrogram(x).cpu().numpy()
     out = []
     for method in methods:
         m = compute_map(method, score_fn, x, seed=seed, **kwargs)
-        measures = localisation_measures(m.importance, anomaly_mask, level_db, events)
+        measures = localisation_measures(
+            m.importance, anomaly_mask, level_db, events, log_energy=log_energy
+        )
         if faithfulness:
             measures.update(
                 faithfulness_measures(

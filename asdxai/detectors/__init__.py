@@ -1,0 +1,76 @@
+"""Detectors: any anomalous sound detector behind one protocol (wav in, score out).
+
+``load_detector(spec)`` builds one from a checkpoint ``*.pt``, an ONNX file ``*.onnx``
+(onnxruntime, extra ``asdxai[onnx]``) or a Python factory ``package.module:function``; a
+``*.pt`` is an asdxai checkpoint or a bundled autoencoder (``family: "autoencoder"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import DetectorError
+from .base import (
+    CheckedDetector,
+    Detector,
+    TFInput,
+    TimeFrequencyDetector,
+    has_time_frequency,
+    weights_fingerprint,
+)
+
+
+def load_detector(spec: str | Path, *, device: str | torch.device = "auto") -> Any:
+    """The detector named by ``spec``.
+
+    Parameters
+    ----------
+    spec : a checkpoint path ``*.pt`` (or any existing file but ``*.onnx``), an ONNX file
+        ``*.onnx``, or a Python factory ``package.module:function`` (the function returns a
+        detector)
+    device : torch device or ``"auto"`` (CUDA if available)
+
+    Returns
+    -------
+    a :class:`Detector` (not yet wrapped in :class:`CheckedDetector`)
+    """
+    text = str(spec)
+    suffix = Path(text).suffix.lower()
+    if ":" in text and not Path(text).exists() and suffix not in (".pt", ".onnx"):
+        from .._runtime import resolve_device
+        from .factory import load_factory
+
+        return load_factory(text, device=resolve_device(device))
+    if suffix == ".pt" or (suffix != ".onnx" and Path(text).is_file()):
+        from ..checkpoint import read_weights_only
+
+        if read_weights_only(text).get("family") == "autoencoder":
+            from .autoencoder import load_autoencoder
+
+            return load_autoencoder(text, device=device)
+        from .checkpoint import CheckpointDetector
+
+        return CheckpointDetector(text, device=device)
+    if suffix == ".onnx":
+        from .onnx import OnnxDetector
+
+        return OnnxDetector(text, device=device)
+    raise DetectorError(
+        f"detector {text!r}: expected a checkpoint *.pt, an ONNX file *.onnx or a factory "
+        "package.module:function",
+        param="detector",
+    )
+
+
+__all__ = [
+    "CheckedDetector",
+    "Detector",
+    "TFInput",
+    "TimeFrequencyDetector",
+    "has_time_frequency",
+    "load_detector",
+    "weights_fingerprint",
+]

@@ -1,0 +1,200 @@
+"""Every number the README's results tables quote matches its results file, to its printed digits.
+
+The README's tables are parsed; each is either *sourced* -- mapped to the results file a named
+command writes, every number of every value cell recomputed from that file and compared at the
+precision it is printed with -- or listed in :data:`UNSOURCED` with the reason it has no results
+file. A new table with numbers fails until it is one or the other.
+
+* the bundled models' table: ``asdxai/bundled/training.json``
+  (``python -m asdxai.bundled.train_bundled``);
+* "The study's explanation, measured": ``docs/results/focus_claim_small_g5.csv``
+  (``python figures/focus_claim.py``): mean ± std over the maps, the per-trial means, the
+  paired Wilcoxon p (recomputed with the script's own functions);
+* "Is it the masking?": ``docs/results/focus_factors_small_g5.csv``
+  (``python figures/focus_factors.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+RESULTS = ROOT / "docs" / "results"
+NUMBER = re.compile(r"[−+-]?\d+(?:\.\d+)?(?:e[−+-]?\d+)?")
+
+#: Tables with numbers but no results file behind them (header start -> why).
+UNSOURCED = {
+    "| model (dev-test, section 00 of 7 machine types": "printed by `asdxai demo`; no file kept",
+    "| preset | machine types": "the presets' sizes (asdxai.data.synth.PRESETS), not a result",
+    "| what | command | result |": "benchmarks, machine-dependent; no file kept",
+    "| model | study AUC source | study AUC target | DCASE official score |": "the 3-seed run of "
+    "docs/FIDELITY.md; no file kept (docs/results/small_g4_* hold a 5-trial run)",
+}
+
+
+def readme_tables() -> list[list[list[str]]]:
+    """Every Markdown table of the README: a list of rows (header first, no rule row) of cells."""
+    tables, current = [], []
+    for line in [*README.read_text().splitlines(), ""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-: "):
+                current.append([c.strip() for c in line.strip().strip("|").split("|")])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def _head(table: list[list[str]]) -> str:
+    return "| " + " | ".join(table[0]) + " |"
+
+
+def _table(header_start: str) -> list[list[str]]:
+    found = [t for t in readme_tables() if _head(t).startswith(header_start)]
+    assert len(found) == 1, f"README: expected one table starting {header_start!r}"
+    return found[0]
+
+
+def _numbers(cell: str) -> list[str]:
+    return NUMBER.findall(cell)
+
+
+def _printed_equal(printed: str, value: float) -> bool:
+    """``value`` rounded to the digits of ``printed`` (decimals, or significant digits in
+    scientific notation) is ``printed``."""
+    text = printed.replace("−", "-")
+    if "e" in text:
+        sig = len(text.split("e")[0].lstrip("+-").replace(".", "")) - 1
+        return float(f"{value:.{sig}e}") == float(text)
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return float(f"{value:.{decimals}f}") == float(text)
+
+
+def check_cell(cell: str, expected: list[float], where: str) -> None:
+    """Every number in ``cell`` matches ``expected`` (same count, same order)."""
+    printed = _numbers(cell)
+    assert len(printed) == len(expected), f"{where}: {cell!r} has {printed}, expected {expected}"
+    for p, v in zip(printed, expected, strict=True):
+        assert _printed_equal(p, v), f"{where}: README prints {p}, the results file gives {v!r}"
+
+
+def _figures():
+    sys.path.insert(0, str(ROOT / "figures"))
+    try:
+        import focus_claim
+    finally:
+        sys.path.remove(str(ROOT / "figures"))
+    return focus_claim
+
+
+def _rows(name: str) -> list[dict]:
+    with open(RESULTS / name, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k, v in r.items():
+            try:
+                r[k] = float(v)
+            except ValueError:
+                pass
+    return rows
+
+
+def test_every_readme_table_with_numbers_is_sourced_or_declared_unsourced():
+    sourced = tuple(SOURCED)
+    for table in readme_tables():
+        head = _head(table)
+        if not any(_numbers(" ".join(row[1:])) for row in table[1:]):
+            continue  # no numbers in the value cells
+        known = head.startswith(sourced) or head.startswith(tuple(UNSOURCED))
+        assert known, f"README table {head!r}: map it to its results file or to UNSOURCED"
+
+
+def check_bundled() -> None:
+    results = json.loads((ROOT / "asdxai" / "bundled" / "training.json").read_text())
+    table = _table("| model | AUC source | AUC target | pAUC source | pAUC target |")
+    assert len(table) - 1 == len(results)
+    for row in table[1:]:
+        name = re.match(r"`([^`]+)`", row[0]).group(1)
+        keys = ("auc_source", "auc_target", "pauc_source", "pauc_target")
+        for cell, key in zip(row[1:], keys, strict=True):
+            check_cell(cell, [results[name][key]], f"bundled {name} {key}")
+
+
+def check_focus_claim() -> None:
+    fc = _figures()
+    rows = _rows("focus_claim_small_g5.csv")
+    measures = {"machine focus": "machine_focus", "machine correlation": "machine_correlation",
+                "event share": "event_share", "pixel AUC (anomaly mask)": "pixel_auc"}  # fmt: skip
+    labels = {"anomalous": "anomaly", "normal": "normal"}
+    table = _table("| measure | clips | SC-AdaCos, attribute classes | IC compactness, 1 class |")
+    titles = [t for _, t in fc.MODELS]
+    for row in table[1:]:
+        m, label = measures[row[0]], labels[row[1]]
+        sel = [r for r in rows if r["label"] == label]
+        per = {}
+        for cell, title in zip(row[2:4], titles, strict=True):
+            mine = [r for r in sel if r["model"] == title]
+            mean, std, _ = fc.finite_stats(r[m] for r in mine)
+            expected = [mean, std]
+            if "(" in cell:  # the per-trial means
+                trials = sorted({r["trial"] for r in mine})
+                expected += [fc.finite_stats(r[m] for r in mine if r["trial"] == t)[0]
+                             for t in trials]  # fmt: skip
+            check_cell(cell, expected, f"focus_claim {m} {label} {title}")
+            per[title] = {(r["machine"], r["clip"], r["trial"]): r[m] for r in mine}
+        check_cell(row[4], [fc.paired_p(per[titles[0]], per[titles[1]])], f"focus_claim {m} p")
+
+
+def check_focus_factors() -> None:
+    fc = _figures()
+    rows = _rows("focus_factors_small_g5.csv")
+    modes = {"separable": "separable", "time only": "time", "freq only": "freq"}
+    fills = {"silence": ("silence",), "mean": ("mean",), "either": ("silence", "mean")}
+    table = _table("| masks | fill | machine focus | p | machine correlation | p | pixel AUC | p |")
+    titles = [t for _, t in fc.MODELS]
+    for row in table[1:]:
+        for fill in fills[row[1]]:
+            sel = [r for r in rows if (r["mode"], r["fill"]) == (modes[row[0]], fill)]
+            assert sel, f"focus_factors: no rows for {row[0]} / {fill}"
+            cells = iter(row[2:])
+            for m in ("machine_focus", "machine_correlation", "pixel_auc"):
+                per = {t: {(r["machine"], r["clip"]): r[m] for r in sel if r["model"] == t}
+                       for t in titles}  # fmt: skip
+                means = [fc.finite_stats(per[t].values())[0] for t in titles]
+                where = f"focus_factors {row[0]}/{fill} {m}"
+                check_cell(next(cells), means, where)
+                check_cell(next(cells), [fc.paired_p(per[titles[0]], per[titles[1]])], where)
+
+
+#: Tables with a results file behind them (header start -> the check).
+SOURCED = {
+    "| model | AUC source | AUC target | pAUC source | pAUC target |": check_bundled,
+    "| measure | clips | SC-AdaCos, attribute classes | IC compactness, 1 class |": (
+        check_focus_claim
+    ),
+    "| masks | fill | machine focus | p | machine correlation | p | pixel AUC | p |": (
+        check_focus_factors
+    ),
+}
+
+
+@pytest.mark.parametrize("header", list(SOURCED))
+def test_readme_numbers_match_their_results_files(header):
+    SOURCED[header]()
+
+
+def test_the_check_catches_a_drifted_number():
+    assert _printed_equal("0.610", 0.6104) and _printed_equal("−0.21", -0.2149)
+    assert _printed_equal("2e-5", 2.4e-05) and _printed_equal("0.10", 0.1)
+    assert not _printed_equal("0.610", 0.6106) and not _printed_equal("2e-5", 2.6e-05)
+    with pytest.raises(AssertionError):
+        check_cell("0.861 ± 0.002", [0.861, 0.021], "drift")
+    with pytest.raises(AssertionError):
+        check_cell("0.861", [0.861, 0.002], "a number left out")
