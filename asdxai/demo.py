@@ -167,8 +167,9 @@ def run_demo(
 
     settings = MapSettings(n_masks=max_masks, seed=seed, until_agreement=agreement)
     explained = [
-        ExplainedModel(m.name, m.title, Explainer(models[m.name][1], device=dev),
-                       out / "rise" / m.name)
+        ExplainedModel(
+            m.name, m.title, Explainer(models[m.name][1], device=dev), out / "rise" / m.name
+        )
         for m in reversed(DEMO_MODELS)  # the SC-AdaCos model ranks the clips
     ]
     fig4 = explain_top_clips(
