@@ -103,7 +103,7 @@ def explain_top_clips(
         features = getattr(ranker.detector.inner, "features", None)  # a checkpoint's STFT grid
         made.figure = plot_importance_grid(
             grid, features, captions=captions,
-            title="RISE maps of the clips the first model finds most anomalous, under "
-            + ", ".join(f"{m.title} ({m.explainer.detector.name})" for m in models),
+            title="RISE maps of the clips the first model ranks most anomalous, explained by\n"
+            + ", ".join(m.explainer.detector.name for m in models),
         )  # fmt: skip
     return made
