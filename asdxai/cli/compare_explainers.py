@@ -21,7 +21,7 @@ from ._common import (
 )
 
 #: The defaults: a quick look, and the study-sized run of ``--full``.
-QUICK = {"n_clips": 2, "budget": 500}
+QUICK = {"n_clips": 1, "budget": 500}
 FULL = {"n_clips": 6, "budget": 2000}
 
 
