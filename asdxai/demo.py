@@ -128,7 +128,7 @@ def run_demo(
     from .data.records import scan
     from .embed import TSNEConfig, save_result, write_distances_csv
     from .explain import RISEExecution
-    from .plots.tsne import plot_tsne_panels, save_figure
+    from .plots.tsne import plot_tsne_panels, result_panel, save_figure
     from .workflows.defaults import ensure_synthetic
     from .workflows.embedding import project_split
     from .workflows.evaluate import score_checkpoint
@@ -167,8 +167,9 @@ def run_demo(
 
     settings = MapSettings(n_masks=max_masks, seed=seed, until_agreement=agreement)
     explained = [
-        ExplainedModel(m.name, m.title, Explainer(models[m.name][1], device=dev),
-                       out / "rise" / m.name)
+        ExplainedModel(
+            m.name, m.title, Explainer(models[m.name][1], device=dev), out / "rise" / m.name
+        )
         for m in reversed(DEMO_MODELS)  # the SC-AdaCos model ranks the clips
     ]
     fig4 = explain_top_clips(
@@ -201,7 +202,7 @@ def run_demo(
         write_distances_csv(result, base.parent / f"{model.name}_distances.csv")
         res.tsne[model.name] = base.with_suffix(".h5")
         res.summary.setdefault("tsne_mean_nearest_normal", {})[model.name] = result.mean_distance
-        panels.append((result.projection, result.is_anomaly, model.title))
+        panels.append(result_panel(result, model.title))
     res.figures.append(save_figure(plot_tsne_panels(panels, ncols=2), out / "fig5_tsne.png"))
 
     atomic_write_text(

@@ -144,10 +144,17 @@ class ListenReport:
                 f"{rnd.size} random regions of the same size."
             )
         elif self.drop >= 0:
-            lines.append(
+            lines += [
                 "NOTE: removing the flagged region does NOT lower the anomaly score "
-                f"({self.drop:+.4f}); the map does not explain this clip's score well."
-            )
+                f"({self.drop:+.4f}): without it the clip looks more anomalous, not less, so the "
+                "score does not rest on that region alone. Either the flagged cells are what "
+                "the clip is compared with (normal-sounding parts) rather than the anomaly, or "
+                "the removal itself (a silent gap the model never heard in training) is what "
+                "the model reacts to.",
+                "next: listen to the 'rest' file below; flag a smaller or a larger share of "
+                "cells; and if the split-half agreement is below 0.9, compute the map with more "
+                "masks before reading it.",
+            ]
         else:
             lines.append(
                 f"NOTE: removing the flagged region does NOT lower the score the most: "
