@@ -363,6 +363,7 @@ def _bad_ckpts(assets, tmp: Path) -> dict[str, tuple[Path, str]]:
         "do not match the architecture")  # fmt: skip
     cases["missing"] = (tmp / "nothing.pt", "nothing.pt")
     put("version-text", {**d, "format_version": "99"}, "format_version is a str")
+    put("provenance-list", {**d, "provenance": ["a"]}, "provenance is a list")
     for kind, dtype in (("complex", torch.complex64), ("int", torch.int32)):
         enc = {k: dict(v) for k, v in d["encoders"].items()}
         enc["all"][name] = enc["all"][name].to(dtype)
@@ -378,7 +379,8 @@ def _bad_ckpts(assets, tmp: Path) -> dict[str, tuple[Path, str]]:
 
 @pytest.mark.parametrize(
     "case", ["truncated", "random-bytes", "hdf5", "pickle-with-code", "newer", "nan-weights",
-             "hop-1", "other-arch", "missing", "version-text", "complex-weights", "int-weights",
+             "hop-1", "other-arch", "missing", "version-text", "provenance-list",
+             "complex-weights", "int-weights",
              "backend-zero", "backend-empty", "backend-scaled"],
 )  # fmt: skip
 def test_bad_checkpoint_through_every_command(case, assets, tmp_path, capsys):

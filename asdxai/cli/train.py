@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from ..constants import (
@@ -236,7 +235,7 @@ def _recipe(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from .._atomic import check_output_file
-    from .._runtime import resolve_device
+    from .._runtime import available_cores, resolve_device
     from ..recipes import list_recipes
     from ..workflows.training import train_recipe, training_records, trial_paths
 
@@ -252,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     workers = args.workers
     if workers is None:
-        workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+        workers = 0 if device.type == "cpu" else min(8, available_cores())
     records = training_records(data, recipe.splits)
 
     def on_epoch(key: str, epoch: int, stats: dict) -> None:
