@@ -61,6 +61,11 @@ from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+#: Most sub-clusters per class, and most fixed centre values (classes x sub-clusters x
+#: dimensions: 2^26 float32 values are 256 MB).
+MAX_SUB_CLUSTERS = 1024
+MAX_CENTRE_VALUES = 2**26
+
 
 def random_centres(
     n_classes: int, n_sub: int, embed_dim: int, generator: torch.Generator
@@ -98,6 +103,13 @@ class _Loss(nn.Module):
         super().__init__()
         if n_classes < 1 or embed_dim < 1 or n_sub < 1:
             raise ConfigError("n_classes, embed_dim and sub_clusters must be positive")
+        if n_sub > MAX_SUB_CLUSTERS or n_classes * n_sub * embed_dim > MAX_CENTRE_VALUES:
+            raise ConfigError(
+                f"{n_classes} classes x {n_sub} sub-clusters x {embed_dim} dimensions of fixed "
+                f"centres is too many (at most {MAX_SUB_CLUSTERS} sub-clusters and "
+                f"{MAX_CENTRE_VALUES} centre values)",
+                param="sub_clusters",
+            )
         if weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {weight_decay}")
         self.n_classes = int(n_classes)

@@ -1070,3 +1070,43 @@ def test_stale_partial_trees_of_dead_processes_are_removed(tmp_path, monkeypatch
     ensure_synthetic(root)
     assert (root / "synth.json").is_file() and not stale.exists() and live.is_dir()
     assert f"removing {stale}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "option,value,needle",
+    [("--ig-steps", "1000000", "ig_steps"), ("--shap-samples", "100000", "shap_samples"),
+     ("--occlusion-window", "100000x8", "occlusion_window")],
+)  # fmt: skip
+def test_method_counts_beyond_their_memory_are_refused_before_any_work(
+    option, value, needle, assets, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    argv = ["compare-explainers", "--checkpoint", assets["ckpt"], "--clip", assets["clip"],
+            "--out", out, "--methods", "saliency", "--device", "cpu", option, value]  # fmt: skip
+    refused(capsys, argv, [needle, option], out)
+
+
+def test_nonsense_counts_of_models_and_backends_are_refused():
+    from asdxai.losses import build_loss
+    from asdxai.scoring import KMeansBackend
+
+    with pytest.raises(ConfigError, match="k must be at most"):
+        KMeansBackend(k=100_000).fit({"fan_section_00": (np.ones((40, 4)), np.ones((2, 4)))})
+    with pytest.raises(ConfigError, match="sub-clusters"):
+        build_loss("sc-adacos", 10, 256, sub_clusters=100_000, mixup=True)
+
+
+def test_train_out_naming_a_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "newdir"
+    refused(capsys, ["train", "--out", f"{out}/", "--epochs", "1"], ["is a folder", "--out"], out)
+    assert not out.exists()
+
+
+def test_a_method_named_twice_is_one_row(assets, tmp_path):
+    from asdxai.workflows.compare import compare_explainers
+
+    comparison = compare_explainers(
+        [assets["ckpt"]], [assets["clip"]], methods=["random", "random"], device="cpu",
+        progress=False,
+    )  # fmt: skip
+    assert [r["method"] for r in comparison.rows] == ["random", "energy"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from ..constants import (
@@ -52,6 +53,15 @@ def _splits(text: str) -> list[str]:
     return parts
 
 
+def _checkpoint_file(text: str) -> Path:
+    """argparse type: a checkpoint file name, not a folder (``newdir/`` would lose its slash)."""
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a folder; name the checkpoint file, e.g. {text.rstrip('/')}/model.pt"
+        )
+    return Path(text)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "train",
@@ -66,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_data(parser)
     parser.add_argument(
-        "--out", type=Path, default=Path("model.pt"), help="checkpoint to write (default: model.pt)"
+        "--out", type=_checkpoint_file, default=Path("model.pt"),
+        help="checkpoint file to write (default: model.pt)",
     )
     parser.add_argument(
         "--recipe",

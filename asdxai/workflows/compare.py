@@ -324,6 +324,7 @@ def compare_explainers(
                           param="methods")  # fmt: skip
     if not checkpoints or not clips:
         raise ConfigError("at least one checkpoint and one clip are needed", param="clips")
+    methods = list(dict.fromkeys(methods))  # a method named twice is computed once
     methods = [*methods, *(() if "energy" in methods else ("energy",))]
     settings = settings or MethodSettings()
     setup = {**asdict(settings), "seed": seed, "fill": fill, "top_fraction": top_fraction,
