@@ -5,7 +5,9 @@ autoencoder family -- cannot tell the target machine from noise, while a classif
 embedding model learns to isolate the machine. This script measures it: the map measures of
 ``focus_claim.py`` (:func:`asdxai.workflows.explain.map_measures`: machine focus, the signed
 machine contrast, the machine correlation and its partial r *beyond energy*, event share,
-pixel AUC and pointing game), with the clip's *energy map* as the baseline row, for
+pixel AUC and pointing game) and |machine r beyond energy| (how strongly the map follows the
+machine beyond the cells' loudness, either sign), with the clip's *energy map* as the baseline
+row, for
 
 * the bundled DCASE-baseline-style autoencoder (``asdxai/bundled/autoencoder.pt``: log-mel
   frames with context, dense autoencoder per machine type, reconstruction error as the score);
@@ -29,7 +31,8 @@ and each detector's above the energy map's), and a per-clip table of the measure
 :data:`COMPARED`. Writes ``focus_families.csv`` (one row per map), ``.md`` and ``.json``.
 
     python figures/focus_families.py [--data ROOT] [--out DIR] [--clips-per-machine 1]
-        [--n-masks 2000] [--agreement 0.9] [--model TITLE]
+        [--n-masks 64000] [--agreement 0.95] [--model TITLE] [--autoencoder PATH]
+        [--sc-adacos PATH] [--one-class PATH]
 """
 
 from __future__ import annotations

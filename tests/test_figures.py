@@ -188,7 +188,8 @@ def test_focus_families_smoke_three_detectors_in_the_signal_domain(tiny_tree, tm
             "--sc-adacos", str(sc), "--one-class", str(oc)]  # fmt: skip
     ff = _script("focus_families")
     assert ff.main(argv) == 0
-    rows = list(csv.DictReader((out / "focus_families.csv").open()))
+    with open(out / "focus_families.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     # 2 machines x 2 domains x 1 anomalous clip x 3 detectors
     assert len(rows) == 2 * 2 * 3 and {r["label"] for r in rows} == {"anomaly"}
     titles = [t for _, t in ff.FAMILIES]
