@@ -68,7 +68,8 @@ ABS_PARTIAL = "machine_abs_partial_r"
 #: The measures of the tables: focus_claim's and :data:`ABS_PARTIAL`.
 TABLED = (*MEASURES, ABS_PARTIAL)
 #: The measures of the paired tests and the per-clip table.
-COMPARED = ("machine_partial_r", ABS_PARTIAL, "machine_contrast", "machine_focus", "pixel_auc")
+COMPARED = ("machine_partial_r", ABS_PARTIAL, "machine_contrast", "machine_focus",
+            "event_share", "pixel_auc")  # fmt: skip
 #: The option that overrides each family's detector (default: the bundled file).
 OPTIONS = {"autoencoder": "--autoencoder", "sc-adacos-attribute-spectrogram": "--sc-adacos",
            "compactness-none-spectrogram": "--one-class"}  # fmt: skip
