@@ -13,7 +13,10 @@ file. A new table with numbers fails until it is one or the other.
 * the demo's table: ``docs/results/demo_performance_small_g5.csv`` (``asdxai demo``'s
   ``performance.csv``);
 * "Is it the masking?": ``docs/results/focus_factors_small_g5.csv``
-  (``python figures/focus_factors.py``).
+  (``python figures/focus_factors.py``);
+* "Three detector families": ``docs/results/focus_families_small_g5.csv``
+  (``python figures/focus_families.py``): mean ± std over the clips, the paired Wilcoxon p and
+  the per-clip wins against the autoencoder.
 """
 
 from __future__ import annotations
@@ -86,13 +89,15 @@ def check_cell(cell: str, expected: list[float], where: str) -> None:
         assert _printed_equal(p, v), f"{where}: README prints {p}, the results file gives {v!r}"
 
 
-def _figures():
+def _figures(name: str = "focus_claim"):
+    """The figure script ``name`` as a module."""
+    import importlib
+
     sys.path.insert(0, str(ROOT / "figures"))
     try:
-        import focus_claim
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "figures"))
-    return focus_claim
 
 
 def _rows(name: str) -> list[dict]:
@@ -176,6 +181,47 @@ def check_focus_factors() -> None:
                 check_cell(next(cells), [fc.paired_p(per[titles[0]], per[titles[1]])], where)
 
 
+#: README column -> measure of focus_families' rows.
+FAMILY_MEASURES = {
+    "machine focus": "machine_focus",
+    "machine contrast": "machine_contrast",
+    "machine r beyond energy": "machine_partial_r",
+    "abs. r beyond energy": "machine_abs_partial_r",
+    "event share": "event_share",
+    "pixel AUC": "pixel_auc",
+}
+
+
+def _families() -> tuple:
+    """(focus_claim, focus_families, {measure: per_map of focus_families' results file})."""
+    fc, ff = _figures(), _figures("focus_families")
+    rows = _rows("focus_families_small_g5.csv")
+    per = {m: fc.per_map(rows, m, ff.FAMILIES) for m in FAMILY_MEASURES.values()}
+    return fc, ff, per
+
+
+def check_focus_families() -> None:
+    fc, ff, per = _families()
+    table = _table("| detector (signal domain) | machine focus |")
+    assert [row[0] for row in table[1:]] == [*(t for _, t in ff.FAMILIES), fc.ENERGY]
+    for row in table[1:]:
+        for cell, head in zip(row[1:], table[0][1:], strict=True):
+            values = per[FAMILY_MEASURES[head]][row[0]].values()
+            check_cell(cell, list(fc.finite_stats(values)[:2]), f"focus_families {row[0]} {head}")
+
+
+def check_focus_families_tests() -> None:
+    fc, ff, per = _families()
+    base = ff.FAMILIES[0][1]
+    table = _table(f"| vs the {base} |")
+    assert [row[0] for row in table[1:]] == [t for _, t in ff.FAMILIES[1:]]
+    for row in table[1:]:
+        for cell, head in zip(row[1:], table[0][1:], strict=True):
+            mine, theirs = per[FAMILY_MEASURES[head]][row[0]], per[FAMILY_MEASURES[head]][base]
+            won = [float(n) for n in fc.wins(mine, theirs).split("/")]
+            check_cell(cell, [fc.paired_p(mine, theirs), *won], f"focus_families {row[0]} {head}")
+
+
 #: Tables with a results file behind them (header start -> the check).
 def check_demo() -> None:
     with (RESULTS / "demo_performance_small_g5.csv").open() as fh:
@@ -197,6 +243,8 @@ SOURCED = {
     "| masks | fill | machine focus | p | machine correlation | p | pixel AUC | p |": (
         check_focus_factors
     ),
+    "| detector (signal domain) | machine focus |": check_focus_families,
+    "| vs the DCASE autoencoder |": check_focus_families_tests,
 }
 
 
