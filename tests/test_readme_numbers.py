@@ -138,26 +138,21 @@ def check_bundled() -> None:
 def check_focus_claim() -> None:
     fc = _figures()
     rows = _rows("focus_claim_small_g5.csv")
-    measures = {"machine focus": "machine_focus", "machine correlation": "machine_correlation",
-                "event share": "event_share", "pixel AUC (anomaly mask)": "pixel_auc"}  # fmt: skip
+    measures = {"machine focus": "machine_focus", "machine contrast": "machine_contrast",
+                "machine r beyond energy": "machine_partial_r", "event share": "event_share",
+                "pixel AUC (anomaly mask)": "pixel_auc"}  # fmt: skip
     labels = {"anomalous": "anomaly", "normal": "normal"}
     table = _table("| measure | clips | SC-AdaCos, attribute classes | IC compactness, 1 class |")
     titles = [t for _, t in fc.MODELS]
     for row in table[1:]:
         m, label = measures[row[0]], labels[row[1]]
-        sel = [r for r in rows if r["label"] == label]
-        per = {}
-        for cell, title in zip(row[2:4], titles, strict=True):
-            mine = [r for r in sel if r["model"] == title]
-            mean, std, _ = fc.finite_stats(r[m] for r in mine)
-            expected = [mean, std]
-            if "(" in cell:  # the per-trial means
-                trials = sorted({r["trial"] for r in mine})
-                expected += [fc.finite_stats(r[m] for r in mine if r["trial"] == t)[0]
-                             for t in trials]  # fmt: skip
-            check_cell(cell, expected, f"focus_claim {m} {label} {title}")
-            per[title] = {(r["machine"], r["clip"], r["trial"]): r[m] for r in mine}
-        check_cell(row[4], [fc.paired_p(per[titles[0]], per[titles[1]])], f"focus_claim {m} p")
+        per = fc.per_map([r for r in rows if r["label"] == label], m)
+        for cell, key in zip(row[2:5], [*titles, fc.ENERGY], strict=True):
+            mean, std, _ = fc.finite_stats(per[key].values())
+            check_cell(cell, [mean, std], f"focus_claim {m} {label} {key}")
+        check_cell(row[5], [fc.paired_p(per[titles[0]], per[titles[1]])], f"focus_claim {m} p")
+        won = [float(v) for v in fc.wins(per[titles[0]], per[titles[1]]).split("/")]
+        check_cell(row[6], won, f"focus_claim {m} wins")
 
 
 def check_focus_factors() -> None:
