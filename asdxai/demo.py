@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ._atomic import atomic_write_text, ensure_writable_dir
 from ._runtime import provenance, resolve_device
+from .layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,11 @@ class DemoOutputs:
     tsne: dict[str, Path] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     table: str = ""
+    table_file: Path | None = None  # the performance table in markdown
     summary: dict = field(default_factory=dict)
 
 
-def _models(out: Path, data: Path, train: bool, epochs: int, width: float, seed: int, dev,
+def _models(layout: Layout, data: Path, train: bool, epochs: int, width: float, seed: int, dev,
             progress: bool) -> dict[str, tuple[Path, Path]]:  # fmt: skip
     """``{model name: (scored checkpoint, explained checkpoint)}``: bundled, or trained here."""
     from .checkpoint import save_checkpoint
@@ -82,7 +84,7 @@ def _models(out: Path, data: Path, train: bool, epochs: int, width: float, seed:
             paths[model.name] = (bundled_checkpoint(model.scored),
                                  bundled_checkpoint(model.explained))  # fmt: skip
             continue
-        path = out / "models" / f"{model.name}.pt"
+        path = layout.models.checkpoint(model.name)
         log.info("training %s -> %s", model.title, path)
         recipe = Recipe.load(model.recipe).with_overrides(
             epochs=epochs, width=width, splits=("dev-train",)
@@ -137,14 +139,15 @@ def run_demo(
 
     dev = resolve_device(device)
     out = ensure_writable_dir(out)
+    layout = Layout(out)
     if train:  # the whole tree: the models train on it
-        data = ensure_synthetic(out / "data", preset, seed, progress=progress)
+        data = ensure_synthetic(layout.data, preset, seed, progress=progress)
     else:  # the bundled models only need test clips: one section per machine type
-        data = ensure_synthetic(out / "data", preset, seed, splits=("dev-test",), sections=(0,),
+        data = ensure_synthetic(layout.data, preset, seed, splits=("dev-test",), sections=(0,),
                                 progress=progress)  # fmt: skip
     res = DemoOutputs(out=out, data=data)
     test = scan(data, "dev-test")
-    models = _models(out, data, train, epochs, width, seed, dev, progress)
+    models = _models(layout, data, train, epochs, width, seed, dev, progress)
 
     rows, scored_ckpts = [], {}
     for model in DEMO_MODELS:
@@ -153,22 +156,26 @@ def run_demo(
         scored_ckpts[model.name] = load_checkpoint(scored)
         log.info("scoring %s on dev-test (%d clips)", model.title, len(test))
         report = score_checkpoint(
-            scored_ckpts[model.name], test, None, out / "scores" / model.name,
+            scored_ckpts[model.name], test, None, layout.scores.model(model.name).root,
             protocols=("study",), device=dev, progress=progress,
         )  # fmt: skip
-        res.scores[model.name] = out / "scores" / model.name
+        res.scores[model.name] = layout.scores.model(model.name).root
         summary = report.evaluations["study"].summary
         rows.append(metrics.performance_row(model.title, summary))
         res.summary.setdefault("auc", {})[model.name] = {
             "source": summary["hmean_auc_source"], "target": summary["hmean_auc_target"],
         }  # fmt: skip
     res.table = metrics.format_terminal(rows)
-    metrics.write_tables(rows, out / "performance")
+    res.table_file = metrics.write_tables(rows, layout.table("performance"))[1]  # markdown
 
     settings = MapSettings(n_masks=max_masks, seed=seed, until_agreement=agreement)
     explained = [
-        ExplainedModel(m.name, m.title, Explainer(models[m.name][1], device=dev),
-                       out / "rise" / m.name)
+        ExplainedModel(
+            m.name,
+            m.title,
+            Explainer(models[m.name][1], device=dev),
+            layout.maps.model(m.name).root,
+        )
         for m in reversed(DEMO_MODELS)  # the SC-AdaCos model ranks the clips
     ]
     fig4 = explain_top_clips(
@@ -185,7 +192,7 @@ def run_demo(
         ] = {**item.measures, "masks": item.result.n_masks,
              "split_half_agreement": item.result.agreement}  # fmt: skip
     if fig4.clips:
-        res.figures.append(save_figure(fig4.figure, out / "fig4_rise.png"))
+        res.figures.append(save_figure(fig4.figure, layout.figure("fig4_rise")))
     else:
         log.warning("no anomalous test clip with a ground-truth mask: no Fig. 4")
 
@@ -196,16 +203,16 @@ def run_demo(
             models[model.name][0], test, config=TSNEConfig(seed=seed), device=dev,
             name=model.title, progress=progress, ckpt=scored_ckpts[model.name],
         )  # fmt: skip
-        base = out / "tsne" / model.name
-        save_result(result, base.with_suffix(".h5"))
-        write_distances_csv(result, base.parent / f"{model.name}_distances.csv")
-        res.tsne[model.name] = base.with_suffix(".h5")
+        files = layout.tsne.tsne_files(model.name)
+        save_result(result, files["result"])
+        write_distances_csv(result, files["distances"])
+        res.tsne[model.name] = files["result"]
         res.summary.setdefault("tsne_mean_nearest_normal", {})[model.name] = result.mean_distance
         panels.append((result.projection, result.is_anomaly, model.title))
-    res.figures.append(save_figure(plot_tsne_panels(panels, ncols=2), out / "fig5_tsne.png"))
+    res.figures.append(save_figure(plot_tsne_panels(panels, ncols=2), layout.figure("fig5_tsne")))
 
     atomic_write_text(
-        out / "demo.json",
+        layout.record("demo"),
         json.dumps(
             {"summary": res.summary, "provenance": provenance(dev)}, indent=2, default=float
         ),  # fmt: skip

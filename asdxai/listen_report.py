@@ -36,6 +36,7 @@ import torch
 from ._atomic import atomic_path, check_output_file, ensure_writable_dir
 from .errors import CheckpointError, ConfigError, ResultError
 from .features import FeatureConfig
+from .layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +226,7 @@ def listen_to_map(
     # every output target is checked before the clip is read and scored
     out = Path(out_dir) if out_dir is not None else map_path.parent
     ensure_writable_dir(out)
-    stem = map_path.stem
-    targets = {key: out / f"{stem}_{key}.wav" for key in ("flagged", "rest", "original")}
-    targets["overlay"] = out / f"{stem}_overlay.png"
+    targets = Layout(out).listen_files(map_path.stem)
     for target in targets.values():
         check_output_file(target)
     meta = res.meta

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         for path in res.rise_maps.get(name, []):
             print(f"  RISE map        {path}")
         print(f"  t-SNE result    {res.tsne[name]}")
-    print(f"performance table {res.out / 'performance.md'}")
+    print(f"performance table {res.table_file}")
     for fig in res.figures:
         print(f"figure            {fig}")
     wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu

@@ -286,17 +286,15 @@ def check_memory(settings, batch_size: int | None, shape: tuple[int, int], devic
 def _check_outputs(out: Path, clips: list[Path], *, plot: bool, listen: bool) -> None:
     """Every file the run will write can be written (checked before the first mask)."""
     from .._atomic import check_output_file
-    from ..workflows.explain import output_stem
+    from ..layout import Layout
 
+    layout = Layout(out)
     for clip in clips:
-        stem = output_stem(out, clip)
-        suffixes = [".h5"] + ([".png"] if plot else [])
-        for suffix in suffixes:
-            check_output_file(stem.with_suffix(suffix))
+        files = layout.map_files(clip, plot=plot)
         if listen:
-            h5 = stem.with_suffix(".h5")
-            for key in ("flagged.wav", "rest.wav", "original.wav", "overlay.png"):
-                check_output_file(h5.parent / f"{h5.stem}_{key}")
+            files |= Layout(files["map"].parent).listen_files(files["map"].stem)
+        for path in files.values():
+            check_output_file(path)
 
 
 def _print_done(item) -> None:

@@ -30,6 +30,7 @@ import re
 from pathlib import Path
 
 from ..constants import ON_ERROR, PROTOCOLS, SPLITS
+from ..layout import Layout, safe_name, table_files
 from ._common import (
     add_backend,
     add_data,
@@ -196,24 +197,24 @@ def _check_outputs(
 ) -> None:
     """Every file the run will write can be written (checked before any clip is scored)."""
     from .._atomic import check_output_file
-    from ..metrics import decision_file_name, score_file_name
 
-    folders = [out] if single else [out / _safe(label) for label in labels]
-    for folder in folders:
-        names = ["score.json"]
-        names += [n(key) for key in sorted(sections) for n in (score_file_name, decision_file_name)]
-        names += [f"results_{p}{ext}" for p in protocols for ext in (".csv", ".md", ".tex")]
-        for name in names:
-            check_output_file(folder / name)
+    layout = Layout(out)
+    files = []
+    for label in labels:
+        target = _target(layout, label, single=single)
+        files.append(target.score_record())
+        files += [f(key) for key in sorted(sections) for f in (target.score_file,
+                                                                target.decision_file)]  # fmt: skip
+        files += [f for p in protocols for f in table_files(target.results(p))]
     if not single or trials:
-        for p in protocols:
-            for ext in (".csv", ".md", ".tex"):
-                check_output_file(out / f"summary_{p}{ext}")
+        files += [f for p in protocols for f in table_files(layout.summary(p))]
+    for path in files:
+        check_output_file(path)
 
 
-def _safe(label: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._+-]+", "_", label).strip("._")
-    return s or "model"
+def _target(layout: Layout, label: str, *, single: bool) -> Layout:
+    """Where one checkpoint's results go: the root for one checkpoint, else ``<root>/<label>``."""
+    return layout if single else layout.model(label)
 
 
 def _labels(paths: list[Path], given: list[str] | None) -> list[str]:
@@ -229,16 +230,16 @@ def _labels(paths: list[Path], given: list[str] | None) -> list[str]:
             labels = [f"{p.parent.name}_{p.stem}" if p.parent.name else p.stem for p in paths]
         if len(set(labels)) != len(labels):
             labels = [f"{p.stem}_{i}" for i, p in enumerate(paths)]
-    if len({_safe(x) for x in labels}) != len(labels):
+    if len({safe_name(x) for x in labels}) != len(labels):
         raise ConfigError("--labels must give distinct folder names")
     return labels
 
 
-def _refuse_other_results(target: Path, path: Path, sha: str, split: str) -> None:
+def _refuse_other_results(target: Layout, path: Path, sha: str, split: str) -> None:
     """Refuse to write into a folder that holds the results of another checkpoint or split."""
     from ..errors import ConfigError
 
-    previous = target / "score.json"
+    previous = target.score_record()
     if not previous.is_file():
         return
     try:
@@ -248,7 +249,7 @@ def _refuse_other_results(target: Path, path: Path, sha: str, split: str) -> Non
         same = False
     if not same:
         raise ConfigError(
-            f"{target} holds the results of another run ({previous}); choose another --out or "
+            f"{target.root} holds the results of another run ({previous}); choose another --out or "
             "pass --overwrite"
         )
 
@@ -300,8 +301,8 @@ def run(args: argparse.Namespace) -> int:
     shas = [sha256_file(p) for p in paths]
     if not args.overwrite:
         for path, label, sha in zip(paths, labels, shas, strict=True):
-            _refuse_other_results(out if len(paths) == 1 else out / _safe(label), path, sha,
-                                  args.split)  # fmt: skip
+            _refuse_other_results(_target(Layout(out), label, single=len(paths) == 1), path,
+                                  sha, args.split)  # fmt: skip
     log.info(
         "scoring %d %s clips (%d %s clips for thresholds) on %s",
         len(test_records),
@@ -315,14 +316,14 @@ def run(args: argparse.Namespace) -> int:
     summaries: dict[str, list[dict]] = {p: [] for p in protocols}
     single = len(ckpts) == 1
     for path, label, ckpt in zip(paths, labels, ckpts, strict=True):
-        target = out if single else out / _safe(label)
-        log.info("%s -> %s", path, target)
+        target = _target(Layout(out), label, single=single)
+        log.info("%s -> %s", path, target.root)
         with _naming(path):
             res = score_checkpoint(
                 ckpt,
                 test_records,
                 train_records,
-                target,
+                target.root,
                 protocols=protocols,
                 threshold_percentile=args.threshold_percentile,
                 device=str(device),
@@ -355,14 +356,14 @@ def run(args: argparse.Namespace) -> int:
             "summary": {p: ev.summary for p, ev in res.evaluations.items()},
             "provenance": provenance(device),
         }
-        atomic_write_text(target / "score.json", json.dumps(info, indent=2) + "\n")
+        atomic_write_text(target.score_record(), json.dumps(info, indent=2) + "\n")
         gone = set(res.skipped)
         n_test = sum(str(r.path) not in gone for r in test_records)
-        print(f"\n{label}: {n_test} clips scored -> {target}")
+        print(f"\n{label}: {n_test} clips scored -> {target.root}")
         if gone:
             print(
                 f"skipped {len(gone)} unreadable clip(s), {len(res.skipped_train)} of them "
-                f"training clips (listed in {target / 'score.json'}), "
+                f"training clips (listed in {target.score_record()}), "
                 f"e.g. {res.skipped[0]}"
             )
         _print_evaluations(res, args.digits)
@@ -379,7 +380,7 @@ def run(args: argparse.Namespace) -> int:
                 stem = re.sub(r"_trial\d+$", "", labels[0])  # `asdxai train --trials` names
                 name = args.name or f"{stem} (mean ± std, {len(summaries[p])} trials)"
                 table.append(metrics.performance_row(name, metrics.trials_table(summaries[p])))
-            paths = metrics.write_tables(table, out / f"summary_{p}", digits=args.digits)
+            paths = metrics.write_tables(table, Layout(out).summary(p), digits=args.digits)
             print(f"\n[{p} protocol, harmonic means over sections] -> {paths[0].with_suffix('')}")
             print(metrics.format_terminal(table, digits=args.digits), end="")
     print(f"\nwrote results to {out}")
@@ -424,7 +425,7 @@ def _run_detector(args: argparse.Namespace) -> int:
     _check_outputs(out, [detector.name], single=True, trials=False,
                    sections={r.section_key for r in test_records}, protocols=protocols)  # fmt: skip
     if not args.overwrite:
-        _refuse_other_results(out, Path(args.detector), detector.fingerprint, args.split)
+        _refuse_other_results(Layout(out), Path(args.detector), detector.fingerprint, args.split)
     res = score_detector(
         detector, test_records, train_records, out, protocols=protocols,
         threshold_percentile=args.threshold_percentile, batch_size=args.batch_size,
@@ -442,7 +443,7 @@ def _run_detector(args: argparse.Namespace) -> int:
         "summary": {p: ev.summary for p, ev in res.evaluations.items()},
         "provenance": provenance(device),
     }  # fmt: skip
-    atomic_write_text(out / "score.json", json.dumps(info, indent=2) + "\n")
+    atomic_write_text(Layout(out).score_record(), json.dumps(info, indent=2) + "\n")
     print(f"\n{detector.name}: {len(res.records)} clips scored -> {out}")
     _print_evaluations(res, args.digits)
     print(f"\nwrote results to {out}")

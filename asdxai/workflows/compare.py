@@ -45,6 +45,7 @@ from ..explain.attribution import (
     rank_agreement,
     stft_resynthesis,
 )
+from ..layout import Layout, table_files
 
 #: The bundled models compared by default: the study's Fig. 4 pair (spectrogram-only encoders).
 DEFAULT_MODELS = ("sc-adacos-attribute-spectrogram", "compactness-none-spectrogram")
@@ -238,7 +239,7 @@ def _resume(out: Path, setup: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows already in ``out`` from a run with the same ``setup`` (refused otherwise)."""
     import json
 
-    rows_file, setup_file = out / "rows.csv", out / "setup.json"
+    rows_file, setup_file = Layout(out).csv("rows"), Layout(out).record("setup")
     if not rows_file.exists():
         atomic_write_text(setup_file, json.dumps(setup, indent=2, sort_keys=True) + "\n")
         return []
@@ -381,7 +382,7 @@ def _record(rows, out, bar, model, clip, section, on_result, r: MethodResult) ->
     rows.append({"model": model, "clip": str(clip), "section": section, "method": r.method,
                  "family": METHODS[r.method][0], **r.measures})  # fmt: skip
     if out is not None:
-        atomic_write_text(out / "rows.csv", rows_csv(rows))
+        atomic_write_text(Layout(out).csv("rows"), rows_csv(rows))
     bar.update(1)
     if on_result is not None:
         on_result(model, clip, r)
@@ -416,12 +417,13 @@ def _compare_clip(explainer, clip: Path, section: str, **options) -> tuple[Any, 
 def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str, Path]:
     """Write the tables and the figure of ``comparison`` into ``out`` (created); returns
     (and records in ``comparison.files``) what was written."""
-    out = ensure_writable_dir(out)
+    layout = Layout(ensure_writable_dir(out))
+    csv_file, md_file, tex_file = table_files(layout.table("summary"))
     files = {
-        "rows": atomic_write_text(out / "rows.csv", comparison.rows_csv()),
-        "summary_csv": atomic_write_text(out / "summary.csv", comparison.summary_csv()),
-        "markdown": atomic_write_text(out / "summary.md", comparison.markdown()),
-        "latex": atomic_write_text(out / "summary.tex", comparison.latex()),
+        "rows": atomic_write_text(layout.csv("rows"), comparison.rows_csv()),
+        "summary_csv": atomic_write_text(csv_file, comparison.summary_csv()),
+        "markdown": atomic_write_text(md_file, comparison.markdown()),
+        "latex": atomic_write_text(tex_file, comparison.latex()),
     }
     ex = comparison.example
     if ex is not None:
@@ -431,8 +433,8 @@ def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str
             ex["log_spec"], ex["maps"], anomaly_mask=ex["anomaly_mask"], cfg=ex["features"],
             labels=ex["labels"], title=ex["title"],
         )  # fmt: skip
-        with atomic_path(out / "maps.png") as tmp:
+        files["figure"] = layout.figure("maps")
+        with atomic_path(files["figure"]) as tmp:
             fig.savefig(tmp, format="png", dpi=100)
-        files["figure"] = out / "maps.png"
     comparison.files = files
     return files

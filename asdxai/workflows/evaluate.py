@@ -17,6 +17,7 @@ import numpy as np
 
 from ..constants import PROTOCOLS
 from ..errors import CheckpointError, DataError, NonFiniteError
+from ..layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +378,7 @@ def _report(
             ev = metrics.evaluate(recs, scores[keep], protocol)
             evaluations[protocol] = ev
             files += metrics.write_tables(
-                ev.table_rows(), out_dir / f"results_{protocol}", digits=digits
+                ev.table_rows(), Layout(out_dir).results(protocol), digits=digits
             )
     else:
         log.info("no labels for the %s clips: wrote the score files only", len(test_records))
