@@ -17,7 +17,7 @@ LAYERS = (
     {"nets", "losses"},
     {"checkpoint", "train", "recipes"},
     {"scoring", "metrics", "inference", "embedding_cache", "detectors"},
-    {"explain", "embed", "listen", "listen_report", "plots"},
+    {"explain", "embed", "listen", "plots"},
     {"workflows", "benchmarks", "bundled"},
     {"demo"},
     {"cli", "__init__", "__main__"},

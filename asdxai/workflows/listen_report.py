@@ -33,10 +33,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._atomic import atomic_path, check_output_file, ensure_writable_dir
-from .errors import CheckpointError, ConfigError, ResultError
-from .features import FeatureConfig
-from .layout import Layout
+from .._atomic import atomic_path, check_output_file, ensure_writable_dir
+from .._runtime import resolve_device
+from ..data.audio import read_clip, write_wav
+from ..detectors import CheckedDetector, load_detector
+from ..errors import CheckpointError, ConfigError, ResultError
+from ..explain.result import load_result
+from ..features import FeatureConfig, log_spectrogram, spectrogram
+from ..layout import Layout
+from ..listen import check_smoothing, resynthesise, soft_top_mask
+from ..plots.listen import plot_flagged_overlay
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +168,7 @@ class ListenReport:
 
 def listen_to_map(
     map_path: str | os.PathLike,
+    *,
     top_percent: float = 10.0,
     smooth_cells: float = 1.0,
     checkpoint: str | os.PathLike | None = None,
@@ -201,11 +208,6 @@ def listen_to_map(
     ConfigError
         Bad ``top_percent`` / ``smooth_cells`` / ``seed``.
     """
-    from ._runtime import resolve_device
-    from .data.audio import read_clip, write_wav
-    from .detectors import CheckedDetector, load_detector
-    from .explain.result import load_result
-    from .listen import check_smoothing, resynthesise, soft_top_mask
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}", param="seed")
@@ -362,9 +364,6 @@ def spec_of(detector) -> str | Path:
 def _write_overlay(
     path: Path, wave: np.ndarray, mask: np.ndarray, feat: FeatureConfig, title: str
 ) -> Path:
-    from .features import log_spectrogram, spectrogram
-    from .plots.listen import plot_flagged_overlay
-
     spec_log = log_spectrogram(spectrogram(torch.from_numpy(wave), feat)).numpy()
     fig = plot_flagged_overlay(spec_log, mask, feat, title=title)
     with atomic_path(path) as tmp:
