@@ -16,6 +16,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ._atomic import atomic_write_text, ensure_writable_dir
 from ._runtime import provenance, resolve_device
@@ -95,36 +96,46 @@ def _models(layout: Layout, data: Path, train: bool, epochs: int, width: float, 
     return paths
 
 
-def run_demo(
-    out: str | Path = "asdxai-demo",
-    *,
-    device: str = "auto",
-    seed: int = 0,
-    train: bool = False,
-    preset: str = "small",
-    epochs: int = 10,
-    width: float = 0.25,
-    n_clips: int = 2,
-    max_masks: int = 8_000,
-    agreement: float = 0.95,
-    progress: bool = True,
-) -> DemoOutputs:
-    """Run the whole demo and return where its outputs went.
+@dataclass(frozen=True)
+class DemoSettings:
+    """What the demo runs (the defaults reproduce ``asdxai demo``).
 
-    Parameters
+    Attributes
     ----------
-    out : output folder (the synthetic data goes to ``out/data`` unless already there)
     device : torch device ("auto" = CUDA if available)
     seed : seed of the data, RISE and t-SNE (and of the training runs with ``train``)
     train : train the two models here (spectrogram-only encoders) instead of using the
         bundled ones
-    preset : synthetic preset of the data; the bundled models were trained on ``small``
+    preset : synthetic preset of the data (a name or a ``PresetConfig``); the bundled models
+        were trained on ``small``
     epochs, width : training settings with ``train``
     n_clips : anomalous clips to explain (the SC-AdaCos model's top-scored, one per machine)
     max_masks : upper bound of RISE masks per map
     agreement : each map stops once its split-half agreement reaches this
     progress : tqdm progress bars
     """
+
+    device: str = "auto"
+    seed: int = 0
+    train: bool = False
+    preset: Any = "small"
+    epochs: int = 10
+    width: float = 0.25
+    n_clips: int = 2
+    max_masks: int = 8_000
+    agreement: float = 0.95
+    progress: bool = True
+
+
+def run_demo(
+    out: str | Path = "asdxai-demo", *, settings: DemoSettings | None = None
+) -> DemoOutputs:
+    """Run the whole demo into ``out`` (the synthetic data goes to ``out/data`` unless already
+    there; :class:`~asdxai.layout.Layout` names the rest) and return where its outputs went."""
+    s = settings or DemoSettings()
+    device, seed, train, preset, epochs = s.device, s.seed, s.train, s.preset, s.epochs
+    width, n_clips, max_masks, agreement, progress = (s.width, s.n_clips, s.max_masks,
+                                                      s.agreement, s.progress)  # fmt: skip
     from . import metrics
     from .checkpoint import load_checkpoint
     from .data.records import scan
@@ -133,7 +144,7 @@ def run_demo(
     from .plots.tsne import plot_tsne_panels, save_figure
     from .workflows.defaults import ensure_synthetic
     from .workflows.embedding import project_split
-    from .workflows.evaluate import score_checkpoint
+    from .workflows.evaluate import ScoreSettings, score_checkpoint
     from .workflows.explain import Explainer, MapSettings
     from .workflows.figure4 import ExplainedModel, explain_top_clips
 
@@ -157,7 +168,7 @@ def run_demo(
         log.info("scoring %s on dev-test (%d clips)", model.title, len(test))
         report = score_checkpoint(
             scored_ckpts[model.name], test, None, layout.scores.model(model.name).root,
-            protocols=("study",), device=dev, progress=progress,
+            settings=ScoreSettings(protocols=("study",), device=dev, progress=progress),
         )  # fmt: skip
         res.scores[model.name] = layout.scores.model(model.name).root
         summary = report.evaluations["study"].summary

@@ -107,6 +107,7 @@ class KMeansBackend:
     def __init__(
         self,
         k: int = 16,
+        *,
         seed: int = 0,
         n_init: int = 5,
         max_iter: int = 300,

@@ -271,7 +271,7 @@ class Study:
     # ------------------------------------------------------------------ results
     def scores(self, recipe: str, seed: int, split: str = "dev-test", **overrides: Any) -> dict:
         """``{protocol: summary}`` of one trained model on ``split`` (cached JSON)."""
-        from asdxai.workflows.evaluate import score_checkpoint, train_split_for
+        from asdxai.workflows.evaluate import ScoreSettings, score_checkpoint, train_split_for
 
         scores = self.cache.scores.model(self.key(recipe, **overrides), f"{split}-seed{seed}")
         folder, cache = scores.root, scores.record("summary")
@@ -280,7 +280,7 @@ class Study:
         _, ckpt = self.checkpoint(recipe, seed, **overrides)
         res = score_checkpoint(
             ckpt, self.records(split), self.records(train_split_for(split)), folder,
-            device=self.device, progress=self.progress,
+            settings=ScoreSettings(device=self.device, progress=self.progress),
         )  # fmt: skip
         summary = {p: ev.summary for p, ev in res.evaluations.items()}
         cache.write_text(json.dumps(summary, indent=2))

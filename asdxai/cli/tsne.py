@@ -273,20 +273,9 @@ def _reference(path: Path) -> tuple[Any, Any]:
                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None  # fmt: skip
 
 
-def _md_table(rows: list[dict[str, Any]]) -> str:
-    head = "| model | trials | 2-D distance | cosine distance (embedding) | AUC (embedding) |"
-    lines = [head, "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['label']} | {r['n_trials']} | {r['dist_2d']} | {r['dist_embedding']} | "
-            f"{r['auc_embedding']} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def run(args: argparse.Namespace) -> int:
 
-    from .._atomic import atomic_write_text, ensure_writable_dir
+    from .._atomic import ensure_writable_dir
     from .._runtime import provenance, resolve_device
     from ..checkpoint import load_checkpoint
     from ..data.records import scan
@@ -296,14 +285,13 @@ def run(args: argparse.Namespace) -> int:
         format_report,
         records_meta,
         save_result,
-        trial_table,
         write_distances_csv,
         write_report_csv,
     )
     from ..embedding_cache import EmbeddingCache
     from ..errors import NonFiniteError
     from ..plots.tsne import plot_tsne, plot_tsne_panels, save_figure
-    from ..workflows.embedding import project_split
+    from ..workflows.embedding import project_split, write_trials_table
 
     plan = _plan(args)
     cfg = TSNEConfig(
@@ -398,40 +386,7 @@ def run(args: argparse.Namespace) -> int:
     if len(panels) > 1:
         save_figure(plot_tsne_panels(panels, ncols=3), Layout(out).figure(TSNE_PANELS))
     if args.trials:
-
-        def overall(r: Any, key: str) -> float:
-            return float(r.report[0][key])
-
-        rows = []
-        for label, results in per_group.items():
-            cols = {
-                "dist_2d": trial_table({label: [overall(r, "mean_dist_2d") for r in results]}),
-                "dist_embedding": trial_table(
-                    {label: [overall(r, "mean_dist_embedding") for r in results]}
-                ),
-                "auc_embedding": trial_table(
-                    {label: [overall(r, "auc_embedding") for r in results]}
-                ),
-            }
-            row: dict[str, Any] = {"label": label, "n_trials": len(results)}
-            for key, t in cols.items():
-                row[f"{key}_mean"] = t[0]["mean"]
-                row[f"{key}_std"] = t[0]["std"]
-            rows.append(row)
-        write_report_csv(rows, Layout(out).csv(TSNE_TABLE))
-        md_rows = [
-            {
-                "label": r["label"],
-                "n_trials": r["n_trials"],
-                **{
-                    k: f"{r[k + '_mean']:.3f} ± {r[k + '_std']:.3f}"
-                    for k in ("dist_2d", "dist_embedding", "auc_embedding")
-                },
-            }
-            for r in rows
-        ]
-        md = _md_table(md_rows)
-        atomic_write_text(Layout(out).markdown(TSNE_TABLE), md)
+        _, md = write_trials_table(per_group, Layout(out))
         print("\nTable III (mean ± std over trials of the mean nearest-normal distance)")
         print(md)
     print(f"\nwrote results to {out}")

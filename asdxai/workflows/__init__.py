@@ -15,7 +15,7 @@ Where results go is decided by :mod:`asdxai.layout` (``output_stem`` is re-expor
 """
 
 from .defaults import bundled_checkpoint, default_checkpoint, default_data_root
-from .evaluate import ScoreReport, fit_backend, score_checkpoint
+from .evaluate import ScoreReport, ScoreSettings, fit_backend, score_checkpoint
 from .explain import ExplainedClip, Explainer, MapSettings, explain_clips, output_stem
 from .listen_report import ListenReport, listen_to_map
 from .rise_run import run_rise
@@ -27,6 +27,7 @@ __all__ = [
     "ListenReport",
     "MapSettings",
     "ScoreReport",
+    "ScoreSettings",
     "bundled_checkpoint",
     "default_checkpoint",
     "default_data_root",

@@ -39,6 +39,7 @@ from ..explain.attribution import (
     FAITHFULNESS,
     LOCALISATION,
     METHODS,
+    MeasureSettings,
     MethodResult,
     MethodSettings,
     compare_methods,
@@ -279,10 +280,8 @@ def compare_explainers(
     *,
     methods: Sequence[str] = tuple(METHODS),
     settings: MethodSettings | None = None,
+    measures: MeasureSettings | None = None,
     seed: int = 0,
-    with_stability: bool = True,
-    top_fraction: float = 0.2,
-    fill: str = "median",
     device: str = "auto",
     on_result: Callable[[str, Path, MethodResult], object] | None = None,
     progress: bool = True,
@@ -304,11 +303,9 @@ def compare_explainers(
         log spectrogram, a map that knows nothing of the model) is added when missing: it is
         the baseline row of every table
     settings : :class:`~asdxai.explain.attribution.MethodSettings` (budgets, windows, cells)
+    measures : :class:`~asdxai.explain.attribution.MeasureSettings` (stability, faithfulness;
+        its ``fill`` a name here: ``"median"``, the clip's median frame, or ``"zero"``)
     seed : seed of the maps (``seed + 1``: the second map of the stability measure)
-    with_stability : compute the second map of every stochastic method
-    top_fraction : the kept share of Average Drop / Increase
-    fill : what a removed cell becomes in the faithfulness measures: ``"median"`` (the clip's
-        median frame) or ``"zero"`` (silence)
     device : torch device or ``"auto"``
     on_result : called with (model name, clip, :class:`MethodResult`) after every map
     progress : show one bar over all maps, with the time left
@@ -327,8 +324,9 @@ def compare_explainers(
         raise ConfigError("at least one checkpoint and one clip are needed", param="clips")
     methods = [*methods, *(() if "energy" in methods else ("energy",))]
     settings = settings or MethodSettings()
-    setup = {**asdict(settings), "seed": seed, "fill": fill, "top_fraction": top_fraction,
-             "with_stability": with_stability}  # fmt: skip
+    what = measures or MeasureSettings()
+    setup = {**asdict(settings), "seed": seed, "fill": what.fill, "top_fraction": what.top_fraction,
+             "with_stability": what.with_stability}  # fmt: skip
     out = None if out is None else ensure_writable_dir(out)
     rows = [] if out is None else _resume(out, setup)
     done = {(r["model"], r["clip"], r["method"]) for r in rows}
@@ -348,7 +346,7 @@ def compare_explainers(
             if todo:
                 inputs, truth, results = _compare_clip(
                     explainer, clip, section, methods=todo, settings=settings, seed=seed,
-                    with_stability=with_stability, top_fraction=top_fraction, fill=fill,
+                    measures=what,
                     on_method=partial(_record, rows, out, bar, model, clip, section, on_result),
                 )  # fmt: skip
                 bar.update(len(todo) - len(results))  # methods this detector cannot take
@@ -406,10 +404,8 @@ def _compare_clip(explainer, clip: Path, section: str, **options) -> tuple[Any, 
     truth = truth if truth is not None and truth.shape == shape else None
     parts = parts if parts is not None and parts.level_db.shape == shape else None
     results = compare_methods(
-        inputs.score, inputs.x, methods=methods,
-        anomaly_mask=truth, level_db=None if parts is None else parts.level_db,
-        events=None if parts is None else parts.events, device=explainer.device,
-        resynthesis=resynthesis, **options,
+        inputs.score, inputs.x, methods=methods, anomaly_mask=truth, components=parts,
+        device=explainer.device, resynthesis=resynthesis, **options,
     )  # fmt: skip
     return inputs, truth, results
 

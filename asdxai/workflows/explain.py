@@ -175,9 +175,13 @@ def map_measures(
     if log_energy is not None and np.shape(log_energy) != importance.shape:
         log_energy = None
     level, events = (None, None) if parts is None else (parts.level_db, parts.events)
-    out = map_focus(importance, truth, level, events, log_energy=log_energy).to_dict()
+    out = map_focus(
+        importance, anomaly_mask=truth, level_db=level, events=events, log_energy=log_energy
+    ).to_dict()
     if log_energy is not None:
-        energy = map_focus(log_energy, truth, level, events, log_energy=log_energy).to_dict()
+        energy = map_focus(
+            log_energy, anomaly_mask=truth, level_db=level, events=events, log_energy=log_energy
+        ).to_dict()
         out.update({f"energy_{k}": v for k, v in energy.items() if not k.endswith("_area")})
     return {k: v for k, v in out.items() if np.isfinite(v)}
 
