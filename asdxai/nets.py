@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ._checks import Interval, Real, check_params
 from .constants import ARCHS, BATCH_NORMS, RESIDUALS, SPECTRUM_PADDINGS
 from .errors import ConfigError
 from .features import FeatureConfig, spectrogram, spectrum, temporal_mean_normalise
@@ -92,8 +93,7 @@ class NetConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not self.width > 0:
-            raise ConfigError(f"width must be positive, got {self.width}")
+        check_params({"width": (Real, Interval(0, None, "neither"))}, width=self.width)
         object.__setattr__(self, "stage_channels", tuple(int(c) for c in self.stage_channels))
         if self.embed_dim is None:
             object.__setattr__(self, "embed_dim", 256 if self.arch == "dual" else 128)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._checks import Integral, Interval, check_params
 from .constants import BACKEND_VARIANTS
 from .errors import CheckpointError, ConfigError, DataError
 
@@ -157,8 +158,7 @@ class KMeansBackend:
     def _fit(self, embeddings: Mapping[str, tuple[Any, Any]]) -> KMeansBackend:
         from sklearn.cluster import KMeans
 
-        if not isinstance(self.k, int | np.integer) or self.k < 1:
-            raise ConfigError(f"k must be a positive integer, got {self.k!r}")
+        check_params({"k": (Integral, Interval(1, None))}, k=self.k)
         if not embeddings:
             raise DataError("no sections to fit the backend on")
         means, targets, ks = {}, {}, {}

@@ -11,10 +11,10 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .._checks import Integral, Interval, check_params
 from ..constants import ON_ERROR
 from ..errors import AudioError, ConfigError
 from ..features import FeatureConfig
@@ -172,12 +172,9 @@ def clip_loader(
         [shape=(B, cfg.n_samples)] and ``idx`` int64 [shape=(B,)], the
         positions of the clips in ``records``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if batch_size <= 0:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size}")
-    if num_workers < 0:
-        raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
+    check_params({"batch_size": (Integral, Interval(1, None)),
+                  "num_workers": (Integral, Interval(0, None))},
+                 batch_size=batch_size, num_workers=num_workers)  # fmt: skip
     if isinstance(records, ClipDataset):
         dataset = records
     else:

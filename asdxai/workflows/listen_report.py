@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_path, check_output_file, ensure_writable_dir
+from .._checks import Integral, Interval, check_params
 from .._runtime import resolve_device
 from ..data.audio import read_clip, write_wav
 from ..detectors import CheckedDetector, load_detector
@@ -209,10 +210,8 @@ def listen_to_map(
         Bad ``top_percent`` / ``smooth_cells`` / ``seed``.
     """
 
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}", param="seed")
-    if isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer)) or n_random < 0:
-        raise ConfigError(f"n_random must be a non-negative integer, got {n_random!r}")
+    check_params({"seed": (Integral, Interval(0, None)), "n_random": (Integral, Interval(0, None))},
+                 seed=seed, n_random=n_random)  # fmt: skip
     if not (isinstance(top_percent, (int, float, np.floating)) and 0.0 < top_percent < 100.0):
         raise ConfigError(f"top percent must lie in (0, 100), got {top_percent}",
                           param="top_percent")  # fmt: skip

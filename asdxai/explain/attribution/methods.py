@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._checks import Integral, Interval, check_params
 from ...constants import METHODS
 from ...errors import ConfigError
 from ...features import FeatureConfig
@@ -87,10 +88,9 @@ class MethodSettings:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("n_masks", "ig_steps", "shap_samples", "kernel_samples", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}", param=name)
+        counts = ("n_masks", "ig_steps", "shap_samples", "kernel_samples", "batch_size")
+        check_params({n: (Integral, Interval(1, None)) for n in counts},
+                     **{n: getattr(self, n) for n in counts})  # fmt: skip
         for name in ("cells", "occlusion_window", "occlusion_stride"):
             value = getattr(self, name)
             if len(value) != 2 or any(int(v) <= 0 for v in value):
