@@ -210,10 +210,8 @@ def score_checkpoint(
         test_sections = {r.section_key for r in test_records}
 
     thresholds, evaluations, files = _report(
-        test_records, scores, train_records, train_scores, out_dir,
-        protocols=opts.protocols, threshold_percentile=opts.threshold_percentile,
-        digits=opts.digits,
-    )  # fmt: skip
+        test_records, scores, train_records, train_scores, out_dir, settings=opts
+    )
     return ScoreReport(
         records=list(test_records),
         scores=scores,
@@ -336,10 +334,8 @@ def score_detector(
     test_records = [r for r, good in zip(test_records, ok, strict=True) if good]
     scores = scores[ok]
     thresholds, evaluations, files = _report(
-        test_records, scores, train_records, train_scores, out_dir,
-        protocols=opts.protocols, threshold_percentile=opts.threshold_percentile,
-        digits=opts.digits,
-    )  # fmt: skip
+        test_records, scores, train_records, train_scores, out_dir, settings=opts
+    )
     return ScoreReport(
         records=list(test_records), scores=scores, evaluations=evaluations,
         thresholds=thresholds, files=files, skipped=list(dict.fromkeys(skipped)),
@@ -354,9 +350,7 @@ def _report(
     train_scores: np.ndarray | None,
     out_dir: Path,
     *,
-    protocols: tuple[str, ...],
-    threshold_percentile: float,
-    digits: int,
+    settings: ScoreSettings,
 ) -> tuple[dict[str, float] | None, dict[str, Any], list[Path]]:
     """Thresholds from the training scores, the organisers' files and the metric tables of
     scored test clips; returns (thresholds, evaluations, files)."""
@@ -367,7 +361,7 @@ def _report(
         for key in sorted(test_sections):
             s = train_scores[[i for i, r in enumerate(train_records) if r.section_key == key]]
             if s.size:
-                thresholds[key] = float(np.percentile(s, threshold_percentile))
+                thresholds[key] = float(np.percentile(s, settings.threshold_percentile))
         missing = sorted(test_sections - set(thresholds))
         if missing:
             log.warning(
@@ -394,11 +388,11 @@ def _report(
             )
         keep = [i for i, r in enumerate(test_records) if r.section_key in labelled]
         recs = [test_records[i] for i in keep]
-        for protocol in protocols:
+        for protocol in settings.protocols:
             ev = metrics.evaluate(recs, scores[keep], protocol)
             evaluations[protocol] = ev
             files += metrics.write_tables(
-                ev.table_rows(), Layout(out_dir).results(protocol), digits=digits
+                ev.table_rows(), Layout(out_dir).results(protocol), digits=settings.digits
             )
     else:
         log.info("no labels for the %s clips: wrote the score files only", len(test_records))
