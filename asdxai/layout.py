@@ -26,6 +26,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: Folder of each kind of result below a run's root.
 KINDS: dict[str, str] = {"data": "data", "models": "models", "scores": "scores", "maps": "rise",
@@ -74,6 +75,16 @@ def table_files(stem: str | os.PathLike) -> list[Path]:
     return [with_suffix(stem, s) for s in TABLE_SUFFIXES]
 
 
+class _Kind:
+    """``layout.<kind>`` is the sub-layout ``Layout(layout.root / KINDS[<kind>])``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.folder = KINDS[name]
+
+    def __get__(self, layout: Layout | None, owner: type | None = None) -> Any:
+        return self if layout is None else Layout(layout.root / self.folder)
+
+
 @dataclass(frozen=True)
 class Layout:
     """The folders and file names of one run's results below ``root``.
@@ -89,38 +100,15 @@ class Layout:
         object.__setattr__(self, "root", Path(self.root))
 
     # ------------------------------------------------------------------ folders
-    def _kind(self, kind: str) -> Layout:
-        return Layout(self.root / KINDS[kind])
+    #: Sub-layouts of one kind of result each (:data:`KINDS`): ``models`` (checkpoints,
+    #: :meth:`checkpoint`), ``scores`` and ``maps`` (one folder per model, :meth:`model`),
+    #: ``tsne`` (:meth:`tsne_result`), ``work`` (the figure scripts' cache).
+    models, scores, maps, tsne, work = (_Kind() for _ in range(5))
 
     @property
     def data(self) -> Path:
         """Folder of the run's synthetic data tree."""
-        return self._kind("data").root
-
-    @property
-    def models(self) -> Layout:
-        """Sub-layout of trained checkpoints (:meth:`checkpoint`)."""
-        return self._kind("models")
-
-    @property
-    def scores(self) -> Layout:
-        """Sub-layout of score folders (one per model: :meth:`model`)."""
-        return self._kind("scores")
-
-    @property
-    def maps(self) -> Layout:
-        """Sub-layout of RISE map folders (one per model: :meth:`model`)."""
-        return self._kind("maps")
-
-    @property
-    def tsne(self) -> Layout:
-        """Sub-layout of t-SNE results (:meth:`tsne_result`)."""
-        return self._kind("tsne")
-
-    @property
-    def work(self) -> Layout:
-        """Sub-layout of the figure scripts' cache of data, models and results."""
-        return self._kind("work")
+        return self.root / KINDS["data"]
 
     def model(self, *names: str) -> Layout:
         """Sub-layout of one model (``names`` nest: recipe key, then setting)."""
