@@ -43,7 +43,6 @@ from ..explain.result import load_result
 from ..features import FeatureConfig, log_spectrogram, spectrogram
 from ..layout import Layout
 from ..listen import check_smoothing, resynthesise, soft_top_mask
-from ..plots.listen import plot_flagged_overlay
 
 log = logging.getLogger(__name__)
 
@@ -363,6 +362,10 @@ def spec_of(detector) -> str | Path:
 def _write_overlay(
     path: Path, wave: np.ndarray, mask: np.ndarray, feat: FeatureConfig, title: str
 ) -> Path:
+    # matplotlib costs 0.8 s at import (measured after ``import asdxai.workflows``): only the
+    # overlay needs it, so ``import asdxai.workflows`` does not pay for it
+    from ..plots.listen import plot_flagged_overlay
+
     spec_log = log_spectrogram(spectrogram(torch.from_numpy(wave), feat)).numpy()
     fig = plot_flagged_overlay(spec_log, mask, feat, title=title)
     with atomic_path(path) as tmp:
