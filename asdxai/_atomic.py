@@ -173,7 +173,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def _escape_undecodable(text: str) -> str:
+def escape_undecodable(text: str) -> str:
     """``text`` with the surrogates that stand for undecodable file-name bytes as ``\\xNN``.
 
     Any other lone surrogate (which no file name decodes to) becomes ``\\udNNN``.
@@ -189,5 +189,5 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     written as ``\\xNN``, so such a name never stops a write and the file stays UTF-8.
     """
     with atomic_path(path) as tmp:
-        tmp.write_text(_escape_undecodable(text), encoding="utf-8")
+        tmp.write_text(escape_undecodable(text), encoding="utf-8")
     return Path(path)

@@ -9,17 +9,24 @@ dataset's type and declared shape are checked against the caller's limits before
 of it is read. Every problem is one error of the caller's class, in one message family::
 
     <file>: damaged <what> (<entry> <what is wrong>)
+
+Every ``.h5`` asdxai writes is built in memory and written in one piece (:func:`write_h5`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
 
+from ._atomic import atomic_path
 from .errors import AsdxaiError
 
 #: Most cells one dataset may declare (the checkpoint's bound on spectrogram values per clip).
@@ -160,6 +167,31 @@ def read_dataset(
                 for v in np.asarray(data, dtype=object).ravel()]  # fmt: skip
         return np.array(flat, dtype=object).reshape(np.shape(data))
     return np.asarray(data)
+
+
+@contextlib.contextmanager
+def write_h5(path: str | os.PathLike, **options: Any) -> Iterator[h5py.File]:
+    """Yield a new HDF5 file built in memory; on success write it to ``path`` atomically.
+
+    HDF5 writes its buffers late (when objects are freed), where a full disk is an error
+    h5py can only print, and may crash; building the file in memory and writing its bytes
+    in one plain write makes a full disk an ordinary ``OSError`` (ENOSPC / EFBIG) naming
+    the output, with nothing left under its name (see :func:`asdxai._atomic.atomic_path`).
+
+    Parameters
+    ----------
+    path : the output ``.h5`` file
+    **options : passed to :class:`h5py.File` (e.g. ``track_order=True``)
+    """
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", **options) as h5:
+        yield h5
+    with atomic_path(path) as tmp:
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(buffer.getbuffer())
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, os.fspath(tmp)) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -70,6 +70,11 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         dev = torch.device(device)
     except RuntimeError as exc:
         raise ConfigError(f"unknown device {device!r}: {exc}") from None
+    if dev.type not in ("cpu", "cuda", "mps"):  # "meta" holds no values, others are no GPUs
+        raise ConfigError(
+            f"device {device!r} cannot run asdxai (cpu, cuda or mps computes values)",
+            param="device",
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             f"device {device!r} requested but CUDA is not available; use the device 'cpu'",

@@ -220,6 +220,12 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpo
                 f"{path}: not an asdxai checkpoint ({key} is a {type(data[key]).__name__}, "
                 "not a dict)"
             )
+    for key in ("provenance", "history"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise CheckpointError(
+                f"{path}: not an asdxai checkpoint ({key} is a {type(data[key]).__name__}, "
+                "not a dict)"
+            )
     _check_backend(data.get("backend"), path)
     names = {f.name for f in dataclasses.fields(Checkpoint)}
     ckpt = Checkpoint(**{k: v for k, v in data.items() if k in names})

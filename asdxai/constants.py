@@ -50,9 +50,17 @@ MASK_MODES: dict[str, tuple[bool, bool]] = {
     "grid": (True, True),  # 2-D RISE: one grid of time x frequency cells, dense masks
 }
 #: RISE estimators: the study's plain weighted mean, and the centred one (same expectation).
-ESTIMATORS: tuple[str, ...] = ("plain", "centered")
+ESTIMATORS: tuple[str, ...] = ("plain", "centered", "cv")
+#: How the uniforms of a block of RISE masks are drawn (every single mask keeps the study's
+#: distribution; see :mod:`asdxai.explain.masks`).
+SAMPLINGS: tuple[str, ...] = ("iid", "antithetic", "latin", "latin-antithetic")
 #: The study's number of masks per map.
 STUDY_MASKS = 640_000
+#: The default stopping rule of a map: estimated correlation 0.99 with the converged map, i.e.
+#: a split-half agreement of 0.99² / (2 − 0.99²) = 0.9610
+#: (:func:`asdxai.explain.rise.estimated_correlation`).
+DEFAULT_CORRELATION = 0.99
+DEFAULT_STOP_AGREEMENT = round(DEFAULT_CORRELATION**2 / (2.0 - DEFAULT_CORRELATION**2), 4)
 #: Where RISE applies masks: the detector's own time-frequency input, or the clip's STFT
 #: (resynthesised, for any waveform detector).
 DOMAINS: tuple[str, ...] = ("input", "signal")

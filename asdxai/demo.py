@@ -141,7 +141,7 @@ def run_demo(
     from .data.records import scan
     from .embed import TSNEConfig, save_result, write_distances_csv
     from .explain import RISEExecution
-    from .plots.tsne import plot_tsne_panels, save_figure
+    from .plots.tsne import plot_tsne_panels, result_panel, save_figure
     from .workflows.defaults import ensure_synthetic
     from .workflows.embedding import project_split
     from .workflows.evaluate import ScoreSettings, score_checkpoint
@@ -219,7 +219,7 @@ def run_demo(
         write_distances_csv(result, files["distances"])
         res.tsne[model.name] = files["result"]
         res.summary.setdefault("tsne_mean_nearest_normal", {})[model.name] = result.mean_distance
-        panels.append((result.projection, result.is_anomaly, model.title))
+        panels.append(result_panel(result, model.title))
     res.figures.append(save_figure(plot_tsne_panels(panels, ncols=2), layout.figure("fig5_tsne")))
 
     atomic_write_text(

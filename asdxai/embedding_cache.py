@@ -13,8 +13,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ._atomic import atomic_path
-from ._h5 import node, open_h5, read_dataset
+from ._h5 import node, open_h5, read_dataset, write_h5
 from ._io import dumps, sha256_file
 from .errors import DataError, ResultError
 
@@ -56,7 +55,7 @@ class EmbeddingCache:
                 st = os.stat(p)
             except OSError as exc:
                 raise DataError(f"{p}: cannot read clip ({exc.strerror})") from None
-            h.update(f"\0{os.fspath(p)}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+            h.update(b"\0" + os.fsencode(p) + f"\0{st.st_size}\0{st.st_mtime_ns}".encode())
         return h.hexdigest()
 
     def _entry(self, f: h5py.File, key: str, rows: int | None = None) -> np.ndarray | None:
@@ -122,7 +121,7 @@ class EmbeddingCache:
         # after deletions, so rewriting keeps the cache at its live size).
         old = self._old_entries(skip=key)
         keep = old[-(self.max_entries - 1) :] if self.max_entries > 1 else []
-        with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as f:
+        with write_h5(self.path) as f:
             f.attrs["format"] = CACHE_FORMAT
             for created, k, emb, old_meta in keep:
                 self._write(f, k, emb, created, old_meta)

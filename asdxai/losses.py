@@ -62,6 +62,11 @@ from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+#: Most sub-clusters per class, and most fixed centre values (classes x sub-clusters x
+#: dimensions: 2^26 float32 values are 256 MB).
+MAX_SUB_CLUSTERS = 1024
+MAX_CENTRE_VALUES = 2**26
+
 
 def random_centres(
     n_classes: int, n_sub: int, embed_dim: int, generator: torch.Generator
@@ -102,6 +107,13 @@ class _Loss(nn.Module):
                       "weight_decay": (Real, Interval(0, None))},
                      n_classes=n_classes, embed_dim=embed_dim, sub_clusters=n_sub,
                      weight_decay=weight_decay)  # fmt: skip
+        if n_sub > MAX_SUB_CLUSTERS or n_classes * n_sub * embed_dim > MAX_CENTRE_VALUES:
+            raise ConfigError(
+                f"{n_classes} classes x {n_sub} sub-clusters x {embed_dim} dimensions of fixed "
+                f"centres is too many (at most {MAX_SUB_CLUSTERS} sub-clusters and "
+                f"{MAX_CENTRE_VALUES} centre values)",
+                param="sub_clusters",
+            )
         self.n_classes = int(n_classes)
         self.n_sub = int(n_sub)
         self.embed_dim = int(embed_dim)

@@ -38,18 +38,27 @@ outputs (1250 / 40 / 10 for 80,000 bins, as the reference).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from ._checks import Interval, Real, check_params
 from .constants import ARCHS, BATCH_NORMS, RESIDUALS, SPECTRUM_PADDINGS
 from .errors import ConfigError
 from .features import FeatureConfig, spectrogram, spectrum, temporal_mean_normalise
 
 #: Settings of checkpoints written before the variant fields existed (``from_dict`` fills them in).
+#: Bounds of the architecture settings, checked before anything is built (a checkpoint or
+#: recipe declaring 10^7 layers or 10^6-wide convolutions is refused, not allocated).
+MAX_CHANNELS = 4096  # any channel / hidden-unit / embedding count, after the width factor
+MAX_WIDTH = 64.0
+MAX_STAGES = 16
+MAX_DENSE_LAYERS = 64
+#: Most weights an encoder may have (2^26 float32 = 256 MiB; the study's encoder has ~1.5 M).
+MAX_PARAMETERS = 2**26
+
 LEGACY_VARIANTS = {"spectrum_padding": "valid", "residual": "preact", "batch_norm": "plain"}
 
 
@@ -93,13 +102,31 @@ class NetConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        check_params({"width": (Real, Interval(0, None, "neither"))}, width=self.width)
-        object.__setattr__(self, "stage_channels", tuple(int(c) for c in self.stage_channels))
+        if (isinstance(self.width, bool) or not isinstance(self.width, (int, float))
+                or not 0 < self.width <= MAX_WIDTH):  # fmt: skip
+            raise ConfigError(f"width must lie in (0, {MAX_WIDTH:g}], got {self.width!r}",
+                              param="width")  # fmt: skip
+        if not isinstance(self.stage_channels, (list, tuple)) or not (
+            1 <= len(self.stage_channels) <= MAX_STAGES
+        ):
+            raise ConfigError(
+                f"stage_channels must be a list of 1 to {MAX_STAGES} channel counts, got "
+                f"{str(self.stage_channels)[:40]}",
+                param="stage_channels",
+            )
         if self.embed_dim is None:
             object.__setattr__(self, "embed_dim", 256 if self.arch == "dual" else 128)
-        if self.embed_dim <= 0 or (self.arch == "dual" and self.embed_dim % 2):
+        top = int(MAX_CHANNELS / max(self.width, 1.0))  # the largest count once widened
+        for name in ("stem_channels", "spectrum_channels", "spectrum_hidden"):
+            object.__setattr__(self, name, _count(getattr(self, name), name, top))
+        object.__setattr__(self, "embed_dim", _count(self.embed_dim, "embed_dim", MAX_CHANNELS))
+        object.__setattr__(self, "spectrum_dense_layers", _count(
+            self.spectrum_dense_layers, "spectrum_dense_layers", MAX_DENSE_LAYERS))  # fmt: skip
+        object.__setattr__(self, "stage_channels", tuple(
+            _count(c, "stage_channels", top) for c in self.stage_channels))  # fmt: skip
+        if self.arch == "dual" and self.embed_dim % 2:
             raise ConfigError(
-                f"embed_dim must be positive (and even for arch 'dual'), got {self.embed_dim}"
+                f"embed_dim must be even for arch 'dual', got {self.embed_dim}", param="embed_dim"
             )
 
     def channels(self, base: int) -> int:
@@ -119,6 +146,18 @@ class NetConfig:
         if "stage_channels" in d:
             d["stage_channels"] = tuple(d["stage_channels"])
         return cls(**d)
+
+
+def _count(value: object, name: str, top: int) -> int:
+    """``value`` as an int in [1, top], else ConfigError naming the setting ``name``."""
+    try:
+        number = operator.index(value)  # ints and numpy ints; not floats or strings
+    except TypeError:
+        number = None
+    if isinstance(value, bool) or number is None or not 1 <= number <= top:
+        raise ConfigError(f"{name} must be an integer from 1 to {top}, got {str(value)[:40]}",
+                          param=name)  # fmt: skip
+    return number
 
 
 def _conv_out(length: int, kernel: int, stride: int, padding: int = 0) -> int:
@@ -399,7 +438,22 @@ class Encoder(nn.Module):
 
 
 def build_encoder(net_cfg: NetConfig, feat_cfg: FeatureConfig) -> Encoder:
-    """Build the encoder described by ``net_cfg`` for inputs described by ``feat_cfg``."""
+    """Build the encoder described by ``net_cfg`` for inputs described by ``feat_cfg``.
+
+    Raises
+    ------
+    ConfigError
+        The encoder would have more than :data:`MAX_PARAMETERS` weights (counted on the
+        ``meta`` device first, which allocates nothing).
+    """
+    with torch.device("meta"):
+        n = sum(p.numel() for p in Encoder(net_cfg, feat_cfg).parameters())
+    if n > MAX_PARAMETERS:
+        raise ConfigError(
+            f"an encoder of width {net_cfg.width:g} with these channel counts has {n} weights "
+            f"({n * 4 / 2**30:.1f} GiB), more than the {MAX_PARAMETERS} allowed",
+            param="width",
+        )
     return Encoder(net_cfg, feat_cfg)
 
 

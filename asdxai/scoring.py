@@ -39,6 +39,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
+#: Most k-means means per section a backend may ask for.
+MAX_K = 4096
+
 _EPS = 1e-12  # guards the norm of an all-zero vector
 
 
@@ -159,6 +162,12 @@ class KMeansBackend:
         from sklearn.cluster import KMeans
 
         check_params({"k": (Integral, Interval(1, None))}, k=self.k)
+        if self.k > MAX_K:
+            raise ConfigError(
+                f"k must be at most {MAX_K} (k-means means per section; the study uses 16), "
+                f"got {self.k}",
+                param="k",
+            )
         if not embeddings:
             raise DataError("no sections to fit the backend on")
         means, targets, ks = {}, {}, {}

@@ -17,13 +17,13 @@ from _common import TSNE_MODELS, Study, parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from asdxai.plots.tsne import plot_tsne_panels
+    from asdxai.plots.tsne import plot_tsne_panels, result_panel
 
     study = Study(parser("Fig. 5: t-SNE views of six models' embedding spaces").parse_args(argv))
     panels, info = [], {}
     for recipe, title in TSNE_MODELS:
         result = study.tsne(recipe, study.seed)
-        panels.append((result.projection, result.is_anomaly, title))
+        panels.append(result_panel(result, title))
         info[recipe] = {"mean_nearest_normal_2d": result.mean_distance,
                         "n_clips": int(len(result.projection))}  # fmt: skip
         print(f"{title:45s} mean nearest-normal distance {result.mean_distance:.3f}")

@@ -48,6 +48,6 @@ def test_library_entry_points_use_it():
     from asdxai.data.dataset import clip_loader
     from asdxai.features import FeatureConfig
 
-    with pytest.raises(ConfigError, match="^num_workers must be a non-negative integer") as info:
-        clip_loader([], FeatureConfig(), 4, num_workers=-1)
-    assert info.value.param == "num_workers"
+    with pytest.raises(ConfigError, match="^batch_size must be a positive integer, got 0$") as info:
+        clip_loader([], FeatureConfig(), 0)
+    assert info.value.param == "batch_size"

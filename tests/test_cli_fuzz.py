@@ -25,6 +25,8 @@ import torch
 from conftest import tiny_checkpoint, tiny_tree
 
 from asdxai.cli import main
+from asdxai.data.synth import PresetConfig
+from asdxai.errors import ConfigError
 from asdxai.features import FeatureConfig
 from asdxai.workflows.explain import output_stem
 
@@ -361,6 +363,7 @@ def _bad_ckpts(assets, tmp: Path) -> dict[str, tuple[Path, str]]:
         "do not match the architecture")  # fmt: skip
     cases["missing"] = (tmp / "nothing.pt", "nothing.pt")
     put("version-text", {**d, "format_version": "99"}, "format_version is a str")
+    put("provenance-list", {**d, "provenance": ["a"]}, "provenance is a list")
     for kind, dtype in (("complex", torch.complex64), ("int", torch.int32)):
         enc = {k: dict(v) for k, v in d["encoders"].items()}
         enc["all"][name] = enc["all"][name].to(dtype)
@@ -376,7 +379,8 @@ def _bad_ckpts(assets, tmp: Path) -> dict[str, tuple[Path, str]]:
 
 @pytest.mark.parametrize(
     "case", ["truncated", "random-bytes", "hdf5", "pickle-with-code", "newer", "nan-weights",
-             "hop-1", "other-arch", "missing", "version-text", "complex-weights", "int-weights",
+             "hop-1", "other-arch", "missing", "version-text", "provenance-list",
+             "complex-weights", "int-weights",
              "backend-zero", "backend-empty", "backend-scaled"],
 )  # fmt: skip
 def test_bad_checkpoint_through_every_command(case, assets, tmp_path, capsys):
@@ -544,6 +548,24 @@ def test_impossible_sizes_refused_before_allocation(assets, tmp_path, capsys):
     )
     refused(capsys, _listen_args(assets["map"], out, "--smooth", "1e9"), ["--smooth", "wider"],
             out)  # fmt: skip
+
+
+def test_counts_bounded_by_the_memory_they_imply(assets, tmp_path, capsys):
+    """Worker, region, mask and architecture counts: refused before anything is allocated."""
+    ck, tree, clip = assets["ckpt"], assets["tree"], assets["clip"]
+    out = tmp_path / "out"
+    refused(capsys, _score_args(ck, tree, out, "--num-workers", "100000"),
+            ["--num-workers", "CPU cores"], out)  # fmt: skip
+    refused(capsys, _listen_args(assets["map"], out, "--random", "1000000"),
+            ["--random", "1000"], out)  # fmt: skip
+    refused(capsys, _rise_args(ck, clip, out, "--n-masks", "9" * 23), ["--n-masks"], out)
+    refused(capsys, _rise_args(ck, clip, out, "--device", "meta"), ["--device", "meta"], out)
+    refused(capsys, _train_args(tree, out / "m.pt", "--width", "1e6"), ["width must lie in"], out)
+    d = _ckpt_dict(assets)
+    for key, value in (("spectrum_dense_layers", 10**7), ("width", 1e6), ("embed_dim", 10**9),
+                       ("stage_channels", [-1, 0, 5, 5])):  # fmt: skip
+        path = _save(tmp_path / f"{key}.pt", {**d, "net_config": {**d["net_config"], key: value}})
+        refused(capsys, _rise_args(path, clip, out), [path, key], out)
 
 
 # ----------------------------------------------------------------------------- output targets
@@ -887,6 +909,11 @@ BAD_RECIPES = {
     "mixup-text": ({"mixup": "yes"}, "mixup must be true or false"),
     "seed-huge": ({"seed": 2**63}, "seed must lie in"),
     "unknown-key": ({"learning_rate": 0.1}, "unknown keys"),
+    "stage-channels-negative": ({"stage_channels": [-1, 0, 5, 5]}, "stage_channels must be"),
+    "dense-layers-huge": ({"spectrum_dense_layers": 10**8}, "spectrum_dense_layers must be"),
+    "embed-dim-huge": ({"embed_dim": 10**9}, "embed_dim must be"),
+    "width-huge": ({"width": 1e6}, "width must lie in"),
+    "nested-deeply": ("[" * 200_000 + "]" * 200_000, "cannot read recipe"),
 }
 
 
@@ -932,6 +959,27 @@ def test_full_disk_while_saving_a_checkpoint(assets, tmp_path, capsys, monkeypat
     assert not [p for p in out.rglob("*") if p.is_file()]
 
 
+@pytest.mark.parametrize("command", ["rise", "tsne"])
+def test_file_size_limit_is_one_line_and_leaves_nothing(command, assets, tmp_path, capsys):
+    """A real short write (``ulimit -f``: EFBIG) inside HDF5: one line, exit 2, no .part."""
+    import resource
+
+    out = tmp_path / "out"
+    argv = (_rise_args(assets["ckpt"], assets["clip"], out) if command == "rise"
+            else _tsne_args(assets["ckpt"], assets["tree"], out))  # fmt: skip
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8 * 1024, hard))  # the .h5 is larger
+    try:
+        code = main([str(a) for a in argv])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and ".h5: cannot write output: File too large" in lines[0], err
+    assert not [p for p in out.rglob("*.h5*")]
+
+
 @pytest.mark.parametrize("where", ["build_parser", "_configure_logging", "run"])
 def test_ctrl_c_during_start_up(where, assets, tmp_path, capsys, monkeypatch):
     import asdxai.cli as cli
@@ -947,3 +995,118 @@ def test_ctrl_c_during_start_up(where, assets, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert code == 130, err
     assert err.strip().count("\n") == 0 and "interrupted" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- odd names
+
+
+def test_clip_names_that_are_not_utf8(assets, tmp_path, capsys):
+    """A clip name with bytes that are not UTF-8: rise, listen and tsne finish, no traceback."""
+    tree = tmp_path / "tree"
+    shutil.copytree(assets["tree"], tree)
+    src = tree / TEST0
+    odd = Path(os.fsdecode(os.fsencode(src.parent) + b"/" + os.fsencode(src.stem) + b"\xff.wav"))
+    src.rename(odd)
+    out = tmp_path / "rise"
+    args = _rise_args(assets["ckpt"], odd, out, "--listen", "1")
+    assert main([str(a) for a in ["-q", *args]]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    (h5,) = list(out.rglob("*.h5"))
+    assert main([str(a) for a in ["-q", *_listen_args(h5, tmp_path / "listen")]]) == 0
+    args = [a for a in _tsne_args(assets["ckpt"], tree, tmp_path / "tsne") if a != "--no-cache"]
+    assert main([str(a) for a in ["-q", *args]]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- interrupted synth
+
+SYNTH_TINY = PresetConfig("tiny", machines=("fan",), dev_sections=(0,), eval_sections=(3,),
+                          duration_s=1.0, n_train_source=4, n_train_target=2, n_test=2)  # fmt: skip
+
+
+def test_synth_rerun_after_an_interruption_completes(tmp_path, monkeypatch):
+    """Killed after some clips (no synth.json yet): the same command continues the tree."""
+    import asdxai.data.synth as synth
+
+    real = synth._work
+
+    def interrupted(batch):
+        real(batch)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth, "_work", interrupted)
+    out = tmp_path / "tree"
+    with pytest.raises(KeyboardInterrupt):
+        synth.generate(out, SYNTH_TINY, seed=0, workers=1, progress=False)
+    assert list(out.rglob("*.wav")) and not (out / "synth.json").exists()
+    monkeypatch.setattr(synth, "_work", real)
+    with pytest.raises(ConfigError, match="not synthetic"):  # other settings: still refused
+        synth.generate(out, SYNTH_TINY, seed=1, workers=1, progress=False)
+    synth.generate(out, SYNTH_TINY, seed=0, workers=1, progress=False)
+    assert (out / "synth.json").is_file() and not list(out.glob(".synth-*"))
+
+
+def test_stale_partial_trees_of_dead_processes_are_removed(tmp_path, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    import asdxai.data.synth as synth
+    from asdxai.workflows.defaults import ensure_synthetic
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    root = tmp_path / "synthetic"
+    stale, live = (root.with_name(f"synthetic.partial-{p}") for p in (dead, os.getppid()))
+    for folder in (stale, live):
+        (folder / "dev_data").mkdir(parents=True)
+
+    def fake(out, **kw):
+        Path(out).mkdir(parents=True)
+        (Path(out) / "synth.json").write_text("{}")
+        return Path(out)
+
+    monkeypatch.setattr(synth, "generate", fake)
+    ensure_synthetic(root)
+    assert (root / "synth.json").is_file() and not stale.exists() and live.is_dir()
+    assert f"removing {stale}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "option,value,needle",
+    [("--ig-steps", "1000000", "ig_steps"), ("--shap-samples", "100000", "shap_samples"),
+     ("--occlusion-window", "100000x8", "occlusion_window")],
+)  # fmt: skip
+def test_method_counts_beyond_their_memory_are_refused_before_any_work(
+    option, value, needle, assets, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    argv = ["compare-explainers", "--checkpoint", assets["ckpt"], "--clip", assets["clip"],
+            "--out", out, "--methods", "saliency", "--device", "cpu", option, value]  # fmt: skip
+    refused(capsys, argv, [needle, option], out)
+
+
+def test_nonsense_counts_of_models_and_backends_are_refused():
+    from asdxai.losses import build_loss
+    from asdxai.scoring import KMeansBackend
+
+    with pytest.raises(ConfigError, match="k must be at most"):
+        KMeansBackend(k=100_000).fit({"fan_section_00": (np.ones((40, 4)), np.ones((2, 4)))})
+    with pytest.raises(ConfigError, match="sub-clusters"):
+        build_loss("sc-adacos", 10, 256, sub_clusters=100_000, mixup=True)
+
+
+def test_train_out_naming_a_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "newdir"
+    refused(capsys, ["train", "--out", f"{out}/", "--epochs", "1"], ["is a folder", "--out"], out)
+    assert not out.exists()
+
+
+def test_a_method_named_twice_is_one_row(assets, tmp_path):
+    from asdxai.workflows.compare import compare_explainers
+
+    comparison = compare_explainers(
+        [assets["ckpt"]], [assets["clip"]], methods=["random", "random"], device="cpu",
+        progress=False,
+    )  # fmt: skip
+    assert [r["method"] for r in comparison.rows] == ["random", "energy"]

@@ -110,7 +110,11 @@ def test_summary_says_when_removing_the_flagged_part_does_not_lower_the_score_mo
     raised = ListenReport(
         **base, scores={"original": 0.5, "flagged": 0.6, "rest": 0.7}, random_removed=[0.5]
     )
-    assert "does NOT lower the anomaly score" in raised.summary()
+    text = raised.summary()
+    assert "does NOT lower the anomaly score" in text
+    assert "looks more anomalous, not less" in text  # what a negative result means
+    assert "next: listen to the 'rest' file" in text  # and what to do about it
+    assert "next:" not in good.summary()
 
 
 def test_random_region_has_the_same_size_and_little_overlap():

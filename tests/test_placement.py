@@ -68,7 +68,8 @@ def test_clips_copied_out_of_their_folders_are_explained_as_their_own_machine(tm
         loose = tmp_path / f"copy_{m}" / "x.wav"  # no machine folder, no section in the name
         loose.parent.mkdir()
         shutil.copy(clip, loose)
-        done = explainer.explain(loose, settings=settings, out_stem=tmp_path / "out" / m)
+        done = explainer.explain(loose, settings=settings, out_stem=tmp_path / "out" / m,
+                                 plot=False)
         assert done.section == f"{m}_section_00"
         placement = done.result.meta["placement"]
         assert placement["section"] == done.section and placement["method"] == "nearest"
@@ -103,3 +104,26 @@ def test_a_low_confidence_choice_says_how_to_name_the_section(tmp_path):
     assert "name the clip's section" not in sure.message("x.wav", "why", known)
     text = guess.message("x.wav", "why", known)
     assert "name the clip's section" in text and "pump_section_00" in text
+
+
+def test_a_checkpoint_with_a_classifier_places_by_its_own_prediction(tmp_path):
+    from asdxai.workflows.defaults import bundled_checkpoint
+    from asdxai.workflows.placement import class_probabilities
+
+    explainer = Explainer(bundled_checkpoint("sc-adacos-attribute"), device="cpu")
+    assert has_classifier(explainer)
+    feat = explainer.ckpt.features
+    t = np.arange(feat.n_samples) / feat.sample_rate
+    clip = write_wav(tmp_path / "x.wav", (0.3 * np.sin(2 * np.pi * 700 * t)).astype(np.float32),
+                     feat.sample_rate)  # fmt: skip
+    probs = class_probabilities(explainer, explainer.inputs(clip))
+    assert len(probs) == len(explainer.ckpt.class_names["all"])
+    assert abs(sum(probs.values()) - 1) < 1e-6
+    placed = place_clip(explainer, clip)
+    assert placed.method == "classifier" and placed.section in explainer.sections
+    # the section's probability is the sum over its attribute classes
+    mass = sum(p for name, p in probs.items() if name.startswith(placed.section + "_"))
+    assert abs(placed.confidence - mass) < 1e-9
+    assert placed.confidence == max(
+        sum(p for name, p in probs.items() if name.startswith(s + "_")) for s in explainer.sections
+    )

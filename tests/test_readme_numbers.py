@@ -10,6 +10,8 @@ file. A new table with numbers fails until it is one or the other.
 * "The study's explanation, measured": ``docs/results/focus_claim_small_g5.csv``
   (``python figures/focus_claim.py``): mean ± std over the maps, the per-trial means, the
   paired Wilcoxon p (recomputed with the script's own functions);
+* the demo's table: ``docs/results/demo_performance_small_g5.csv`` (``asdxai demo``'s
+  ``performance.csv``);
 * "Is it the masking?": ``docs/results/focus_factors_small_g5.csv``
   (``python figures/focus_factors.py``).
 """
@@ -31,7 +33,6 @@ NUMBER = re.compile(r"[−+-]?\d+(?:\.\d+)?(?:e[−+-]?\d+)?")
 
 #: Tables with numbers but no results file behind them (header start -> why).
 UNSOURCED = {
-    "| model (dev-test, section 00 of 7 machine types": "printed by `asdxai demo`; no file kept",
     "| preset | machine types": "the presets' sizes (asdxai.data.synth.PRESETS), not a result",
     "| what | command | result |": "benchmarks, machine-dependent; no file kept",
     "| model | study AUC source | study AUC target | DCASE official score |": "the 3-seed run of "
@@ -176,7 +177,19 @@ def check_focus_factors() -> None:
 
 
 #: Tables with a results file behind them (header start -> the check).
+def check_demo() -> None:
+    with (RESULTS / "demo_performance_small_g5.csv").open() as fh:
+        results = {r["model"]: r for r in csv.DictReader(fh)}
+    table = _table("| model (dev-test, section 00 of 7 machine types")
+    assert len(table) - 1 == len(results)
+    for row in table[1:]:
+        keys = ("auc_source", "auc_target", "pauc_source", "pauc_target")
+        for cell, key in zip(row[1:], keys, strict=True):
+            check_cell(cell, [float(results[row[0]][key])], f"demo {row[0]} {key}")
+
+
 SOURCED = {
+    "| model (dev-test, section 00 of 7 machine types": check_demo,
     "| model | AUC source | AUC target | pAUC source | pAUC target |": check_bundled,
     "| measure | clips | SC-AdaCos, attribute classes | IC compactness, 1 class |": (
         check_focus_claim

@@ -428,3 +428,192 @@ def test_a_reference_fill_replaces_the_masked_cells_by_its_own():
     assert not np.allclose(with_ref.importance, scalar.importance, atol=1e-2)
     with pytest.raises(ConfigError):
         RISE(box, CFG).attribute(spec, n_masks=100, fill=ref[:, :-1])
+
+
+# ---------------------------------------------------------------- variance reduction
+SAMPLINGS = ("antithetic", "latin", "latin-antithetic")
+NEW = [("plain", s) for s in ("iid",) + SAMPLINGS] + [("cv", s) for s in ("iid", *SAMPLINGS)]
+
+
+def _analytic_linear(x, w):
+    ct = mask_second_moment(CFG.time_cells, T, CFG.p_keep)
+    cf = mask_second_moment(CFG.freq_cells, F, CFG.p_keep)
+    return (ct @ (w * x).double() @ cf).numpy() / CFG.expected_value
+
+
+@pytest.mark.parametrize("estimator,sampling", NEW)
+def test_variance_reduction_keeps_the_expectation(estimator, sampling):
+    # the mean over seeds converges to the plain estimator's analytic expectation
+    x = _spec()
+    w, box = _linear()
+    expected = _analytic_linear(x, w)
+    scale = np.linalg.norm(expected - expected.mean())
+    cfg = RISEMaskConfig(block_size=500, sampling=sampling)
+    maps = [
+        RISE(box, cfg)
+        .attribute(
+            x, n_masks=5000, seed=seed, estimator=estimator, execution=RISEExecution(batch_size=500)
+        )
+        .importance
+        for seed in range(8)
+    ]
+    err = np.linalg.norm(np.mean(maps, 0) - expected) / scale
+    assert err < 0.1, err  # the study's plain iid estimator: 0.076 here
+
+
+def test_a_biased_sampling_would_fail_the_expectation_test():
+    # the test above can fail: complementing iid cells (keep 1 − p) moves the map far away
+    x = _spec()
+    w, box = _linear()
+    expected = _analytic_linear(x, w)
+    scale = np.linalg.norm(expected - expected.mean())
+    res = RISE(box, RISEMaskConfig(block_size=500, p_keep=0.25)).attribute(x, n_masks=2000)
+    assert np.linalg.norm(res.importance - expected) / scale > 0.5
+
+
+def test_coupled_samplings_keep_every_marginal():
+    from asdxai.explain.masks import coupled_uniforms
+
+    for sampling in SAMPLINGS:
+        u = coupled_uniforms(4001, 3, sampling, torch.Generator().manual_seed(0))
+        assert u.shape == (4001, 3) and (u >= 0).all() and (u < 1).all()
+        hist = torch.histc(u.float(), bins=10, min=0, max=1) / u.numel()
+        assert (hist - 0.1).abs().max() < 0.01, sampling
+    u = coupled_uniforms(8, 2, "antithetic", torch.Generator().manual_seed(0))
+    torch.testing.assert_close(u[0] + u[2], torch.ones(2, dtype=torch.float64))  # fold 0 pair
+    torch.testing.assert_close(u[1] + u[3], torch.ones(2, dtype=torch.float64))  # fold 1 pair
+    lat = coupled_uniforms(10, 4, "latin", torch.Generator().manual_seed(0))
+    strata = (lat[0::2] * 5).floor().sort(0).values  # fold 0: one u per fifth of [0, 1)
+    torch.testing.assert_close(strata, torch.arange(5.0, dtype=torch.float64)[:, None].expand(5, 4))
+
+
+def test_cv_feature_expectations_are_exact():
+    from asdxai.explain.masks import (
+        block_factors,
+        block_features,
+        draw_block,
+        expected_feature_masks,
+    )
+
+    cfg = RISEMaskConfig(time_cells=4, freq_cells=5, block_size=4000)
+    shape = (12, 15)
+    blk = draw_block(cfg, shape, 0, 0)
+    t, f = block_factors(blk, shape)
+    z = block_features(blk).double()
+    empirical = torch.einsum("bk,bt,bf->ktf", z, t.double(), f.double()) / len(blk)
+    exact = expected_feature_masks(cfg, shape)
+    assert exact.shape == (10, *shape)
+    assert (empirical - exact).abs().max() < 0.03
+
+
+@pytest.mark.parametrize("estimator,sampling", [("cv", "iid"), ("centered", "latin-antithetic"),
+                                                ("cv", "latin-antithetic")])  # fmt: skip
+def test_new_estimators_are_reproducible_batch_and_resume_invariant(estimator, sampling):
+    _, box = _linear()
+    cfg = RISEMaskConfig(block_size=100, sampling=sampling)
+
+    def run(batch, **kw):
+        return RISE(box, cfg).attribute(
+            _spec(), n_masks=550, seed=3, estimator=estimator,
+            execution=RISEExecution(batch_size=batch, **kw.pop("ex", {})), **kw,
+        )  # fmt: skip
+
+    ref = run(64)
+    np.testing.assert_array_equal(run(64).importance, ref.importance)
+    assert not np.allclose(
+        RISE(box, cfg).attribute(_spec(), n_masks=550, seed=4, estimator=estimator).importance,
+        ref.importance,
+    )
+    for batch in (7, 250):
+        np.testing.assert_allclose(run(batch).importance, ref.importance, rtol=1e-5, atol=1e-5)
+    partial = []
+    run(30, ex={"checkpoint": partial.append, "checkpoint_every": 200})
+    resumed = run(250, resume_from=partial[0])
+    np.testing.assert_allclose(resumed.importance, ref.importance, rtol=1e-5, atol=1e-5)
+    assert resumed.n_masks == 550 and resumed.agreement == pytest.approx(ref.agreement, abs=1e-6)
+
+
+def test_cv_result_file_round_trip(tmp_path):
+    from asdxai.explain.result import load_result, save_result
+
+    _, box = _linear()
+    partial = []
+    RISE(box, CFG).attribute(
+        _spec(), n_masks=400, estimator="cv",
+        execution=RISEExecution(checkpoint=partial.append, checkpoint_every=200),
+    )  # fmt: skip
+    path = save_result(tmp_path / "cv.h5", partial[0])
+    back = load_result(path)
+    for key in ("zm", "gram", "zs"):
+        np.testing.assert_array_equal(back.cv_state[key], partial[0].cv_state[key])
+    full = RISE(box, CFG).attribute(_spec(), n_masks=400, estimator="cv")
+    resumed = RISE(box, CFG).attribute(_spec(), n_masks=400, estimator="cv", resume_from=back)
+    np.testing.assert_allclose(resumed.importance, full.importance, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ResultError, match="control-variate"):
+        RISE(box, CFG).attribute(_spec(), n_masks=400, estimator="plain", resume_from=back)
+
+
+def test_cv_refuses_grid_masks():
+    _, box = _linear()
+    with pytest.raises(ConfigError, match="separable"):
+        RISE(box, RISEMaskConfig(mode="grid", **MODE_CFG)).attribute(_spec(), estimator="cv")
+    with pytest.raises(ConfigError, match="sampling"):
+        RISEMaskConfig(sampling="sobol")
+
+
+# ---------------------------------------------------------------- convergence rule and bar
+def test_estimated_correlation_matches_the_truth_on_simulated_maps():
+    from asdxai.explain.rise import agreement_for_correlation, estimated_correlation
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=20_000)
+    for sigma in (0.05, 0.1, 0.3):  # noise of the whole map; each half has sqrt(2) x more
+        halves = [truth + rng.normal(scale=sigma * np.sqrt(2), size=truth.size) for _ in "ab"]
+        whole = (halves[0] + halves[1]) / 2
+        a = np.corrcoef(*halves)[0, 1]
+        r = np.corrcoef(whole, truth)[0, 1]
+        assert estimated_correlation(a) == pytest.approx(r, abs=2e-3)
+    assert agreement_for_correlation(0.99) == pytest.approx(0.961, abs=1e-3)
+    assert estimated_correlation(agreement_for_correlation(0.995)) == pytest.approx(0.995)
+    assert np.isnan(estimated_correlation(float("nan"))) and estimated_correlation(-0.2) == 0
+
+
+def test_projected_masks():
+    from asdxai.explain.rise import estimated_correlation, noise_ratio, projected_masks
+
+    # equal halves: r² = 1 / (1 + x / n) is the Spearman-Brown estimate
+    x = noise_ratio(500, 500, 0.9)
+    assert 1 / np.sqrt(1 + x / 1000) == pytest.approx(estimated_correlation(0.9))
+    assert noise_ratio(700, 300, 0.9) < x  # unequal halves agree less: the same a, less noise
+    # (1 - a) / a halves when the masks double: a = 0.9 at 1000 -> 18 / 19 at 2000
+    assert projected_masks(x, 18 / 19, 1000, 640_000, 100) == 2000
+    assert projected_masks(x, 0.5, 1000, 640_000, 100) == 1000  # reached
+    assert projected_masks(x, 0.999, 1000, 5000, 100) == 5000  # capped
+    assert projected_masks(float("nan"), 0.96, 1000, 5000, 100) is None
+
+
+def test_a_converged_runs_bar_never_shows_an_eta_longer_than_the_run(monkeypatch):
+    # fake clock: time proportional to masks done, so the ETA the bar shows at n masks is
+    # (total - n) / rate with the constant rate; it must stay below the whole run's time
+    import tqdm.auto
+
+    from asdxai.constants import DEFAULT_STOP_AGREEMENT
+
+    shown = []
+
+    class Recording(tqdm.auto.tqdm):
+        def refresh(self, *args, **kwargs):
+            shown.append((self.n, self.total, self.postfix))
+            return super().refresh(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    _, box = _linear()
+    res = RISE(box, CFG).attribute(
+        _spec(), n_masks=640_000, estimator="centered", until_agreement=DEFAULT_STOP_AGREEMENT,
+        execution=RISEExecution(progress=True, batch_size=100),
+    )  # fmt: skip
+    assert res.stopped_early and res.estimated_correlation >= 0.99
+    totals = [(n, total) for n, total, _ in shown if total is not None]
+    assert totals and all(total - n <= res.n_masks for n, total in totals)
+    assert all(total < 640_000 for _, total in totals)
+    assert any(post and "r≈" in post for _, _, post in shown)

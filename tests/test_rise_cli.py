@@ -7,6 +7,7 @@ import pytest
 from conftest import tiny_checkpoint
 
 from asdxai.cli import main
+from asdxai.constants import DEFAULT_STOP_AGREEMENT
 from asdxai.data.audio import write_wav
 from asdxai.explain.result import load_result
 from asdxai.features import FeatureConfig
@@ -81,8 +82,8 @@ def test_rise_cli_defaults_converge_and_report_speed(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "masks/s measured" in printed and "min per clip" in printed
     res = load_result(tmp_path / "o" / "fan" / (clip.stem + ".h5"))
-    assert res.estimator == "centered" and res.until_agreement == 0.99
-    assert res.agreement >= 0.99 if res.stopped_early else res.n_masks == 20_000
+    assert res.estimator == "centered" and res.until_agreement == DEFAULT_STOP_AGREEMENT
+    assert res.estimated_correlation >= 0.99 if res.stopped_early else res.n_masks == 20_000
     assert main(argv + ["--until-agreement", "0.5", "--overwrite"]) == 0
     res = load_result(tmp_path / "o" / "fan" / (clip.stem + ".h5"))
     assert res.stopped_early and res.n_masks < 20_000 and res.agreement >= 0.5

@@ -90,18 +90,25 @@ def benchmark(
     compile: bool = False,
     naive: bool = True,
     repeats: int = 3,
+    estimator: str = "plain",
+    sampling: str = "iid",
 ) -> dict:
-    """Run (a), (b), (c); returns a dict of rates (masks/s) and settings."""
+    """Run (a), (b), (c); returns a dict of rates (masks/s) and settings.
+
+    The batch size defaults to RISE's own default on the device (100 on CPU); (b) uses
+    ``estimator`` and mask ``sampling`` ("centered" also spends its pilot block, counted).
+    """
     from .._runtime import resolve_device
     from ..explain import RISE, RISEExecution, RISEMaskConfig
-    from ..explain.rise import DTYPES
+    from ..explain.rise import CPU_BATCH_SIZE, DTYPES, PILOT_MASKS
 
     dev = resolve_device(device)
     score, name = make_scorer(shape, width, dev)
     if compile:
         score = torch.compile(score)
-    bs = batch_size or (64 if dev.type == "cpu" else 1024)
-    cfg = RISEMaskConfig(block_size=bs)
+    bs = batch_size or (CPU_BATCH_SIZE if dev.type == "cpu" else 1024)
+    cfg = RISEMaskConfig(block_size=bs, sampling=sampling)
+    pilot = min(PILOT_MASKS, bs) if estimator == "centered" else 0
     spec = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(dev)
     dtype = DTYPES[precision]
 
@@ -120,18 +127,19 @@ def benchmark(
     rng = np.random.default_rng(0)
 
     def bare() -> None:
-        with torch.no_grad():
+        with torch.inference_mode():
             for _ in range(n_batches):
                 fwd(batch)
 
     def ours() -> None:
         rise.attribute(
-            spec, n_masks=n, execution=RISEExecution(batch_size=bs, device=dev, precision=precision)
-        )
+            spec, n_masks=n - pilot, estimator=estimator,
+            execution=RISEExecution(batch_size=bs, device=dev, precision=precision),
+        )  # fmt: skip
 
     def reference() -> None:
         sal = torch.zeros(shape, dtype=torch.float32, device=dev)
-        with torch.no_grad():
+        with torch.inference_mode():
             for _ in range(n_batches):
                 masks = torch.from_numpy(_naive_masks(rng, bs, shape, cfg)).to(dev)
                 s = fwd(spec * masks).float()
@@ -140,7 +148,7 @@ def benchmark(
     methods = {"bare": bare, "asdxai": ours}
     if naive:
         methods["naive"] = reference
-    with torch.no_grad():  # warm-up (allocator, autotuning, compile)
+    with torch.inference_mode():  # warm-up (allocator, autotuning, compile)
         fwd(batch)
     rise.attribute(
         spec, n_masks=bs, execution=RISEExecution(batch_size=bs, device=dev, precision=precision)
@@ -156,6 +164,7 @@ def benchmark(
     rates = {key: n / sec for key, sec in best.items()}
     return {
         "scorer": name, "device": str(dev), "shape": shape, "batch_size": bs,
-        "n_masks": n, "repeats": repeats, "precision": precision,
+        "n_masks": n, "repeats": repeats, "precision": precision, "estimator": estimator,
+        "sampling": sampling,
         "threads": torch.get_num_threads(), **rates,
     }  # fmt: skip

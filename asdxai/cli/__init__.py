@@ -7,11 +7,14 @@ and sets ``func`` to a ``run(args) -> int`` that is a thin call into the library
 from __future__ import annotations
 
 import argparse
+import codecs
 import errno
 import importlib
+import io
 import logging
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -78,6 +81,47 @@ def _out_name(path: str) -> str:
     return str(p.with_name(m.group(1))) if m else str(p)
 
 
+def _escape(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler of the console: a file-name byte that is not UTF-8 (a surrogate
+    escape) is written as ``\\xNN``, any other unencodable character as ``\\uNNNN``."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = "".join(
+        f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+        else c.encode("ascii", "backslashreplace").decode("ascii")
+        for c in exc.object[exc.start : exc.end]
+    )  # fmt: skip
+    return text, exc.end
+
+
+codecs.register_error("asdxai.escape", _escape)
+
+
+def _escape_console() -> None:
+    """Printed lines and log lines never fail on a file name that is not UTF-8."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="asdxai.escape")
+        except (AttributeError, ValueError, io.UnsupportedOperation):
+            pass  # a replaced stream that cannot be reconfigured keeps its own handling
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so cleanup runs (temporary files and folders
+    removed, worker processes ended) as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _catch_sigterm() -> None:
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # main() called outside the main thread: leave SIGTERM as it is
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``asdxai`` command line; returns the process exit code.
 
@@ -85,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     the command is starting up) is one line and exit code 130.
     """
     command = "asdxai"
+    _escape_console()
+    _catch_sigterm()
     try:
         parser = build_parser()
         try:
@@ -120,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if failed and fresh:
                 _discard_empty(Path(out))
+    except _Terminated:
+        print(f"{command}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130

@@ -20,6 +20,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+#: Largest count an option takes (2^53: exact as a float, far beyond any feasible run), so a
+#: count with 23 digits is refused while parsing, not after the work.
+MAX_COUNT = 2**53
+
+
+def count_int(text: str) -> int:
+    """argparse type: an integer in 1 ... :data:`MAX_COUNT`."""
+    value = positive_int(text)
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most 2^53 = {MAX_COUNT}, got {value}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     try:
@@ -98,7 +111,7 @@ def add_loading(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--num-workers",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="DataLoader processes reading wav files (default: 0 = main process)",
     )

@@ -11,7 +11,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from ..constants import ARCHS, PRECISIONS, STUDY_MASKS
+from ..constants import ARCHS, ESTIMATORS, PRECISIONS, SAMPLINGS, STUDY_MASKS
 from ._common import add_device, add_seed, positive_int
 
 
@@ -176,6 +176,8 @@ def _run_score(args: argparse.Namespace) -> int:
 
 
 def _register_rise(sub: argparse._SubParsersAction) -> None:
+    from ..benchmarks import rise_quality as quality
+
     p = sub.add_parser(
         "rise",
         help="RISE masks/s vs the bare score function and a naive original-RISE reference",
@@ -186,8 +188,21 @@ def _register_rise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bins", type=positive_int, default=513, help="F (default: 513)")
     p.add_argument("--width", type=float, default=1.0, help="encoder width (default: 1.0)")
     p.add_argument(
-        "--batch-size", type=positive_int, default=None, help="default: 64 CPU, 1024 GPU"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="default: RISE's own (100 on CPU), 1024 on GPU",
     )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch threads (default: torch's, one per physical core)",
+    )
+    p.add_argument(
+        "--estimator", choices=ESTIMATORS, default="plain", help="estimator of (b) (default: plain)"
+    )
+    p.add_argument("--sampling", choices=SAMPLINGS, default="iid", help="mask sampling of (b)")
     p.add_argument(
         "--batches", type=positive_int, default=4, help="timed batches per method (default: 4)"
     )
@@ -198,21 +213,95 @@ def _register_rise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the scorer")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip (c)")
+    q = p.add_argument_group(
+        "quality (--quality): forward passes each estimator needs to reach a converged map"
+    )
+    q.add_argument(
+        "--quality",
+        action="store_true",
+        help="measure passes to r >= 0.99 / 0.995 with cached reference maps instead of speed",
+    )
+    q.add_argument("--data", default=None, help="data tree (default: the synthetic small tree)")
+    q.add_argument(
+        "--checkpoints",
+        nargs="+",
+        default=None,
+        help="models (default: the two bundled spectrogram-only models)",
+    )
+    q.add_argument(
+        "--clips", type=positive_int, default=quality.DEFAULT_CLIPS,
+        help=f"clips (default: {quality.DEFAULT_CLIPS}, alternately anomalous and normal)",
+    )  # fmt: skip
+    q.add_argument(
+        "--ref-masks", type=positive_int, default=quality.DEFAULT_REF_MASKS,
+        help=f"masks of each reference map (default: {quality.DEFAULT_REF_MASKS:,})",
+    )  # fmt: skip
+    q.add_argument(
+        "--max-passes", type=positive_int, default=quality.DEFAULT_MAX_PASSES,
+        help=f"forward passes per variant (default: {quality.DEFAULT_MAX_PASSES:,})",
+    )  # fmt: skip
+    q.add_argument(
+        "--block-size", type=positive_int, default=250, help="masks per block (default: 250)"
+    )
+    q.add_argument(
+        "--variants", nargs="+", default=list(quality.DEFAULT_VARIANTS),
+        help="<estimator>[+<sampling>] (default: %(default)s)",
+    )  # fmt: skip
+    q.add_argument("--out", default=None, help="results stem: writes <out>.json and <out>.md")
     p.set_defaults(func=_run_rise)
+
+
+def _run_rise_quality(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+
+    from ..benchmarks import rise_quality as quality
+    from ..workflows.defaults import bundled_checkpoint, cache_dir, default_data_root
+
+    root = args.data or default_data_root(("dev",))
+    checkpoints = args.checkpoints or [
+        str(bundled_checkpoint(m)) for m in ("sc-adacos-attribute-spectrogram",
+                                             "compactness-none-spectrogram")
+    ]  # fmt: skip
+    variants = [quality.Variant.parse(v) for v in args.variants]
+    clips = quality.pick_clips(root, args.clips)
+    settings = {
+        "checkpoints": checkpoints, "clips": [str(c) for c in clips], "ref_masks": args.ref_masks,
+        "max_passes": args.max_passes, "block_size": args.block_size,
+        "variants": [v.name for v in variants],
+    }  # fmt: skip
+    res = quality.run(
+        checkpoints, clips, variants=variants, ref_masks=args.ref_masks,
+        max_passes=args.max_passes, block_size=args.block_size,
+        cache=cache_dir() / "rise-references", progress=True,
+    )  # fmt: skip
+    command = "asdxai " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    print(quality.markdown(res, settings, command))
+    if args.out:
+        for path in quality.write(res, settings, args.out, command):
+            print(f"wrote {path}")
+    return 0
 
 
 def _run_rise(args: argparse.Namespace) -> int:
     from ..benchmarks import rise as bench
 
     logging.getLogger("asdxai.explain.rise").setLevel(logging.WARNING)
+    if args.quality:
+        return _run_rise_quality(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     r = bench.benchmark(
         (args.frames, args.bins), args.width, args.batch_size, args.batches, args.device,
-        args.precision, args.compile, args.naive, args.repeats,
+        args.precision, args.compile, args.naive, args.repeats, args.estimator, args.sampling,
     )  # fmt: skip
     print(
         f"RISE benchmark: {r['scorer']}, input {r['shape'][0]} x {r['shape'][1]}, "
         f"{r['device']} ({r['threads']} threads), batch {r['batch_size']}, {r['precision']}, "
-        f"{r['n_masks']} masks per method, best of {r['repeats']}"
+        f"{r['n_masks']} masks per method, best of {r['repeats']}, estimator {r['estimator']}"
+        f" ({r['sampling']} masks)"
     )
     print(f"  (a) bare score function : {r['bare']:10.1f} masks/s")
     print(f"  (b) asdxai RISE         : {r['asdxai']:10.1f} masks/s   (b)/(a) = "

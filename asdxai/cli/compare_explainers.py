@@ -21,10 +21,8 @@ from ._common import (
 )
 
 #: The defaults: a quick look, and the study-sized run of ``--full``.
-QUICK = {"n_clips": 2, "budget": 500}
+QUICK = {"n_clips": 1, "budget": 500}
 FULL = {"n_clips": 6, "budget": 2000}
-#: Wall time of the quick defaults, measured (README: the machine and its load).
-QUICK_MINUTES = 10
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -51,8 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "(deletion / insertion, frequency-band removal, Average Drop / Increase), cost and "
             "seed-to-seed stability. Writes rows.csv (after every map: an interrupted run keeps "
             "what is done, and a re-run into the same --out computes only the missing rows), "
-            "summary.csv/.md/.tex and maps.png. The defaults are a quick look (about "
-            f"{QUICK_MINUTES} minutes on 2 CPU cores); --full is the study-sized run."
+            "summary.csv/.md/.tex and maps.png. The defaults are a quick look "
+            f"({QUICK['n_clips']} clips, {QUICK['budget']} masks per map); --full is the "
+            "study-sized run."
         ),
     )
     model = p.add_mutually_exclusive_group()

@@ -19,12 +19,22 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..constants import DOMAINS, ESTIMATORS, MASK_MODES, PRECISIONS, SPLITS, STUDY_MASKS
+from ..constants import (
+    DEFAULT_STOP_AGREEMENT,
+    DOMAINS,
+    ESTIMATORS,
+    MASK_MODES,
+    PRECISIONS,
+    SAMPLINGS,
+    SPLITS,
+    STUDY_MASKS,
+)
 from ._common import (
     add_device,
     add_out,
     add_progress,
     add_seed,
+    count_int,
     non_negative_float,
     percent,
     positive_int,
@@ -99,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--n-masks",
-        type=positive_int,
+        type=count_int,
         default=STUDY_MASKS,
         help="masks per map, exactly; an upper bound while --until-agreement is in force "
         "(default: 640000, as in the study)",
@@ -150,8 +160,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--estimator",
         choices=ESTIMATORS,
         default=None,
-        help="plain (study) or centered (scores minus a pilot mean, added back: same "
-        "expectation, less noise) (default: centered; plain with --study)",
+        help="plain (study), centered (scores minus a pilot mean, added back) or cv (minus a "
+        "cross-fitted linear surrogate of the score in the mask cells, added back): the same "
+        "expectation, less noise (default: centered; plain with --study)",
+    )
+    p.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        default="iid",
+        help="mask sampling: iid (study) or antithetic pairs / Latin hypercubes of the cells "
+        "and shifts (every mask distributed as in the study) (default: iid)",
     )
     p.add_argument(
         "--until-agreement",
@@ -159,7 +177,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="R",
         help="stop once the split-half agreement (correlation of even / odd block maps) "
-        "reaches R; --n-masks is then the upper bound (default: 0.99; off with --study)",
+        "reaches R; --n-masks is then the upper bound (default: "
+        f"{DEFAULT_STOP_AGREEMENT}, an estimated r of 0.99 with the converged map; off with "
+        "--study)",
     )
     p.add_argument(
         "--checkpoint-every",
@@ -197,7 +217,7 @@ def _settings(args: argparse.Namespace):
 
     masks = RISEMaskConfig(
         time_cells=args.time_cells, freq_cells=args.freq_cells, p_keep=args.p_keep,
-        mode=args.mask_mode, fill=args.fill, block_size=args.block_size,
+        mode=args.mask_mode, fill=args.fill, block_size=args.block_size, sampling=args.sampling,
     )  # fmt: skip
     if args.study:
         if args.estimator not in (None, "plain") or args.until_agreement is not None:
@@ -205,7 +225,7 @@ def _settings(args: argparse.Namespace):
         return MapSettings(masks, args.n_masks, args.seed, "plain", None)
     return MapSettings(
         masks, args.n_masks, args.seed, args.estimator or "centered",
-        0.99 if args.until_agreement is None else args.until_agreement,
+        DEFAULT_STOP_AGREEMENT if args.until_agreement is None else args.until_agreement,
     )  # fmt: skip
 
 

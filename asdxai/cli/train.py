@@ -53,6 +53,15 @@ def _splits(text: str) -> list[str]:
     return parts
 
 
+def _checkpoint_file(text: str) -> Path:
+    """argparse type: a checkpoint file name, not a folder (``newdir/`` would lose its slash)."""
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a folder; name the checkpoint file, e.g. {text.rstrip('/')}/model.pt"
+        )
+    return Path(text)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "train",
@@ -67,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_data(parser)
     parser.add_argument(
-        "--out", type=Path, default=Path("model.pt"), help="checkpoint to write (default: model.pt)"
+        "--out", type=_checkpoint_file, default=Path("model.pt"),
+        help="checkpoint file to write (default: model.pt)",
     )
     parser.add_argument(
         "--recipe",
@@ -236,7 +246,7 @@ def _recipe(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from .._atomic import check_output_file
-    from .._runtime import resolve_device
+    from .._runtime import available_cores, resolve_device
     from ..recipes import list_recipes
     from ..workflows.training import train_recipe, training_records, trial_paths
 
@@ -252,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     workers = args.workers
     if workers is None:
-        workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+        workers = 0 if device.type == "cpu" else min(8, available_cores())
     records = training_records(data, recipe.splits)
 
     def on_epoch(key: str, epoch: int, stats: dict) -> None:

@@ -11,10 +11,12 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .._checks import Integral, Interval, check_params
+from .._runtime import available_cores
 from ..constants import ON_ERROR
 from ..errors import AudioError, ConfigError
 from ..features import FeatureConfig
@@ -159,7 +161,7 @@ def clip_loader(
     seed : int
         Seed of the shuffling generator (and of worker seeds).
     num_workers : int
-        Reader processes (0 = read in the main process).
+        Reader processes (0 = read in the main process), at most the CPU cores available.
     drop_last : bool
         Drop the last incomplete batch.
     on_error : {"raise", "skip"}
@@ -172,9 +174,16 @@ def clip_loader(
         [shape=(B, cfg.n_samples)] and ``idx`` int64 [shape=(B,)], the
         positions of the clips in ``records``.
     """
-    check_params({"batch_size": (Integral, Interval(1, None)),
-                  "num_workers": (Integral, Interval(0, None))},
-                 batch_size=batch_size, num_workers=num_workers)  # fmt: skip
+    check_params({"batch_size": (Integral, Interval(1, None))}, batch_size=batch_size)
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)):
+        raise ConfigError(f"num_workers must be an integer, got {num_workers!r}",
+                          param="num_workers")  # fmt: skip
+    if not 0 <= num_workers <= available_cores():
+        raise ConfigError(
+            f"num_workers must lie in 0 ... {available_cores()} (the CPU cores available; each "
+            f"reader process costs ~250 MB), got {num_workers}",
+            param="num_workers",
+        )
     if isinstance(records, ClipDataset):
         dataset = records
     else:

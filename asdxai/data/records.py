@@ -644,7 +644,7 @@ def scan(
         split_dir,
         len(records),
         split,
-        f"synthetic ({dataset} layout)" if synthetic else dataset,
+        "synthetic (asdxai synth)" if synthetic else dataset,  # its names fit either DCASE year
         ", ".join(selected),
     )
     return records

@@ -126,13 +126,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
 import io
 import json
 import logging
+import multiprocessing
 import os
+import signal
 import zlib
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -434,9 +436,27 @@ def _work(args: tuple[str, int, int, list[_Job]]) -> list[tuple]:
     return results
 
 
-def _init_worker() -> None:
-    """Pool workers are forked: keep torch's intra-op pool out of them (as DataLoader does)."""
+def _exit_worker(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _init_worker(parent: int) -> None:
+    """Pool workers are forked: keep torch's intra-op pool out of them (as DataLoader does).
+
+    A worker never outlives ``parent`` (its process id): on Linux the kernel kills it when
+    the parent dies, however it dies (``PR_SET_PDEATHSIG``). It leaves Ctrl-C to the parent,
+    which ends the pool with SIGTERM (:func:`generate`); that unwinds the worker, so the clip
+    it was writing leaves no temporary file.
+    """
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_worker)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux: the parent's pool.terminate() ends it
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 def _grid_attrs(h5: h5py.File, cfg: PresetConfig) -> None:
@@ -573,6 +593,29 @@ def missing_splits(root: str | os.PathLike, splits: Sequence[str] | None = None)
     return [p for p in _parts_for(splits) if p not in have]
 
 
+#: Hidden file naming the run writing a tree until ``synth.json`` is written, so the same
+#: command re-run after an interruption (a kill, SIGTERM, a full disk) continues it.
+_STARTED = ".synth-started.json"
+
+
+def _run_id(cfg: PresetConfig, seed: int, sections: Sequence[int] | None) -> str:
+    return json.dumps({"preset": cfg.to_dict(), "seed": seed,
+                       "sections": None if sections is None else sorted(sections)})  # fmt: skip
+
+
+def _mark_started(out: Path, cfg: PresetConfig, seed: int, sections: Sequence[int] | None) -> None:
+    if not (out / "synth.json").exists():
+        atomic_write_text(out / _STARTED, _run_id(cfg, seed, sections))
+
+
+def _interrupted(out: Path, cfg: PresetConfig, seed: int, sections: Sequence[int] | None) -> bool:
+    """Whether ``out`` holds the partial tree of an interrupted run of these settings."""
+    try:
+        return (out / _STARTED).read_text() == _run_id(cfg, seed, sections)
+    except OSError:
+        return False
+
+
 def generate(
     out: str | os.PathLike,
     preset: str | PresetConfig = "mini",
@@ -620,8 +663,11 @@ def generate(
         if old.get("sections") != (None if sections is None else sorted(sections)):
             raise ConfigError(f"{out} already holds a synthetic tree of other sections")
         have = [p for p in old.get("parts", PARTS) if p not in wanted]
-    elif (out / "dev_data").exists() or (out / "eval_data").exists():
+    elif ((out / "dev_data").exists() or (out / "eval_data").exists()) and not (
+        _interrupted(out, cfg, seed, sections)
+    ):
         raise ConfigError(f"{out} already holds a DCASE tree that is not synthetic; choose another")
+    _mark_started(out, cfg, seed, sections)
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
     if workers < 1:
@@ -664,9 +710,9 @@ def generate(
             if workers == 1:
                 for b in batches:
                     keep(_work(b))
-            else:
-                with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-                    for res in pool.map(_work, batches):
+            else:  # leaving the block (done, error, Ctrl-C, SIGTERM) terminates the workers
+                with multiprocessing.Pool(workers, _init_worker, (os.getpid(),)) as pool:
+                    for res in pool.imap(_work, batches):
                         keep(res)
         finally:
             bar.close()
@@ -696,4 +742,5 @@ def generate(
         "level_dbfs": list(LEVEL_RANGE_DBFS),
     }
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    (out / _STARTED).unlink(missing_ok=True)
     return out

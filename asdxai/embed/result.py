@@ -14,8 +14,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .._atomic import atomic_path, atomic_write_text
-from .._h5 import node, open_h5, read_dataset
+from .._atomic import atomic_write_text, escape_undecodable
+from .._h5 import node, open_h5, read_dataset, write_h5
 from .._io import dumps
 from ..errors import DataError, ResultError
 from .distances import (
@@ -133,29 +133,27 @@ def save_result(result: TSNEResult, path: str | os.PathLike) -> Path:
     """Write a :class:`TSNEResult` to an ``.h5`` file atomically (temp file + rename)."""
     path = Path(path)
     str_dt = h5py.string_dtype()
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = RESULT_FORMAT
-            f.attrs["format_version"] = RESULT_FORMAT_VERSION
-            f.attrs["name"] = result.name
-            f.attrs["config"] = dumps(result.config.to_dict())
-            f.attrs["seed"] = int(result.config.seed)
-            f.attrs["checkpoint"] = dumps(result.checkpoint)
-            f.attrs["provenance"] = dumps(result.provenance)
-            f.attrs["reference"] = dumps(result.reference)
-            f.attrs["report"] = dumps(result.report)
-            f.create_dataset("embeddings", data=result.embeddings, compression="gzip")
-            f.create_dataset("projection", data=result.projection)
-            g = f.create_group("meta")
-            for key, values in result.meta.items():
-                g.create_dataset(
-                    key, data=np.array([str(v) for v in values], dtype=object), dtype=str_dt
-                )
-            d = f.create_group("distances")
-            d.create_dataset("anomaly_index", data=result.anomaly_index.astype(np.int64))
-            d.create_dataset("euclidean_2d", data=result.distances_2d)
-            d.create_dataset("cosine_embedding", data=result.distances_embedding)
-            d.create_dataset("nearest_normal_2d", data=result.nearest_normal_2d)
+    with write_h5(path) as f:
+        f.attrs["format"] = RESULT_FORMAT
+        f.attrs["format_version"] = RESULT_FORMAT_VERSION
+        f.attrs["name"] = result.name
+        f.attrs["config"] = dumps(result.config.to_dict())
+        f.attrs["seed"] = int(result.config.seed)
+        f.attrs["checkpoint"] = dumps(result.checkpoint)
+        f.attrs["provenance"] = dumps(result.provenance)
+        f.attrs["reference"] = dumps(result.reference)
+        f.attrs["report"] = dumps(result.report)
+        f.create_dataset("embeddings", data=result.embeddings, compression="gzip")
+        f.create_dataset("projection", data=result.projection)
+        g = f.create_group("meta")
+        for key, values in result.meta.items():
+            texts = [escape_undecodable(str(v)) for v in values]  # UTF-8 only, \xNN
+            g.create_dataset(key, data=np.array(texts, dtype=object), dtype=str_dt)
+        d = f.create_group("distances")
+        d.create_dataset("anomaly_index", data=result.anomaly_index.astype(np.int64))
+        d.create_dataset("euclidean_2d", data=result.distances_2d)
+        d.create_dataset("cosine_embedding", data=result.distances_embedding)
+        d.create_dataset("nearest_normal_2d", data=result.nearest_normal_2d)
     return path
 
 

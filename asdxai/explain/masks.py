@@ -47,6 +47,26 @@ half-pixel centres is separable (linear along time of linear along frequency), s
 :func:`upsample_grid` applies the 1-D weights along each axis; every mask value is a
 convex combination of up to four Bernoulli(p) cells and ``E[M_jk] = p`` everywhere.
 
+Sampling (:attr:`RISEMaskConfig.sampling`)
+------------------------------------------
+Every random number of a block (cell bits ``u < p``, shifts ``floor(u · cell_size)``)
+comes from uniforms u. ``"iid"`` (default, the study) draws them independently.
+The variance-reducing samplings keep every single mask's distribution exactly (so
+E[M], E[s M] and the map's expectation are unchanged) and only couple masks of a
+block: the block is split into two *folds*, the even- and the odd-indexed masks,
+each drawn independently of the other (so a surrogate fitted on one fold is
+independent of the other's masks), and within a fold
+
+* ``"antithetic"``: consecutive pairs use u and 1 − u (kept-cell sets that overlap as
+  little as Bernoulli(p) allows: P(both dropped) = 0, and mirrored shifts);
+* ``"latin"``: a Latin hypercube over the fold's masks for every cell and shift: each
+  of m equal strata of [0, 1) holds exactly one u, so every cell is kept in
+  round(p·m) ± 1 masks of the fold;
+* ``"latin-antithetic"``: a Latin hypercube of half the fold, and its mirror image.
+
+A truncated last block uses the first masks of its folds; each is still a correctly
+distributed mask, so the estimate stays unbiased.
+
 Differences from the original code: the original resizes with scikit-image
 (``mode="reflect"``), which mirrors the grid at its two ends; here the ends are
 clamped (``torch.nn.functional.interpolate``). Both keep ``E[t_j] = p``; only the
@@ -67,6 +87,7 @@ import torch
 import torch.nn.functional as F
 
 from ..constants import MASK_MODES as MODES
+from ..constants import SAMPLINGS
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -85,10 +106,15 @@ class RISEMaskConfig:
     mode: str = "separable"  # "separable" (t fᵀ, the study), "time", "freq" or "grid" (2-D)
     fill: float = 0.0  # value of masked-out input: X·M + fill·(1 − M); 0 = silence
     block_size: int = 1000  # masks per reproducible block (keyed by seed and block index)
+    sampling: str = "iid"  # "iid" (the study), "antithetic", "latin", "latin-antithetic"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mask mode {self.mode!r} is not one of {sorted(MODES)}")
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(
+                f"mask sampling {self.sampling!r} is not one of {list(SAMPLINGS)}", param="sampling"
+            )
         for name in ("time_cells", "freq_cells", "block_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -191,6 +217,8 @@ def draw_block(
     """
     gen = torch.Generator(device="cpu").manual_seed(block_seed(seed, block, stream))
     n = cfg.block_size
+    if cfg.sampling != "iid":
+        return _coupled_block(cfg, shape, gen)
     if cfg.dense:
         cells = (torch.rand(n, cfg.time_cells, cfg.freq_cells, generator=gen) < cfg.p_keep).to(
             torch.float32
@@ -207,6 +235,54 @@ def draw_block(
         grid = (torch.rand(n, cells, generator=gen) < cfg.p_keep).to(torch.float32)
         shift = torch.randint(0, cell_size(cells, size), (n,), generator=gen)
         out += [grid, shift]
+    return MaskBlock(*out)
+
+
+def coupled_uniforms(n: int, k: int, sampling: str, gen: torch.Generator) -> torch.Tensor:
+    """Uniforms [shape=(n, k)] in [0, 1), each marginally U(0, 1), coupled by ``sampling``.
+
+    Rows 0, 2, 4, ... (fold 0) and 1, 3, 5, ... (fold 1) are drawn independently; within a
+    fold, "antithetic" pairs rows as (u, 1 − u), "latin" stratifies every column.
+    """
+    antithetic, latin = "antithetic" in sampling, "latin" in sampling
+    out = torch.empty(n, k, dtype=torch.float64)
+    for fold in (0, 1):
+        m = (n - fold + 1) // 2  # rows of this fold
+        h = -(-m // 2) if antithetic else m
+        if latin:
+            strata = torch.argsort(torch.rand(h, k, generator=gen, dtype=torch.float64), dim=0)
+            u = (strata + torch.rand(h, k, generator=gen, dtype=torch.float64)) / h
+        else:
+            u = torch.rand(h, k, generator=gen, dtype=torch.float64)
+        if antithetic:  # 1 − u lies in (0, 1]; nudge the (measure-zero) 1 below 1
+            u = torch.stack([u, (1.0 - u).clamp(max=1.0 - 2**-53)], 1).reshape(2 * h, k)
+        out[fold::2] = u[:m]
+    return out
+
+
+def _coupled_block(cfg: RISEMaskConfig, shape: tuple[int, int], gen: torch.Generator) -> MaskBlock:
+    """A block drawn from :func:`coupled_uniforms` (cells: u < p; shifts: floor(u · size))."""
+    n, p = cfg.block_size, cfg.p_keep
+
+    def shifts(u: torch.Tensor, cells: int, size: int) -> torch.Tensor:
+        return (u * cell_size(cells, size)).floor().to(torch.int64)
+
+    if cfg.dense:
+        tc, fc = cfg.time_cells, cfg.freq_cells
+        u = coupled_uniforms(n, tc * fc + 2, cfg.sampling, gen)
+        cells = (u[:, : tc * fc] < p).to(torch.float32).view(n, tc, fc)
+        t_shift = shifts(u[:, -2], tc, shape[0])
+        f_shift = shifts(u[:, -1], fc, shape[1])
+        return MaskBlock(None, t_shift, None, f_shift, cells=cells)
+    out: list[torch.Tensor | None] = []
+    for use, cells, size in zip(
+        cfg.random_axes, (cfg.time_cells, cfg.freq_cells), shape, strict=True
+    ):
+        if not use:
+            out += [None, None]
+            continue
+        u = coupled_uniforms(n, cells + 1, cfg.sampling, gen)
+        out += [(u[:, :cells] < p).to(torch.float32), shifts(u[:, cells], cells, size)]
     return MaskBlock(*out)
 
 
@@ -476,3 +552,54 @@ def mask_second_moment(cells: int, size: int, p_keep: float) -> torch.Tensor:
     w = interpolation_weights(cells, size)
     gram = torch.einsum("sci,scj->ij", w, w) / w.shape[0]
     return p_keep**2 + p_keep * (1.0 - p_keep) * gram
+
+
+def block_features(
+    block: MaskBlock, start: int = 0, stop: int | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Features of masks ``start:stop`` for a linear surrogate of the score: [1, cell bits].
+
+    Returns
+    -------
+    Tensor [shape=(B, 1 + cells)], float32: a constant 1, the time cell bits, then the
+    frequency cell bits (axes that are not randomised are left out).
+
+    Raises
+    ------
+    ConfigError
+        For a "grid" block (its 2-D cells make too many features).
+    """
+    if block.cells is not None:
+        raise ConfigError("grid masks have no per-axis cell bits for a surrogate", param="mode")
+    stop = len(block) if stop is None else stop
+    parts = [g[start:stop] for g in (block.time_grid, block.freq_grid) if g is not None]
+    ones = torch.ones(stop - start, 1)
+    return torch.cat([ones, *parts], 1).to(device, non_blocking=True)
+
+
+def expected_feature_masks(cfg: RISEMaskConfig, shape: tuple[int, int]) -> torch.Tensor:
+    """``E[z_k M]`` [shape=(1 + cells, T, F)], float64, for the features of :func:`block_features`.
+
+    E[M] = p^a (a randomised axes); a cell bit g_c of the time axis gives
+    E[g_c t_j] = p² + p(1 − p) W̄_cj (W̄: the interpolation weights averaged over the
+    uniform shift), times E[f] = p (or 1) on the other axis; likewise for frequency.
+    Exact for every sampling, since each mask has the study's distribution.
+    """
+    if cfg.dense:
+        raise ConfigError("grid masks have no per-axis cell bits for a surrogate", param="mode")
+    p = float(cfg.p_keep)
+    use_t, use_f = cfg.random_axes
+    mean_t = torch.full((shape[0],), p if use_t else 1.0, dtype=torch.float64)
+    mean_f = torch.full((shape[1],), p if use_f else 1.0, dtype=torch.float64)
+    rows = [torch.outer(mean_t, mean_f)[None]]
+    for use, cells, size, axis in (
+        (use_t, cfg.time_cells, shape[0], 0),
+        (use_f, cfg.freq_cells, shape[1], 1),
+    ):
+        if not use:
+            continue
+        gt = p * p + p * (1.0 - p) * interpolation_weights(cells, size).mean(0)  # (cells, size)
+        other = mean_f if axis == 0 else mean_t
+        rows.append(gt[:, :, None] * other[None, None, :] if axis == 0 else
+                    other[None, :, None] * gt[:, None, :])  # fmt: skip
+    return torch.cat(rows)

@@ -7,16 +7,20 @@ Layout (format version 1)::
     /log_spectrogram     (T, F) float32   optional, dB (for plots)
     /state/sum_even      (T, F) float64   Σ (s − c) t fᵀ over even blocks
     /state/sum_odd       (T, F) float64   Σ (s − c) t fᵀ over odd blocks
+    /state/cv_zm         (2, K, T, F), /state/cv_gram (2, K, K), /state/cv_zs (2, K)
+                         float64, estimator "cv" only (its control-variate sums)
     attrs of /           format_version, complete, n_masks, n_masks_requested, seed,
                          estimator, center, expected_mask, agreement, n_even, n_odd,
                          score_sum, score_sq_sum, next_block, stopped_early,
-                         until_agreement, precision, elapsed_s,
+                         until_agreement, precision, elapsed_s, estimated_correlation
+                         (of the map with its converged map, from the agreement),
                          mask_config (JSON), meta (JSON: clip path, checkpoint path and
                          sha256, section, feature config, ...), provenance (JSON)
     attrs of /mask_config one attribute per RISEMaskConfig field (for h5 browsers)
 
-Files are written through :func:`asdxai._atomic.atomic_path` (temporary name, then
-rename), so a killed run leaves either the previous file or the new one.
+Files are written through :func:`asdxai._h5.write_h5` (built in memory, written to a
+temporary name, then renamed), so a killed run leaves either the previous file or the new
+one.
 """
 
 from __future__ import annotations
@@ -30,9 +34,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .._atomic import atomic_path
 from .._h5 import MAX_CELLS as H5_MAX_CELLS
-from .._h5 import node, open_h5, read_dataset
+from .._h5 import node, open_h5, read_dataset, write_h5
 from .._io import json_default
 from ..errors import NonFiniteError, ResultError
 from .masks import RISEMaskConfig
@@ -78,29 +81,31 @@ def save_result(
             f"so large that float64 overflows, or a keep probability so small that the "
             f"expected mask {result.expected_mask:g} underflows); nothing saved"
         )
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["format_version"] = FORMAT_VERSION
-            h5.create_dataset("importance", data=np.asarray(result.importance, np.float64))
-            if result.spectrogram is not None:
-                h5.create_dataset("spectrogram", data=np.asarray(result.spectrogram, np.float32))
-            if log_spectrogram is not None:
-                h5.create_dataset("log_spectrogram", data=np.asarray(log_spectrogram, np.float32))
-            state = h5.create_group("state")
-            state.create_dataset("sum_even", data=np.asarray(result.sum_even, np.float64))
-            state.create_dataset("sum_odd", data=np.asarray(result.sum_odd, np.float64))
-            for name in _SCALARS:
-                h5.attrs[name] = getattr(result, name)
-            h5.attrs["until_agreement"] = (
-                np.nan if result.until_agreement is None else result.until_agreement
-            )
-            h5.attrs["mask_config"] = json.dumps(result.mask_config.to_dict())
-            group = h5.create_group("mask_config")
-            for key, value in result.mask_config.to_dict().items():
-                group.attrs[key] = value
-            meta = {k: v for k, v in result.meta.items() if k != "provenance"}
-            h5.attrs["meta"] = json.dumps(meta, default=json_default)
-            h5.attrs["provenance"] = json.dumps(provenance or {}, default=json_default)
+    with write_h5(path) as h5:
+        h5.attrs["format_version"] = FORMAT_VERSION
+        h5.create_dataset("importance", data=np.asarray(result.importance, np.float64))
+        if result.spectrogram is not None:
+            h5.create_dataset("spectrogram", data=np.asarray(result.spectrogram, np.float32))
+        if log_spectrogram is not None:
+            h5.create_dataset("log_spectrogram", data=np.asarray(log_spectrogram, np.float32))
+        state = h5.create_group("state")
+        state.create_dataset("sum_even", data=np.asarray(result.sum_even, np.float64))
+        state.create_dataset("sum_odd", data=np.asarray(result.sum_odd, np.float64))
+        for key, value in (result.cv_state or {}).items():
+            state.create_dataset(f"cv_{key}", data=np.asarray(value, np.float64))
+        for name in _SCALARS:
+            h5.attrs[name] = getattr(result, name)
+        h5.attrs["estimated_correlation"] = result.estimated_correlation  # derived
+        h5.attrs["until_agreement"] = (
+            np.nan if result.until_agreement is None else result.until_agreement
+        )
+        h5.attrs["mask_config"] = json.dumps(result.mask_config.to_dict())
+        group = h5.create_group("mask_config")
+        for key, value in result.mask_config.to_dict().items():
+            group.attrs[key] = value
+        meta = {k: v for k, v in result.meta.items() if k != "provenance"}
+        h5.attrs["meta"] = json.dumps(meta, default=json_default)
+        h5.attrs["provenance"] = json.dumps(provenance or {}, default=json_default)
     log.debug("wrote %s (%d masks, complete=%s)", path, result.n_masks, result.complete)
     return path
 
@@ -222,6 +227,7 @@ def load_result(path: str | os.PathLike) -> RISEResult:
                 "state/sum_even": _array(h5, "state/sum_even", path),
                 "state/sum_odd": _array(h5, "state/sum_odd", path),
             }
+            cv_state = _cv_state(h5, importance.shape, mask_config, path)
             spectrogram = (
                 _array(h5, "spectrogram", path)
                 if _node(h5, "spectrogram", path) is not None
@@ -251,6 +257,7 @@ def load_result(path: str | os.PathLike) -> RISEResult:
                 mask_config=mask_config,
                 until_agreement=None if np.isnan(ua) else ua,
                 meta=meta,
+                cv_state=cv_state,
                 **scalars,
             )
     except ResultError:
@@ -261,6 +268,23 @@ def load_result(path: str | os.PathLike) -> RISEResult:
 
 def _node(h5: h5py.File, name: str, path: Path) -> Any:
     return node(h5, name, path=path, what=_WHAT, error=ResultError)
+
+
+def _cv_state(
+    h5: h5py.File, shape: tuple[int, ...], mask_config: RISEMaskConfig, path: Path
+) -> dict[str, np.ndarray] | None:
+    """The control-variate sums of a "cv" result (None when absent), read through the checked
+    reader with their shapes fixed by the map's and each other's."""
+    if _node(h5, "state/cv_zs", path) is None:
+        return None
+    kw = {"path": path, "what": _WHAT, "error": ResultError, "max_cells": MAX_CELLS}
+    random_time, random_freq = mask_config.random_axes  # the surrogate's features: 1 + bits
+    k = 1 + random_time * mask_config.time_cells + random_freq * mask_config.freq_cells
+    out = {"zs": read_dataset(h5, "state/cv_zs", shape=(2, k), **kw)}
+    out["gram"] = read_dataset(h5, "state/cv_gram", shape=(2, k, k), **kw)
+    out["zm"] = read_dataset(h5, "state/cv_zm", shape=(2, k, *shape),
+                             **{**kw, "max_cells": 2 * k * MAX_CELLS})  # fmt: skip
+    return {key: v.astype(np.float64, copy=False) for key, v in out.items()}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -81,11 +81,25 @@ def plot_importance(
     return fig
 
 
+#: What the colours of a RISE map mean (written on every Fig. 4).
+COLOUR_MEANING = (
+    "RISE importance: yellow = cells whose presence raises the anomaly score (what the map "
+    "flags),\nblue = cells whose presence lowers it (read as normal); each map has its own "
+    "colour scale"
+)
+
+
+def clip_label(machine: str, section: str, name: str, label: str | None) -> str:
+    """The row label of one clip in Fig. 4: machine type, section, label and file name."""
+    return f"{machine}, section {section}, {label or 'unlabelled'}\n{name}"
+
+
 def plot_importance_grid(
     rows: Sequence[tuple[str, np.ndarray, dict[str, np.ndarray]]],
     cfg: FeatureConfig | None = None,
     panel_size: tuple[float, float] = (4.2, 3.0),
     captions: Sequence[dict[str, str]] | None = None,
+    title: str | None = None,
 ) -> Figure:
     """The study's Fig. 4: one row per clip, log spectrogram | one importance map per model.
 
@@ -97,6 +111,8 @@ def plot_importance_grid(
     panel_size : (width, height) of one panel in inches
     captions : optional, per row ``{model title: text}`` written under that map (e.g. the
         measures of where it looks)
+    title : optional first line of the figure title (e.g. which models explain the clips);
+        the figure title always says what the colours mean (:data:`COLOUR_MEANING`)
 
     Returns
     -------
@@ -113,7 +129,7 @@ def plot_importance_grid(
     for r, (label, spec_log, maps) in enumerate(rows):
         if list(maps) != models:
             raise ConfigError(f"row {label!r} names models {list(maps)}, expected {models}")
-        panels = [(np.asarray(spec_log), "magma", f"{label}: log spectrogram", "dB")]
+        panels = [(np.asarray(spec_log), "magma", f"{label}\nlog spectrogram", "dB")]
         panels += [(np.asarray(m), "viridis", title, "importance") for title, m in maps.items()]
         extent = _extent(cfg, panels[0][0].shape)
         for ax, (data, cmap, name, unit) in zip(axes[r], panels, strict=True):
@@ -128,6 +144,7 @@ def plot_importance_grid(
             ax.set_xlabel(f"time (s)\n{caption}" if caption else "time (s)", fontsize=8)
             ax.set_ylabel("frequency (Hz)")
             fig.colorbar(im, ax=ax, label=unit)
+    fig.suptitle("\n".join(filter(None, [title, COLOUR_MEANING])), fontsize=9)
     return fig
 
 

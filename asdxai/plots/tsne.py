@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -61,9 +62,13 @@ def _draw(
     title: str | None,
     background: np.ndarray | None,
     legend: bool,
+    nearest: np.ndarray | None = None,
 ) -> None:
     p, m = _check(points, is_anomaly)
     s_norm, s_anom = _sizes(len(p))
+    if nearest is not None:  # each anomaly's line to its nearest normal clip (the distance)
+        segments = np.stack([p[np.flatnonzero(m)], p[np.asarray(nearest, dtype=np.int64)]], 1)
+        ax.add_collection(LineCollection(segments, colors="0.35", linewidths=0.5, zorder=1.5))
     if background is not None:
         b = np.asarray(background, dtype=np.float64)
         ax.scatter(
@@ -168,6 +173,8 @@ def _draw(
         ]
     if background is not None:
         handles.append(Line2D([], [], ls="", marker=".", color=BACKGROUND_COLOR, label="reference"))
+    if nearest is not None:
+        handles.append(Line2D([], [], color="0.35", lw=0.5, label="to nearest normal"))
     ax.set_axis_off()
     ax.set_aspect("equal", adjustable="datalim")
     if title:
@@ -233,8 +240,10 @@ def plot_tsne_panels(
 
     Parameters
     ----------
-    panels : sequence of tuples ``(points, is_anomaly, title)`` or
-        ``(points, is_anomaly, title, color_by)``; see :func:`plot_tsne`.
+    panels : sequence of tuples ``(points, is_anomaly, title)``,
+        ``(points, is_anomaly, title, color_by)`` or ``(points, is_anomaly, title, color_by,
+        nearest)`` (index of each anomaly's nearest normal clip: a line is drawn to it); see
+        :func:`plot_tsne` and :func:`result_panel`.
     ncols : int
         Panels per row.
     panel_size : float
@@ -255,6 +264,7 @@ def plot_tsne_panels(
     for k, (ax, panel) in enumerate(zip(axes, panels, strict=False)):
         points, is_anomaly, title = panel[:3]
         color_by = panel[3] if len(panel) > 3 else None
+        nearest = panel[4] if len(panel) > 4 else None
         letter = f"({chr(ord('a') + k)}) " if len(panels) > 1 and k < 26 else ""
         _draw(
             ax,
@@ -264,18 +274,40 @@ def plot_tsne_panels(
             f"{letter}{title}" if title else letter or None,
             None,
             legend=True,
+            nearest=nearest,
         )
     for ax in axes[len(panels) :]:
         ax.set_axis_off()
     return fig
 
 
+def result_panel(result: Any, title: str) -> tuple[Any, ...]:
+    """A :func:`plot_tsne_panels` panel of a :class:`~asdxai.embed.TSNEResult` that shows its
+    nearest-normal distances: a line from every anomaly to its nearest normal clip, and the
+    mean distances (2-D and, cosine, in the embedding space) under the title."""
+    caption = (
+        f"mean anomaly-to-nearest-normal distance:\n{float(np.mean(result.distances_2d)):.2f} "
+        f"(2-D), {float(np.mean(result.distances_embedding)):.3f} (embedding, cosine)"
+    )
+    return (result.projection, result.is_anomaly, f"{title}\n{caption}", None,
+            result.nearest_normal_2d)  # fmt: skip
+
+
 def save_figure(fig: Figure, path: Any, dpi: int = 150) -> Any:
-    """Save ``fig`` as PNG (or any format matplotlib knows from the suffix) atomically."""
+    """Save ``fig`` as PNG (or any format matplotlib knows from the suffix) atomically.
+
+    Every figure asdxai writes goes through here. Texts holding file-name bytes that are
+    not UTF-8 (titles naming a clip) show those bytes as ``\\xNN``: the font renderer
+    cannot draw them.
+    """
     from pathlib import Path
 
-    from .._atomic import atomic_path
+    from matplotlib.text import Text
 
+    from .._atomic import atomic_path, escape_undecodable
+
+    for text in fig.findobj(Text):
+        text.set_text(escape_undecodable(text.get_text()))
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")

@@ -192,8 +192,10 @@ class Recipe:
                 raise ConfigError(f"unknown recipe {str(name_or_path)!r}; known recipes: {known}")
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: cannot read recipe ({exc})") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ConfigError(
+                f"{path}: cannot read recipe ({str(exc) or 'nested too deeply'})"
+            ) from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a recipe must be a JSON object")
         info = {k: data.pop(k) for k in _DESCRIPTIVE if k in data}

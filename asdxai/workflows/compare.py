@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_path, atomic_write_text, ensure_writable_dir
+from .._atomic import atomic_write_text, ensure_writable_dir
 from ..errors import ConfigError, ResultError
 from ..explain.attribution import (
     COST,
@@ -322,6 +322,7 @@ def compare_explainers(
                           param="methods")  # fmt: skip
     if not checkpoints or not clips:
         raise ConfigError("at least one checkpoint and one clip are needed", param="clips")
+    methods = list(dict.fromkeys(methods))  # a method named twice is computed once
     methods = [*methods, *(() if "energy" in methods else ("energy",))]
     settings = settings or MethodSettings()
     what = measures or MeasureSettings()
@@ -424,13 +425,12 @@ def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str
     ex = comparison.example
     if ex is not None:
         from ..plots.compare import plot_method_maps
+        from ..plots.tsne import save_figure
 
         fig = plot_method_maps(
             ex["log_spec"], ex["maps"], anomaly_mask=ex["anomaly_mask"], cfg=ex["features"],
             labels=ex["labels"], title=ex["title"],
         )  # fmt: skip
-        files["figure"] = layout.figure("maps")
-        with atomic_path(files["figure"]) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
+        files["figure"] = save_figure(fig, layout.figure("maps"), dpi=100)
     comparison.files = files
     return files

@@ -46,7 +46,8 @@ def ensure_synthetic(
     Missing splits are added to an existing tree of the same preset and seed (every clip
     derives from the seed and its index alone, so a tree grown split by split is the same tree).
     A new tree is written to ``root.partial-<pid>`` and renamed into place when complete, so an
-    interrupted run never leaves a half-written tree at ``root``.
+    interrupted run never leaves a half-written tree at ``root``; the partial trees of
+    processes that no longer run (killed) are removed first.
     """
     import shutil
 
@@ -58,6 +59,7 @@ def ensure_synthetic(
             generate(root, preset=preset, seed=seed, splits=splits, sections=sections,
                      progress=progress)  # fmt: skip
         return root
+    _remove_stale_partials(root)
     tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")
     what = "all splits" if splits is None else ", ".join(splits)
     print(f"asdxai: generating the synthetic '{preset}' tree (seed {seed}; {what}) in {root} ...",
@@ -74,6 +76,29 @@ def ensure_synthetic(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def _remove_stale_partials(root: Path) -> None:
+    """Remove the ``root.partial-<pid>`` folders whose process no longer exists."""
+    import shutil
+
+    for partial in root.parent.glob(f"{root.name}.partial-*"):
+        pid = partial.name.rsplit("-", 1)[1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        print(f"asdxai: removing {partial}, left by an interrupted run (process {pid})",
+              file=sys.stderr, flush=True)  # fmt: skip
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def default_data_root(splits: tuple[str, ...] | None = None) -> Path:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..constants import DOMAINS, STUDY_MASKS
+from ..constants import DEFAULT_STOP_AGREEMENT, DOMAINS, STUDY_MASKS
 from ..errors import ConfigError, DataError, ResultError
 from ..explain.masks import RISEMaskConfig
 from ..explain.rise import ESTIMATORS, RISEExecution, RISEResult
@@ -68,15 +68,16 @@ class MapSettings:
     """What map to compute: masks, how many, seed, estimator and stopping rule.
 
     The default is a *converged* map: the centred estimator (same expectation as the study's
-    plain one, far less noise), stopped once the split-half agreement reaches 0.99, at most
-    640,000 masks. :meth:`study` gives the study's exact setting.
+    plain one, far less noise), stopped once the split-half agreement reaches 0.961, i.e. an
+    estimated correlation of 0.99 with the converged map (``asdxai.explain.rise.
+    estimated_correlation``), at most 640,000 masks. :meth:`study` gives the study's exact setting.
     """
 
     mask_config: RISEMaskConfig = field(default_factory=RISEMaskConfig)
     n_masks: int = STUDY_MASKS
     seed: int = 0
     estimator: str = "centered"
-    until_agreement: float | None = 0.99
+    until_agreement: float | None = DEFAULT_STOP_AGREEMENT
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -411,7 +412,6 @@ class Explainer:
             The detector returns the wrong shape, non-finite or non-deterministic scores
             (checked on the unmasked clip before anything is written).
         """
-        from .._atomic import atomic_path
         from .._io import sha256_file
         from .._runtime import provenance
         from ..explain import RISE
@@ -488,6 +488,7 @@ class Explainer:
         out.h5 = h5
         if png is not None:
             from ..plots.rise import plot_importance
+            from ..plots.tsne import save_figure
 
             where = "" if section is None else f" ({section})"
             fig = plot_importance(
@@ -495,8 +496,7 @@ class Explainer:
                 title=f"{clip.name}{where}, {self.detector.name} [{self.domain}], "
                 f"score {clip_score:.3f}",
             )  # fmt: skip
-            with atomic_path(png) as tmp:
-                fig.savefig(tmp, format="png", dpi=110)
+            save_figure(fig, png, dpi=110)
             import matplotlib.pyplot as plt
 
             plt.close(fig)

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from ..explain.rise import RISEExecution
 from ..layout import Layout
-from ..plots.rise import measures_caption, plot_importance_grid
+from ..plots.rise import clip_label, measures_caption, plot_importance_grid
 from .evaluate import detector_scores
 from .explain import ExplainedClip, Explainer, MapSettings, top_anomalous_clips
 
@@ -98,9 +98,13 @@ def explain_top_clips(
                 "agreement": float(item.result.agreement), "clip_score": item.score,
                 **item.measures,
             })  # fmt: skip
-        grid.append((f"{clip.machine} {clip.section}", log_spec, maps))
+        grid.append((clip_label(clip.machine, clip.section, clip.name, clip.label), log_spec, maps))
         captions.append(caption)
     if grid:
         features = getattr(ranker.detector.inner, "features", None)  # a checkpoint's STFT grid
-        made.figure = plot_importance_grid(grid, features, captions=captions)
+        made.figure = plot_importance_grid(
+            grid, features, captions=captions,
+            title="RISE maps of the clips the first model ranks most anomalous, explained by\n"
+            + ", ".join(m.explainer.detector.name for m in models),
+        )  # fmt: skip
     return made

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._atomic import atomic_path, check_output_file, ensure_writable_dir
+from .._atomic import check_output_file, ensure_writable_dir
 from .._checks import Integral, Interval, check_params
 from .._runtime import resolve_device
 from ..data.audio import read_clip, write_wav
@@ -47,6 +47,7 @@ from ..listen import check_smoothing, resynthesise, soft_top_mask
 log = logging.getLogger(__name__)
 
 N_RANDOM = 5  # random same-size regions removed as a baseline
+MAX_RANDOM = 1000  # their versions are held and scored at once (one clip each)
 MAX_OVERLAP = 0.5  # largest share of the flagged cells a random region may cover
 LOW_AGREEMENT = 0.9  # below this split-half agreement the report warns: not converged
 _MAX_TRIES = 200  # draws per random region before the overlap limit is dropped
@@ -150,10 +151,17 @@ class ListenReport:
                 f"{rnd.size} random regions of the same size."
             )
         elif self.drop >= 0:
-            lines.append(
+            lines += [
                 "NOTE: removing the flagged region does NOT lower the anomaly score "
-                f"({self.drop:+.4f}); the map does not explain this clip's score well."
-            )
+                f"({self.drop:+.4f}): without it the clip looks more anomalous, not less, so the "
+                "score does not rest on that region alone. Either the flagged cells are what "
+                "the clip is compared with (normal-sounding parts) rather than the anomaly, or "
+                "the removal itself (a silent gap the model never heard in training) is what "
+                "the model reacts to.",
+                "next: listen to the 'rest' file below; flag a smaller or a larger share of "
+                "cells; and if the split-half agreement is below 0.9, compute the map with more "
+                "masks before reading it.",
+            ]
         else:
             lines.append(
                 f"NOTE: removing the flagged region does NOT lower the score the most: "
@@ -193,7 +201,7 @@ def listen_to_map(
     out_dir : folder for the outputs (default: next to the map; created)
     device : torch device for scoring ("auto": CUDA if available)
     seed : int ≥ 0, seed of the random baseline regions
-    n_random : int ≥ 0, random baseline regions
+    n_random : int in 0 ... :data:`MAX_RANDOM`, random baseline regions
 
     Returns
     -------
@@ -209,8 +217,11 @@ def listen_to_map(
         Bad ``top_percent`` / ``smooth_cells`` / ``seed``.
     """
 
-    check_params({"seed": (Integral, Interval(0, None)), "n_random": (Integral, Interval(0, None))},
-                 seed=seed, n_random=n_random)  # fmt: skip
+    check_params({"seed": (Integral, Interval(0, None))}, seed=seed)
+    if (isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer))
+            or not 0 <= n_random <= MAX_RANDOM):  # fmt: skip
+        raise ConfigError(f"random regions must be an integer in 0 ... {MAX_RANDOM}, got "
+                          f"{n_random!r}", param="n_random")  # fmt: skip
     if not (isinstance(top_percent, (int, float, np.floating)) and 0.0 < top_percent < 100.0):
         raise ConfigError(f"top percent must lie in (0, 100), got {top_percent}",
                           param="top_percent")  # fmt: skip
@@ -365,9 +376,8 @@ def _write_overlay(
     # matplotlib costs 0.8 s at import (measured after ``import asdxai.workflows``): only the
     # overlay needs it, so ``import asdxai.workflows`` does not pay for it
     from ..plots.listen import plot_flagged_overlay
+    from ..plots.tsne import save_figure
 
     spec_log = log_spectrogram(spectrogram(torch.from_numpy(wave), feat)).numpy()
     fig = plot_flagged_overlay(spec_log, mask, feat, title=title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -22,7 +22,7 @@ from .._atomic import check_output_file, ensure_writable_dir
 from .._runtime import resolve_device
 from ..errors import ConfigError, DataError
 from ..explain import distributed as D
-from ..explain.rise import RISEExecution
+from ..explain.rise import RISEExecution, estimated_correlation
 from ..layout import Layout
 from .explain import ExplainedClip, Explainer, MapSettings, explain_clips
 from .listen_report import ListenReport, listen_to_map
@@ -93,7 +93,8 @@ def _projection(settings: MapSettings, rate: float, device: torch.device) -> str
     """The line that says how long a map will take, from the first batch's rate."""
     bound = "at most " if settings.until_agreement is not None else ""
     minutes = settings.n_masks / max(rate, 1e-9) / 60
-    stop = (f", stops earlier at split-half agreement {settings.until_agreement}"
+    stop = (f", stops earlier at split-half agreement {settings.until_agreement} (estimated r "
+            f"{estimated_correlation(settings.until_agreement):.3f} with the converged map)"
             if settings.until_agreement is not None else "")  # fmt: skip
     return (f"RISE on {device}: {rate:.0f} masks/s measured; {bound}{settings.n_masks} masks "
             f"per map = {bound}{minutes:.1f} min per clip{stop}")  # fmt: skip

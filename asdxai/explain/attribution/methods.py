@@ -61,6 +61,15 @@ _RISE = {
 Resynthesis = Callable[[torch.Tensor], torch.Tensor]
 
 
+#: Most steps / samples / coalitions / batch inputs a method setting may ask for.
+MAX_METHOD_COUNT = 100_000
+#: Most GradientShap samples (captum scores all of them in one batch: 256 10-s spectrograms
+#: with their gradients are about 0.5 GB).
+MAX_SHAP_SAMPLES = 256
+#: Most cells, frames or bins per axis of a grid, window or stride (a 10 s clip: 311 x 513).
+MAX_GRID = 65_536
+
+
 @dataclass(frozen=True)
 class MethodSettings:
     """How much work each method may do, and its windows.
@@ -88,14 +97,31 @@ class MethodSettings:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        counts = ("n_masks", "ig_steps", "shap_samples", "kernel_samples", "batch_size")
-        check_params({n: (Integral, Interval(1, None)) for n in counts},
-                     **{n: getattr(self, n) for n in counts})  # fmt: skip
+        for name in ("n_masks", "ig_steps", "shap_samples", "kernel_samples", "batch_size"):
+            value = getattr(self, name)
+            check_params({name: (Integral, Interval(1, None))}, **{name: value})
+            if name == "shap_samples" and value > MAX_SHAP_SAMPLES:
+                raise ConfigError(
+                    f"shap_samples must be at most {MAX_SHAP_SAMPLES} (GradientShap scores every "
+                    f"sample of an input in one batch), got {value}",
+                    param=name,
+                )
+            if name != "n_masks" and value > MAX_METHOD_COUNT:
+                raise ConfigError(
+                    f"{name} must be at most {MAX_METHOD_COUNT} (each step is a batch of forward "
+                    f"and backward passes held at once), got {value}",
+                    param=name,
+                )
         for name in ("cells", "occlusion_window", "occlusion_stride"):
             value = getattr(self, name)
             if len(value) != 2 or any(int(v) <= 0 for v in value):
                 raise ConfigError(
                     f"{name} must be two positive integers, got {value!r}", param=name
+                )
+            if any(int(v) > MAX_GRID for v in value):
+                raise ConfigError(
+                    f"{name} must be at most {MAX_GRID} per axis (frames, bins), got {value!r}",
+                    param=name,
                 )
 
 
@@ -318,10 +344,11 @@ def _perturbation(
 
     inp = x[None]
     with torch.no_grad():
-        if method == "occlusion":
+        if method == "occlusion":  # a window or stride beyond the input is the whole axis
+            window = tuple(min(int(w), n) for w, n in zip(s.occlusion_window, x.shape, strict=True))
+            stride = tuple(min(int(v), n) for v, n in zip(s.occlusion_stride, x.shape, strict=True))
             out = Occlusion(f).attribute(
-                inp, sliding_window_shapes=tuple(s.occlusion_window),
-                strides=tuple(s.occlusion_stride), baselines=0.0,
+                inp, sliding_window_shapes=window, strides=stride, baselines=0.0,
                 perturbations_per_eval=s.batch_size,
             )  # fmt: skip
         else:

@@ -1,0 +1,360 @@
+"""``asdxai bench rise --quality``: forward passes each RISE estimator needs to reach the
+converged map.
+
+For every (model, clip) a *reference* map is computed once and cached: the centred
+estimator (same expectation as the study's plain one, less noise) at ``ref_masks`` masks
+with another seed than the maps it judges (issue 26: ≥ 128,000 masks). Then every
+variant (estimator + mask sampling) runs up to ``max_passes`` forward passes and, at
+every block boundary, its map is compared with the reference:
+
+* ``r``: Pearson correlation with the reference map;
+* ``r_est``: the run's own estimate of it from its split-half agreement
+  (:func:`asdxai.explain.rise.estimated_correlation`), what a convergence stop sees;
+* the focus measures (machine focus, machine correlation, event share, pixel AUC)
+  against the reference's.
+
+Reported per variant: the forward passes (the centred estimator's pilot included) from
+which r stays ≥ 0.99 and ≥ 0.995 up to ``max_passes``, and from which every focus
+measure stays within 0.01 of the reference's; the median over clips. A reference has
+noise of its own: its estimated correlation with the converged map (from its split-half
+agreement) is reported with it, and r against it is an underestimate by about that
+factor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Variants measured by default: "<estimator>" or "<estimator>+<sampling>".
+DEFAULT_VARIANTS = (
+    "plain", "centered", "cv", "centered+latin-antithetic", "cv+antithetic", "cv+latin-antithetic",
+)  # fmt: skip
+TARGETS = (0.99, 0.995)
+FOCUS_KEYS = ("machine_focus", "machine_correlation", "event_share", "pixel_auc")
+FOCUS_TOLERANCE = 0.01
+#: The issue's sizes (the documented defaults): 8 clips, references of 128,000 masks.
+DEFAULT_CLIPS = 8
+DEFAULT_REF_MASKS = 128_000
+DEFAULT_MAX_PASSES = 16_000
+REF_SEED = 99
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An estimator with a mask sampling, e.g. ``Variant.parse("cv+latin-antithetic")``."""
+
+    estimator: str
+    sampling: str = "iid"
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        from ..errors import ConfigError
+        from ..explain.masks import SAMPLINGS
+        from ..explain.rise import ESTIMATORS
+
+        est, _, sampling = text.partition("+")
+        if est not in ESTIMATORS or (sampling and sampling not in SAMPLINGS):
+            raise ConfigError(
+                f"variant {text!r} is not <estimator>[+<sampling>] with an estimator of "
+                f"{list(ESTIMATORS)} and a sampling of {list(SAMPLINGS)}",
+                param="variants",
+            )
+        return cls(est, sampling or "iid")
+
+    @property
+    def name(self) -> str:
+        return self.estimator if self.sampling == "iid" else f"{self.estimator}+{self.sampling}"
+
+
+def pick_clips(root: str | os.PathLike, n: int) -> list[Path]:
+    """``n`` dev-test clips of section 00, alternately anomalous and normal, one machine type
+    after another (sorted, so the choice is reproducible)."""
+    from ..errors import DataError
+
+    machines = sorted(p for p in (Path(root) / "dev_data").iterdir() if (p / "test").is_dir())
+    if not machines:
+        raise DataError(f"{root}: no dev_data/<machine>/test folders", param="data")
+    picked: list[Path] = []
+    i = 0
+    while len(picked) < n and i < 4 * n * len(machines):
+        machine = machines[i % len(machines)]
+        label = "anomaly" if len(picked) % 2 == 0 else "normal"
+        clips = sorted((machine / "test").glob(f"section_00_*_test_{label}_*.wav"))
+        taken = [c for c in clips if c not in picked]
+        if taken:
+            picked.append(taken[0])
+        i += 1
+    return picked
+
+
+def _focus(importance: np.ndarray, clip: Path) -> dict[str, float]:
+    from ..workflows.explain import map_measures
+
+    return {k: v for k, v in map_measures(importance, clip).items() if k in FOCUS_KEYS}
+
+
+def reference(explainer, clip: Path, *, n_masks: int, cache: Path, progress: bool):
+    """The cached (resumable) centred reference map of ``clip``: an ExplainedClip."""
+    from ..explain import RISEExecution
+    from ..workflows.explain import MapSettings
+
+    settings = MapSettings(n_masks=n_masks, seed=REF_SEED, estimator="centered",
+                           until_agreement=None)  # fmt: skip
+    stem = cache / explainer.sha256[:12] / clip.stem
+    return explainer.explain(
+        clip, settings=settings, out_stem=stem, plot=False,
+        execution=RISEExecution(progress=progress, checkpoint_every=8_000),
+    )  # fmt: skip
+
+
+def curve(score_fn, spec, variant: Variant, ref_map: np.ndarray, clip: Path, *,
+          max_passes: int, block_size: int, seed: int = 0) -> list[dict[str, Any]]:  # fmt: skip
+    """r, r_est and focus of ``variant``'s map at every block boundary up to ``max_passes``."""
+    from ..explain import RISE, RISEExecution, RISEMaskConfig
+    from ..explain.rise import PILOT_MASKS, estimated_correlation, split_half_agreement
+
+    cfg = RISEMaskConfig(block_size=block_size, sampling=variant.sampling)
+    pilot = min(PILOT_MASKS, block_size) if variant.estimator == "centered" else 0
+    points: list[dict[str, Any]] = []
+
+    def record(res) -> None:
+        points.append({
+            "passes": res.n_masks + pilot,
+            "r": split_half_agreement(res.importance, ref_map),
+            "r_est": estimated_correlation(res.agreement),
+            "focus": _focus(res.importance, clip),
+        })  # fmt: skip
+
+    res = RISE(score_fn, cfg).attribute(
+        spec, n_masks=max_passes - pilot, seed=seed, estimator=variant.estimator,
+        execution=RISEExecution(checkpoint=record, checkpoint_every=block_size),
+    )  # fmt: skip
+    record(res)
+    return points
+
+
+def passes_to(points: Sequence[dict[str, Any]], ok) -> int | None:
+    """Passes from which ``ok(point)`` holds at every later point; None if not at the last."""
+    first = None
+    for p in points:
+        if ok(p):
+            first = p["passes"] if first is None else first
+        else:
+            first = None
+    return first
+
+
+def _focus_within(ref_focus: dict[str, float]):
+    """Test of a curve point: every focus measure within the tolerance of the reference's."""
+
+    def ok(point: dict[str, Any]) -> bool:
+        return all(
+            abs(point["focus"][k] - v) <= FOCUS_TOLERANCE
+            for k, v in ref_focus.items()
+            if k in point["focus"]
+        )
+
+    return ok
+
+
+def stop_point(curve: Sequence[dict[str, Any]], block_size: int) -> dict[str, Any] | None:
+    """Where the default stop (estimated r ≥ 0.99, after the minimum number of blocks)
+    ends a run on this curve: its point (passes, r, r_est), or None if it never does."""
+    from ..constants import DEFAULT_CORRELATION
+    from ..explain.rise import MIN_AGREEMENT_BLOCKS
+
+    for p in curve:
+        if p["passes"] >= MIN_AGREEMENT_BLOCKS * block_size and p["r_est"] >= DEFAULT_CORRELATION:
+            return p
+    return None
+
+
+def run(
+    checkpoints: Sequence[str | os.PathLike],
+    clips: Sequence[Path],
+    *,
+    variants: Sequence[Variant],
+    ref_masks: int = DEFAULT_REF_MASKS,
+    max_passes: int = DEFAULT_MAX_PASSES,
+    block_size: int = 250,
+    cache: Path,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Reference maps (cached) and the curves of every variant for every (model, clip).
+
+    Returns
+    -------
+    dict with ``rows`` (one per model, clip, variant: passes to each target and to the
+    focus tolerance, r at 1,000 passes, and the curve) and ``references`` (one per model
+    and clip: masks, estimated r with the converged map, seconds).
+    """
+    from tqdm.auto import tqdm
+
+    from ..explain.rise import estimated_correlation
+    from ..workflows.explain import Explainer
+
+    rows, refs = [], []
+    for ck in checkpoints:
+        ex = Explainer(ck, device="cpu")
+        for clip in clips:
+            ref = reference(ex, clip, n_masks=ref_masks, cache=cache, progress=progress)
+            r_ref = estimated_correlation(ref.result.agreement)
+            refs.append({
+                "model": Path(ck).stem, "clip": clip.name, "section": ref.section,
+                "masks": ref.result.n_masks, "r_est": r_ref, "cached": ref.reused,
+                "seconds": None if ref.reused else ref.result.elapsed_s,
+            })  # fmt: skip
+            ref_focus = _focus(ref.result.importance, clip)
+            inputs = ex.inputs(clip)
+            score_fn = ex.scorer.bind(ref.section, spectrum=inputs.spectrum)
+            for v in tqdm(variants, desc=clip.name, disable=not progress, leave=False):
+                pts = curve(score_fn, inputs.spec, v, ref.result.importance, clip,
+                            max_passes=max_passes, block_size=block_size)  # fmt: skip
+                row = {"model": Path(ck).stem, "clip": clip.name, "variant": v.name}
+                for t in TARGETS:
+                    row[f"passes_r{t}"] = passes_to(pts, lambda p, t=t: p["r"] >= t)
+                    row[f"passes_r_est{t}"] = passes_to(pts, lambda p, t=t: p["r_est"] >= t)
+                row["passes_focus"] = passes_to(pts, _focus_within(ref_focus))
+                at = [p for p in pts if p["passes"] <= 1000]
+                row["r_at_1000"] = at[-1]["r"] if at else None
+                row["curve"] = [{k: p[k] for k in ("passes", "r", "r_est")} for p in pts]
+                rows.append(row)
+                log.info("%s %s %s: %s", row["model"], clip.name, v.name,
+                         {k: row[k] for k in row if k.startswith("passes")})  # fmt: skip
+    return {"rows": rows, "references": refs}
+
+
+def summary(result: dict[str, Any], max_passes: int, block_size: int) -> list[dict[str, Any]]:
+    """Per variant: median over (model, clip) of the passes to each target (a run that never
+    reaches it counts as > max_passes), how many reached it, and where the default stop
+    (:func:`stop_point`) ends the runs and the true r there (median, minimum).
+
+    ``passes_rc*`` use r corrected for the reference's noise, r / r_ref with r_ref the
+    reference's estimated correlation with the converged map (Spearman's correction for
+    attenuation): r against a noisy reference understates r against the converged map."""
+    out = []
+    ref_r = {(r["model"], r["clip"]): r["r_est"] for r in result["references"]}
+    for name in dict.fromkeys(r["variant"] for r in result["rows"]):
+        rows = [dict(r) for r in result["rows"] if r["variant"] == name]
+        for r in rows:  # Spearman's correction for the reference's own noise: r / r_ref
+            rr = ref_r[(r["model"], r["clip"])]
+            for t in TARGETS:
+                r[f"passes_rc{t}"] = passes_to(r["curve"], lambda p, t=t, rr=rr: p["r"] / rr >= t)
+        entry: dict[str, Any] = {"variant": name, "maps": len(rows)}
+        keys = [f"passes_r{t}" for t in TARGETS] + [f"passes_rc{t}" for t in TARGETS]
+        for key in keys + ["passes_focus", "passes_r_est0.99"]:
+            vals = [r[key] if r[key] is not None else float("inf") for r in rows]
+            med = statistics.median(vals)
+            entry[key] = med if np.isfinite(med) else f"> {max_passes}"
+            entry[key + "_reached"] = sum(np.isfinite(vals))
+        entry["median_r_at_1000"] = statistics.median(
+            [r["r_at_1000"] for r in rows if r["r_at_1000"] is not None] or [float("nan")]
+        )
+        stops = [
+            dict(p, rc=p["r"] / ref_r[(r["model"], r["clip"])])
+            for r in rows
+            if (p := stop_point(r["curve"], block_size)) is not None
+        ]
+        entry["stopped"] = len(stops)
+        entry["stop_passes_median"] = statistics.median([p["passes"] for p in stops] or [0])
+        entry["stop_r_median"] = statistics.median([p["r"] for p in stops] or [float("nan")])
+        entry["stop_r_min"] = min([p["r"] for p in stops] or [float("nan")])
+        entry["stop_rc_median"] = statistics.median([p["rc"] for p in stops] or [float("nan")])
+        entry["stop_rc_min"] = min([p["rc"] for p in stops] or [float("nan")])
+        out.append(entry)
+    return out
+
+
+def markdown(result: dict[str, Any], settings: dict[str, Any], command: str) -> str:
+    """The results file's Markdown: settings, the per-variant table, the references."""
+    table = summary(result, settings["max_passes"], settings["block_size"])
+    n = len({(r["model"], r["clip"]) for r in result["rows"]})
+    lines = [
+        "# RISE: forward passes to the converged map",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"{n} maps ({len(settings['clips'])} clips x {len(settings['checkpoints'])} models); "
+        f"references: centred estimator, {settings['ref_masks']:,} masks, seed {REF_SEED}; "
+        f"variants up to {settings['max_passes']:,} passes in blocks of "
+        f"{settings['block_size']}, seed 0. Medians over the maps; a run that never stays at "
+        "the target counts as more than the maximum (the count in brackets reached it). "
+        "r: against the reference; r/r_ref: corrected for the reference's own noise (r_ref, "
+        "its estimated correlation with the converged map, is listed below).",
+        "",
+        "| variant | passes to r ≥ 0.99 | to r ≥ 0.995 | to r/r_ref ≥ 0.99 | "
+        "to r/r_ref ≥ 0.995 | focus within 0.01 | r_est ≥ 0.99 (stop) | r at 1,000 passes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in table:
+        cells = [
+            f"{e[k]} ({e[k + '_reached']}/{e['maps']})"
+            for k in (
+                "passes_r0.99",
+                "passes_r0.995",
+                "passes_rc0.99",
+                "passes_rc0.995",
+                "passes_focus",
+                "passes_r_est0.99",
+            )  # fmt: skip
+        ]
+        lines.append(f"| {e['variant']} | " + " | ".join(cells)
+                     + f" | {e['median_r_at_1000']:.4f} |")  # fmt: skip
+    lines += [
+        "",
+        "The default stop (estimated r ≥ 0.99 from the split-half agreement, after at least "
+        "4 blocks) on the same curves, and the true r where it stops:",
+        "",
+        "| variant | runs stopped | median passes at the stop | median r (r/r_ref) there | "
+        "lowest r (r/r_ref) |",
+        "|---|---|---|---|---|",
+    ]
+    for e in table:
+        lines.append(
+            f"| {e['variant']} | {e['stopped']}/{e['maps']} | {e['stop_passes_median']:.0f} | "
+            f"{e['stop_r_median']:.4f} ({e['stop_rc_median']:.4f}) | {e['stop_r_min']:.4f} "
+            f"({e['stop_rc_min']:.4f}) |"
+        )
+    lines += [
+        "",
+        "References (r_est: estimated correlation with the converged map):",
+        "",
+        "| model | clip | section | masks | r_est | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["references"]:
+        sec = "cached" if r["seconds"] is None else f"{r['seconds']:.0f}"
+        lines.append(f"| {r['model']} | {r['clip']} | {r['section']} | {r['masks']:,} | "
+                     f"{r['r_est']:.5f} | {sec} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def write(result: dict[str, Any], settings: dict[str, Any], stem: str | os.PathLike,
+          command: str) -> tuple[Path, Path]:  # fmt: skip
+    """Write ``<stem>.json`` (everything, curves included) and ``<stem>.md``."""
+    import json
+
+    from .._atomic import atomic_path
+    from .._io import json_default
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out_json, out_md = stem.with_suffix(".json"), stem.with_suffix(".md")
+    doc = {"command": command, "settings": settings,
+           "summary": summary(result, settings["max_passes"], settings["block_size"]),
+           **result}  # fmt: skip
+    with atomic_path(out_json) as tmp:
+        Path(tmp).write_text(json.dumps(doc, indent=1, default=json_default))
+    with atomic_path(out_md) as tmp:
+        Path(tmp).write_text(markdown(result, settings, command))
+    return out_json, out_md

@@ -1,0 +1,69 @@
+"""bench rise --quality: variant names, passes-to-target, the stop point, a curve."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asdxai.benchmarks import rise_quality as q
+from asdxai.errors import ConfigError
+
+
+def test_variant_names_round_trip_and_bad_ones_raise():
+    assert q.Variant.parse("cv+latin-antithetic") == q.Variant("cv", "latin-antithetic")
+    assert q.Variant.parse("centered").name == "centered"
+    for bad in ("median", "cv+sobol"):
+        with pytest.raises(ConfigError):
+            q.Variant.parse(bad)
+
+
+def test_passes_to_needs_the_target_to_hold_until_the_end():
+    pts = [{"passes": n, "r": r} for n, r in ((250, 0.97), (500, 0.991), (750, 0.989),
+                                              (1000, 0.992), (1250, 0.995))]  # fmt: skip
+    assert q.passes_to(pts, lambda p: p["r"] >= 0.99) == 1000  # not 500: it fell back
+    assert q.passes_to(pts, lambda p: p["r"] >= 0.999) is None
+
+
+def test_stop_point_waits_for_the_minimum_blocks():
+    curve = [{"passes": 250 * k, "r": 0.99, "r_est": 0.995} for k in range(1, 6)]
+    assert q.stop_point(curve, 250)["passes"] == 1000  # 4 blocks of 250
+    assert q.stop_point([dict(c, r_est=0.9) for c in curve], 250) is None
+
+
+def test_curve_of_a_linear_box_approaches_its_reference(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.rand(40, 48, generator=g) + 0.5, torch.randn(40, 48, generator=g)
+
+    def box(y):
+        return (y * w).sum((1, 2))
+
+    from asdxai.explain import RISE, RISEMaskConfig
+
+    ref = RISE(box, RISEMaskConfig(block_size=1000)).attribute(
+        x, n_masks=8000, seed=99, estimator="cv"
+    )
+    pts = q.curve(box, x, q.Variant("cv", "latin-antithetic"), ref.importance,
+                  Path(tmp_path / "none.wav"), max_passes=1000, block_size=100)  # fmt: skip
+    assert [p["passes"] for p in pts] == list(range(100, 1001, 100))
+    assert pts[-1]["r"] > 0.95 and np.isnan(pts[0]["r_est"])  # one block: no halves yet
+    assert pts[-1]["focus"] == {}  # a clip without ground truth has no focus measures
+
+
+def test_summary_corrects_for_the_reference_noise_and_renders():
+    curve = [{"passes": 250 * k, "r": r, "r_est": e}
+             for k, (r, e) in enumerate([(0.9, np.nan), (0.97, 0.98), (0.985, 0.985),
+                                         (0.986, 0.991), (0.987, 0.993)], 1)]  # fmt: skip
+    row = {"model": "m", "clip": "c", "variant": "cv", "r_at_1000": 0.986, "curve": curve,
+           "passes_focus": None, "passes_r_est0.99": 1000, "passes_r0.99": None,
+           "passes_r0.995": None}  # fmt: skip
+    ref = {"model": "m", "clip": "c", "r_est": 0.99, "section": "s", "masks": 8000, "seconds": 1}
+    result = {"rows": [row], "references": [ref]}
+    (entry,) = q.summary(result, 1250, 250)
+    assert entry["passes_r0.99"] == "> 1250" and entry["passes_rc0.99"] == 750  # 0.985 / 0.99
+    assert entry["stopped"] == 1 and entry["stop_passes_median"] == 1000
+    assert entry["stop_rc_median"] == pytest.approx(0.986 / 0.99)
+    settings = {"max_passes": 1250, "block_size": 250, "clips": ["c"], "checkpoints": ["m"],
+                "ref_masks": 8000}  # fmt: skip
+    text = q.markdown(result, settings, "asdxai bench rise --quality")
+    assert "| cv | > 1250 (0/1) | > 1250 (0/1) | 750 (1/1) |" in text
