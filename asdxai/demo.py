@@ -16,9 +16,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ._atomic import atomic_write_text, ensure_writable_dir
 from ._runtime import provenance, resolve_device
+from .layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,11 @@ class DemoOutputs:
     tsne: dict[str, Path] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     table: str = ""
+    table_file: Path | None = None  # the performance table in markdown
     summary: dict = field(default_factory=dict)
 
 
-def _models(out: Path, data: Path, train: bool, epochs: int, width: float, seed: int, dev,
+def _models(layout: Layout, data: Path, train: bool, epochs: int, width: float, seed: int, dev,
             progress: bool) -> dict[str, tuple[Path, Path]]:  # fmt: skip
     """``{model name: (scored checkpoint, explained checkpoint)}``: bundled, or trained here."""
     from .checkpoint import save_checkpoint
@@ -82,7 +85,7 @@ def _models(out: Path, data: Path, train: bool, epochs: int, width: float, seed:
             paths[model.name] = (bundled_checkpoint(model.scored),
                                  bundled_checkpoint(model.explained))  # fmt: skip
             continue
-        path = out / "models" / f"{model.name}.pt"
+        path = layout.models.checkpoint(model.name)
         log.info("training %s -> %s", model.title, path)
         recipe = Recipe.load(model.recipe).with_overrides(
             epochs=epochs, width=width, splits=("dev-train",)
@@ -93,36 +96,46 @@ def _models(out: Path, data: Path, train: bool, epochs: int, width: float, seed:
     return paths
 
 
-def run_demo(
-    out: str | Path = "asdxai-demo",
-    *,
-    device: str = "auto",
-    seed: int = 0,
-    train: bool = False,
-    preset: str = "small",
-    epochs: int = 10,
-    width: float = 0.25,
-    n_clips: int = 2,
-    max_masks: int = 8_000,
-    agreement: float = 0.95,
-    progress: bool = True,
-) -> DemoOutputs:
-    """Run the whole demo and return where its outputs went.
+@dataclass(frozen=True)
+class DemoSettings:
+    """What the demo runs (the defaults reproduce ``asdxai demo``).
 
-    Parameters
+    Attributes
     ----------
-    out : output folder (the synthetic data goes to ``out/data`` unless already there)
     device : torch device ("auto" = CUDA if available)
     seed : seed of the data, RISE and t-SNE (and of the training runs with ``train``)
     train : train the two models here (spectrogram-only encoders) instead of using the
         bundled ones
-    preset : synthetic preset of the data; the bundled models were trained on ``small``
+    preset : synthetic preset of the data (a name or a ``PresetConfig``); the bundled models
+        were trained on ``small``
     epochs, width : training settings with ``train``
     n_clips : anomalous clips to explain (the SC-AdaCos model's top-scored, one per machine)
     max_masks : upper bound of RISE masks per map
     agreement : each map stops once its split-half agreement reaches this
     progress : tqdm progress bars
     """
+
+    device: str = "auto"
+    seed: int = 0
+    train: bool = False
+    preset: Any = "small"
+    epochs: int = 10
+    width: float = 0.25
+    n_clips: int = 2
+    max_masks: int = 8_000
+    agreement: float = 0.95
+    progress: bool = True
+
+
+def run_demo(
+    out: str | Path = "asdxai-demo", *, settings: DemoSettings | None = None
+) -> DemoOutputs:
+    """Run the whole demo into ``out`` (the synthetic data goes to ``out/data`` unless already
+    there; :class:`~asdxai.layout.Layout` names the rest) and return where its outputs went."""
+    s = settings or DemoSettings()
+    device, seed, train, preset, epochs = s.device, s.seed, s.train, s.preset, s.epochs
+    width, n_clips, max_masks, agreement, progress = (s.width, s.n_clips, s.max_masks,
+                                                      s.agreement, s.progress)  # fmt: skip
     from . import metrics
     from .checkpoint import load_checkpoint
     from .data.records import scan
@@ -131,20 +144,21 @@ def run_demo(
     from .plots.tsne import plot_tsne_panels, result_panel, save_figure
     from .workflows.defaults import ensure_synthetic
     from .workflows.embedding import project_split
-    from .workflows.evaluate import score_checkpoint
+    from .workflows.evaluate import ScoreSettings, score_checkpoint
     from .workflows.explain import Explainer, MapSettings
     from .workflows.figure4 import ExplainedModel, explain_top_clips
 
     dev = resolve_device(device)
     out = ensure_writable_dir(out)
+    layout = Layout(out)
     if train:  # the whole tree: the models train on it
-        data = ensure_synthetic(out / "data", preset, seed, progress=progress)
+        data = ensure_synthetic(layout.data, preset, seed, progress=progress)
     else:  # the bundled models only need test clips: one section per machine type
-        data = ensure_synthetic(out / "data", preset, seed, splits=("dev-test",), sections=(0,),
+        data = ensure_synthetic(layout.data, preset, seed, splits=("dev-test",), sections=(0,),
                                 progress=progress)  # fmt: skip
     res = DemoOutputs(out=out, data=data)
     test = scan(data, "dev-test")
-    models = _models(out, data, train, epochs, width, seed, dev, progress)
+    models = _models(layout, data, train, epochs, width, seed, dev, progress)
 
     rows, scored_ckpts = [], {}
     for model in DEMO_MODELS:
@@ -153,22 +167,25 @@ def run_demo(
         scored_ckpts[model.name] = load_checkpoint(scored)
         log.info("scoring %s on dev-test (%d clips)", model.title, len(test))
         report = score_checkpoint(
-            scored_ckpts[model.name], test, None, out / "scores" / model.name,
-            protocols=("study",), device=dev, progress=progress,
+            scored_ckpts[model.name], test, None, layout.scores.model(model.name).root,
+            settings=ScoreSettings(protocols=("study",), device=dev, progress=progress),
         )  # fmt: skip
-        res.scores[model.name] = out / "scores" / model.name
+        res.scores[model.name] = layout.scores.model(model.name).root
         summary = report.evaluations["study"].summary
         rows.append(metrics.performance_row(model.title, summary))
         res.summary.setdefault("auc", {})[model.name] = {
             "source": summary["hmean_auc_source"], "target": summary["hmean_auc_target"],
         }  # fmt: skip
     res.table = metrics.format_terminal(rows)
-    metrics.write_tables(rows, out / "performance")
+    res.table_file = metrics.write_tables(rows, layout.table("performance"))[1]  # markdown
 
     settings = MapSettings(n_masks=max_masks, seed=seed, until_agreement=agreement)
     explained = [
         ExplainedModel(
-            m.name, m.title, Explainer(models[m.name][1], device=dev), out / "rise" / m.name
+            m.name,
+            m.title,
+            Explainer(models[m.name][1], device=dev),
+            layout.maps.model(m.name).root,
         )
         for m in reversed(DEMO_MODELS)  # the SC-AdaCos model ranks the clips
     ]
@@ -186,7 +203,7 @@ def run_demo(
         ] = {**item.measures, "masks": item.result.n_masks,
              "split_half_agreement": item.result.agreement}  # fmt: skip
     if fig4.clips:
-        res.figures.append(save_figure(fig4.figure, out / "fig4_rise.png"))
+        res.figures.append(save_figure(fig4.figure, layout.figure("fig4_rise")))
     else:
         log.warning("no anomalous test clip with a ground-truth mask: no Fig. 4")
 
@@ -197,16 +214,16 @@ def run_demo(
             models[model.name][0], test, config=TSNEConfig(seed=seed), device=dev,
             name=model.title, progress=progress, ckpt=scored_ckpts[model.name],
         )  # fmt: skip
-        base = out / "tsne" / model.name
-        save_result(result, base.with_suffix(".h5"))
-        write_distances_csv(result, base.parent / f"{model.name}_distances.csv")
-        res.tsne[model.name] = base.with_suffix(".h5")
+        files = layout.tsne.tsne_files(model.name)
+        save_result(result, files["result"])
+        write_distances_csv(result, files["distances"])
+        res.tsne[model.name] = files["result"]
         res.summary.setdefault("tsne_mean_nearest_normal", {})[model.name] = result.mean_distance
         panels.append(result_panel(result, model.title))
-    res.figures.append(save_figure(plot_tsne_panels(panels, ncols=2), out / "fig5_tsne.png"))
+    res.figures.append(save_figure(plot_tsne_panels(panels, ncols=2), layout.figure("fig5_tsne")))
 
     atomic_write_text(
-        out / "demo.json",
+        layout.record("demo"),
         json.dumps(
             {"summary": res.summary, "provenance": provenance(dev)}, indent=2, default=float
         ),  # fmt: skip

@@ -8,13 +8,13 @@ spectrum of 80,000 bins (the first half of the FFT of the whole clip).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from numbers import Integral, Real
 
 import torch
 
+from ._checks import Interval, check_params
 from .errors import ConfigError, NonFiniteError
 
 #: Sane ranges for the settings (a checkpoint carries them, so they are untrusted input).
@@ -45,13 +45,8 @@ class FeatureConfig:
             value = getattr(self, name)
             if not isinstance(value, Integral) or isinstance(value, bool):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
-        if (
-            not isinstance(self.duration_s, Real)
-            or isinstance(self.duration_s, bool)
-            or not math.isfinite(self.duration_s)
-            or self.duration_s <= 0
-        ):
-            raise ConfigError(f"duration_s must be a positive number, got {self.duration_s!r}")
+        positive = (Real, Interval(0, None, "neither"))
+        check_params({"duration_s": positive}, duration_s=self.duration_s)
         lo, hi = SAMPLE_RATE_RANGE
         if not lo <= self.sample_rate <= hi:
             raise ConfigError(f"sample_rate must lie in [{lo}, {hi}] Hz, got {self.sample_rate}")

@@ -112,6 +112,7 @@ def _stream(
 def embed_records(
     ckpt: Checkpoint,
     records: Sequence[Any],
+    *,
     device: str | torch.device | None = "auto",
     batch_size: int = 64,
     progress: bool = True,
@@ -178,6 +179,7 @@ def score_records(
     scorer: AnomalyScorer,
     ckpt: Checkpoint,
     records: Sequence[Any],
+    *,
     batch_size: int = 64,
     progress: bool = True,
     num_workers: int = 0,

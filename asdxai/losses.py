@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ._checks import Integral, Interval, Real, check_params
 from .constants import LOSSES, THETA_MEDS
 from .errors import ConfigError
 
@@ -101,8 +102,11 @@ class _Loss(nn.Module):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__()
-        if n_classes < 1 or embed_dim < 1 or n_sub < 1:
-            raise ConfigError("n_classes, embed_dim and sub_clusters must be positive")
+        positive = (Integral, Interval(1, None))
+        check_params({"n_classes": positive, "embed_dim": positive, "sub_clusters": positive,
+                      "weight_decay": (Real, Interval(0, None))},
+                     n_classes=n_classes, embed_dim=embed_dim, sub_clusters=n_sub,
+                     weight_decay=weight_decay)  # fmt: skip
         if n_sub > MAX_SUB_CLUSTERS or n_classes * n_sub * embed_dim > MAX_CENTRE_VALUES:
             raise ConfigError(
                 f"{n_classes} classes x {n_sub} sub-clusters x {embed_dim} dimensions of fixed "
@@ -110,8 +114,6 @@ class _Loss(nn.Module):
                 f"{MAX_CENTRE_VALUES} centre values)",
                 param="sub_clusters",
             )
-        if weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {weight_decay}")
         self.n_classes = int(n_classes)
         self.n_sub = int(n_sub)
         self.embed_dim = int(embed_dim)

@@ -73,6 +73,7 @@ from sklearn.metrics import roc_auc_score
 from ._atomic import atomic_write_text, ensure_writable_dir
 from .constants import PROTOCOLS
 from .errors import ConfigError, DataError, ResultError
+from .layout import Layout, table_files
 
 logger = logging.getLogger(__name__)
 
@@ -533,28 +534,13 @@ def write_tables(
     digits: int = 4,
 ) -> list[Path]:
     """Write ``<stem>.csv``, ``<stem>.md`` and ``<stem>.tex`` atomically; return the paths."""
-    stem = Path(stem)
-    out = []
-    for ext, text in (
-        (".csv", format_csv(rows, columns)),
-        (".md", format_markdown(rows, columns, digits)),
-        (".tex", format_latex(rows, columns, digits)),
-    ):
-        out.append(atomic_write_text(stem.with_name(stem.name + ext), text))
-    return out
+    texts = (format_csv(rows, columns), format_markdown(rows, columns, digits),
+             format_latex(rows, columns, digits))  # fmt: skip
+    return [atomic_write_text(path, text)
+            for path, text in zip(table_files(stem), texts, strict=True)]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- organisers' files
-
-
-def score_file_name(section_key: str) -> str:
-    """``anomaly_score_<machine>_section_<xx>_test.csv``."""
-    return f"anomaly_score_{section_key}_test.csv"
-
-
-def decision_file_name(section_key: str) -> str:
-    """``decision_result_<machine>_section_<xx>_test.csv``."""
-    return f"decision_result_{section_key}_test.csv"
 
 
 def _rows_text(rows: Sequence[tuple[str, Any]]) -> str:
@@ -575,7 +561,8 @@ def write_dcase_files(
     Parameters
     ----------
     out_dir : path
-        Created if needed.
+        Created if needed; the files are named by :meth:`asdxai.layout.Layout.score_file` and
+        :meth:`~asdxai.layout.Layout.decision_file`.
     records : sequence of ClipRecord [length N]
         Clips scored; rows are written in the records' order under their file name.
     scores : array-like [shape=(N,)], float
@@ -589,7 +576,7 @@ def write_dcase_files(
     list of Path
         Written files, sections in sorted order (score file first).
     """
-    out_dir = ensure_writable_dir(out_dir)
+    layout = Layout(ensure_writable_dir(out_dir))
     s = np.asarray(scores, dtype=np.float64).ravel()
     if len(records) != s.size:
         raise DataError(f"{len(records)} records but {s.size} scores")
@@ -600,7 +587,7 @@ def write_dcase_files(
     for key in sorted(groups):
         idx = groups[key]
         names = [records[i].name for i in idx]
-        path = out_dir / score_file_name(key)
+        path = layout.score_file(key)
         atomic_write_text(
             path, _rows_text([(n, repr(float(s[i]))) for n, i in zip(names, idx, strict=True)])
         )
@@ -609,7 +596,7 @@ def write_dcase_files(
             if key not in thresholds:
                 raise DataError(f"no decision threshold for section {key}")
             t = float(thresholds[key])
-            path = out_dir / decision_file_name(key)
+            path = layout.decision_file(key)
             atomic_write_text(
                 path, _rows_text([(n, int(s[i] > t)) for n, i in zip(names, idx, strict=True)])
             )

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._checks import Integral, Interval, check_params
 from .constants import BACKEND_VARIANTS
 from .errors import CheckpointError, ConfigError, DataError
 
@@ -110,6 +111,7 @@ class KMeansBackend:
     def __init__(
         self,
         k: int = 16,
+        *,
         seed: int = 0,
         n_init: int = 5,
         max_iter: int = 300,
@@ -159,8 +161,7 @@ class KMeansBackend:
     def _fit(self, embeddings: Mapping[str, tuple[Any, Any]]) -> KMeansBackend:
         from sklearn.cluster import KMeans
 
-        if not isinstance(self.k, int | np.integer) or self.k < 1:
-            raise ConfigError(f"k must be a positive integer, got {self.k!r}", param="k")
+        check_params({"k": (Integral, Interval(1, None))}, k=self.k)
         if self.k > MAX_K:
             raise ConfigError(
                 f"k must be at most {MAX_K} (k-means means per section; the study uses 16), "

@@ -333,6 +333,7 @@ def format_stats(stats: dict[str, float]) -> str:
 
 def train_model(
     records: Sequence,
+    *,
     feat_cfg: FeatureConfig | None = None,
     net_cfg: NetConfig | None = None,
     train_cfg: TrainConfig | None = None,

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2b. t-SNE projection + distances in 2-D + a separation report, in one call.
     cfg = TSNEConfig(seed=0, n_iter=250 if args.quick else 500)
-    result = run_tsne(emb, {"label": labels, "machine": machines}, cfg, name="my model")
+    result = run_tsne(emb, {"label": labels, "machine": machines}, cfg=cfg, name="my model")
     print(f"t-SNE: {result.projection.shape} points, mean 2-D nearest-normal distance "
           f"{result.mean_distance:.3f}")  # fmt: skip
 

@@ -17,7 +17,7 @@ from asdxai.checkpoint import save_checkpoint
 from asdxai.data.records import scan
 from asdxai.nets import NetConfig
 from asdxai.train import TrainConfig, train_model
-from asdxai.workflows import fit_backend, score_checkpoint
+from asdxai.workflows import ScoreSettings, fit_backend, score_checkpoint
 
 
 def tiny_tree(root: Path) -> Path:
@@ -49,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     net_cfg = NetConfig(arch="spectrogram", width=0.125 if args.quick else 0.25)
     train_cfg = TrainConfig(loss="sc-adacos", task="attribute", epochs=1 if args.quick else 5,
                             batch_size=16, seed=0)  # fmt: skip
-    ckpt = train_model(train, None, net_cfg, train_cfg, device=args.device, progress=False)
+    ckpt = train_model(
+        train,
+        feat_cfg=None,
+        net_cfg=net_cfg,
+        train_cfg=train_cfg,
+        device=args.device,
+        progress=False,
+    )
     print("angular loss per epoch:", [round(x, 3) for x in ckpt.history["all"]["angular"]])
 
     # 3. Backend: k-means on the source-domain training embeddings + the target clips.
@@ -57,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     model = save_checkpoint(ckpt, out / "model.pt")  # usable by `asdxai rise/tsne/score`
 
     # 4. Score dev-test: organisers' CSV files, AUC/pAUC per section and domain.
-    res = score_checkpoint(ckpt, test, train, out / "scores", protocols=("study",),
-                           device=args.device, progress=False)  # fmt: skip
+    settings = ScoreSettings(protocols=("study",), device=args.device, progress=False)
+    res = score_checkpoint(ckpt, test, train, out / "scores", settings=settings)
     print(metrics.format_terminal(res.evaluations["study"].table_rows()), end="")
     print(f"wrote {model} and {out / 'scores'}")
     return 0

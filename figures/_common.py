@@ -28,6 +28,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from asdxai.layout import Layout  # noqa: E402
+
 log = logging.getLogger("figures")
 
 #: The eight DCASE2022 rows of Table II plus the two spectrogram-only models of Fig. 4.
@@ -111,9 +113,11 @@ class Study:
         self.args = args
         self.quick = bool(args.quick)
         mode = QUICK if self.quick else FULL
-        self.out = Path(args.out)
+        self.layout = Layout(args.out)  # the figures, tables and their JSON records
+        self.out = self.layout.root
         self.out.mkdir(parents=True, exist_ok=True)
-        self.work = Path(args.work) if args.work else self.out / "_work"
+        self.cache = Layout(args.work) if args.work else self.layout.work  # data, models, results
+        self.work = self.cache.root
         self.work.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(args.device)
         if self.device.type == "cpu":
@@ -136,14 +140,18 @@ class Study:
 
         if preset == DEFAULT_PRESET:
             return default_data_root()
-        return ensure_synthetic(self.work / "data" / f"synthetic-{preset}-seed0", preset, 0)
+        return ensure_synthetic(self.cache.synthetic(preset, 0), preset, 0)
+
+    def synth_settings(self) -> dict | None:
+        """The synthetic tree's ``synth.json`` (None for data that is not a synthetic tree)."""
+        meta = self.data / "synth.json"
+        return json.loads(meta.read_text()) if meta.is_file() else None
 
     def data_id(self) -> dict:
         """What identifies the data in cache keys (the synthetic tree's settings, or its path)."""
-        meta = self.data / "synth.json"
         ident: dict[str, Any] = {"root": str(self.data.resolve())}
-        if meta.is_file():
-            ident["synth"] = _json_hash(json.loads(meta.read_text()), 16)
+        if (synth := self.synth_settings()) is not None:
+            ident["synth"] = _json_hash(synth, 16)
         return ident
 
     def records(self, split: str) -> list:
@@ -188,7 +196,7 @@ class Study:
         """Cache folder of one model's RISE maps (each map at ``output_stem`` below it);
         ``condition`` names a non-default masking."""
         name = f"seed{seed}-n{n_masks}-a{agreement}" + (f"-{condition}" if condition else "")
-        return self.work / "rise" / self.key(recipe) / name
+        return self.cache.maps.model(self.key(recipe), name).root
 
     def checkpoint(
         self, recipe: str, seed: int, backend: bool = True, **overrides: Any
@@ -199,8 +207,8 @@ class Study:
         from asdxai.workflows.training import train_recipe
 
         r = self.recipe(recipe, **overrides)
-        folder = self.work / "models" / self.key(recipe, **overrides)
-        path = folder / f"seed{seed}.pt"
+        models = self.cache.models.model(self.key(recipe, **overrides))
+        folder, path = models.root, models.checkpoint(f"seed{seed}")
         splits = list(r.splits)
         ckpt = self._ckpts.get(path)
         if ckpt is None and path.is_file():
@@ -215,7 +223,7 @@ class Study:
             folder.mkdir(parents=True, exist_ok=True)
             info = {"recipe": recipe, "settings": self.settings(recipe, **overrides),
                     "data": self.data_id()}  # fmt: skip
-            (folder / "key.json").write_text(json.dumps(info, indent=2, default=list))
+            models.record("key").write_text(json.dumps(info, indent=2, default=list))
             t = time.perf_counter()
             log.info("training %s (seed %d)", recipe, seed)
             ckpt = train_recipe(
@@ -239,15 +247,18 @@ class Study:
         ``small`` tree of seed 0. Training it again would give the same weights."""
         from asdxai.bundled.train_bundled import MODELS
         from asdxai.checkpoint import load_checkpoint
-        from asdxai.workflows.defaults import BUNDLED_DIR
+        from asdxai.errors import ConfigError
+        from asdxai.workflows.defaults import bundled_checkpoint
 
-        meta = self.data / "synth.json"
+        synth = self.synth_settings()
         names = [n for n, r in MODELS.items() if r == recipe]
-        if seed != 0 or overrides or self.epochs or self.width or not names or not meta.is_file():
+        if seed != 0 or overrides or self.epochs or self.width or not names or synth is None:
             return None
-        synth = json.loads(meta.read_text())
-        path = BUNDLED_DIR / f"{names[0]}.pt"
-        if synth.get("preset_name") != "small" or synth.get("seed") != 0 or not path.is_file():
+        if synth.get("preset_name") != "small" or synth.get("seed") != 0:
+            return None
+        try:
+            path = bundled_checkpoint(names[0])
+        except ConfigError:  # not bundled in this checkout
             return None
         from asdxai.nets import NetConfig
         from asdxai.train import TrainConfig
@@ -260,16 +271,16 @@ class Study:
     # ------------------------------------------------------------------ results
     def scores(self, recipe: str, seed: int, split: str = "dev-test", **overrides: Any) -> dict:
         """``{protocol: summary}`` of one trained model on ``split`` (cached JSON)."""
-        from asdxai.workflows.evaluate import score_checkpoint, train_split_for
+        from asdxai.workflows.evaluate import ScoreSettings, score_checkpoint, train_split_for
 
-        folder = self.work / "scores" / self.key(recipe, **overrides) / f"{split}-seed{seed}"
-        cache = folder / "summary.json"
+        scores = self.cache.scores.model(self.key(recipe, **overrides), f"{split}-seed{seed}")
+        folder, cache = scores.root, scores.record("summary")
         if cache.is_file():
             return json.loads(cache.read_text())
         _, ckpt = self.checkpoint(recipe, seed, **overrides)
         res = score_checkpoint(
             ckpt, self.records(split), self.records(train_split_for(split)), folder,
-            device=self.device, progress=self.progress,
+            settings=ScoreSettings(device=self.device, progress=self.progress),
         )  # fmt: skip
         summary = {p: ev.summary for p, ev in res.evaluations.items()}
         cache.write_text(json.dumps(summary, indent=2))
@@ -280,7 +291,8 @@ class Study:
         from asdxai.embed import TSNEConfig, load_result, save_result
         from asdxai.workflows.embedding import project_split
 
-        path = self.work / "tsne" / self.key(recipe, **overrides) / f"{split}-seed{seed}.h5"
+        folder = self.cache.tsne.model(self.key(recipe, **overrides))
+        path = folder.tsne_result(f"{split}-seed{seed}")
         if path.is_file():
             return load_result(path)
         ckpt_path, ckpt = self.checkpoint(recipe, seed, backend=False, **overrides)
@@ -296,11 +308,12 @@ class Study:
         """Write ``<out>/<stem>.png`` and ``.pdf``; return both paths."""
         from asdxai.plots.tsne import save_figure
 
-        paths = [save_figure(fig, self.out / f"{stem}{ext}") for ext in (".png", ".pdf")]
+        paths = [save_figure(fig, self.layout.figure(stem, ext)) for ext in (".png", ".pdf")]
         log.info("wrote %s", ", ".join(str(p) for p in paths))
         return paths
 
-    def write_json(self, name: str, obj: Any) -> Path:
+    def write_json(self, stem: str, obj: Any) -> Path:
+        """``obj`` plus the run's settings and provenance as ``<out>/<stem>.json``."""
         from asdxai._atomic import atomic_write_text
         from asdxai._runtime import provenance
 
@@ -315,7 +328,8 @@ class Study:
             "elapsed_s": round(time.perf_counter() - self.t0, 1),
             "provenance": provenance(self.device),
         }
-        return atomic_write_text(self.out / name, json.dumps(info, indent=2, default=str) + "\n")
+        text = json.dumps(info, indent=2, default=str) + "\n"
+        return atomic_write_text(self.layout.record(stem), text)
 
     def seeds(self) -> list[int]:
         return list(range(self.seed, self.seed + self.trials))
@@ -370,8 +384,8 @@ def loss_figure(argv: list[str] | None, stem: str, recipe: str, title: str, **ov
         for e in range(data.shape[1]):
             lines.append(f"{e + 1},{key},{curves[key]['mean'][e]:.6g},{curves[key]['std'][e]:.6g},"
                          f"{len(histories)}")  # fmt: skip
-    (study.out / f"{stem}.csv").write_text("\n".join(lines) + "\n")
-    study.write_json(f"{stem}.json", {"recipe": recipe, "overrides": overrides, "curves": curves,
+    study.layout.csv(stem).write_text("\n".join(lines) + "\n")
+    study.write_json(stem, {"recipe": recipe, "overrides": overrides, "curves": curves,
                                       "settings": study.settings(recipe, **overrides)})  # fmt: skip
     return paths
 

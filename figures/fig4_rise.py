@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("fig4: no anomalous dev-test clip with a ground-truth mask in the data")
 
     paths = study.save(fig4.figure, "fig4_rise")
-    write_csv(study.out / "fig4_rise.csv", fig4.rows)
+    write_csv(study.layout.csv("fig4_rise"), fig4.rows)
     info = {"clips": [str(c.path) for c in fig4.clips], "maps": fig4.rows, "n_masks_max": n_masks}
-    study.write_json("fig4_rise.json", {**info, "agreement": agreement})
+    study.write_json("fig4_rise", {**info, "agreement": agreement})
     fixed = ("clip", "machine", "section", "label", "model", "n_masks", "agreement")
     for r in fig4.rows:
         measures = ", ".join(f"{k} {r[k]:.3f}" for k in r if k not in fixed)

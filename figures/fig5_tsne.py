@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                         "n_clips": int(len(result.projection))}  # fmt: skip
         print(f"{title:45s} mean nearest-normal distance {result.mean_distance:.3f}")
     paths = study.save(plot_tsne_panels(panels, ncols=3), "fig5_tsne")
-    study.write_json("fig5_tsne.json", {"models": info})
+    study.write_json("fig5_tsne", {"models": info})
     print("wrote", ", ".join(map(str, paths)))
     return 0
 

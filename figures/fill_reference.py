@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     text = (f"{len(clips)} clips x {len(MODELS)} models, trial (seed) {study.seed}, "
             f"{args.n_masks} masks per map, centred estimator\n" + report(results))  # fmt: skip
-    (study.out / "fill_reference.md").write_text(text)
-    study.write_json("fill_reference.json", {"results": results, "n_masks": args.n_masks,
+    study.layout.markdown("fill_reference").write_text(text)
+    study.write_json("fill_reference", {"results": results, "n_masks": args.n_masks,
                                              "clips": [str(c.path) for c in clips]})  # fmt: skip
     print(text)
     return 0

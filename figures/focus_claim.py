@@ -109,11 +109,12 @@ def map_limits(args, study: Study) -> tuple[float, int]:
 def map_row(explainer, clip, settings, execution, folder, **columns) -> dict:
     """Compute (or load) the map of ``clip`` into ``folder``; its row of the per-map CSV: the
     map's :data:`MEASURES` and the energy map's (``energy_<measure>``), recomputed from the map."""
-    from asdxai.workflows.explain import map_measures, output_stem
+    from asdxai.layout import Layout
+    from asdxai.workflows.explain import map_measures
 
     item = explainer.explain(
         clip.path, section=clip.section_key, settings=settings, execution=execution,
-        out_stem=output_stem(folder, clip.path), plot=False,
+        out_stem=Layout(folder).map_stem(clip.path), plot=False,
     )  # fmt: skip
     measures = map_measures(item.result.importance, clip.path, log_energy=item.log_spec)
     nan = float("nan")
@@ -126,9 +127,9 @@ def map_row(explainer, clip, settings, execution, folder, **columns) -> dict:
 def write_report(study: Study, stem: str, rows: list[dict], text: str, info: dict) -> None:
     """Write ``<stem>.csv`` (one row per map), ``<stem>.md`` (``text``) and ``<stem>.json``
     (``info``) to the output folder, and print ``text``."""
-    write_csv(study.out / f"{stem}.csv", rows)
-    (study.out / f"{stem}.md").write_text(text)
-    study.write_json(f"{stem}.json", info)
+    write_csv(study.layout.csv(stem), rows)
+    study.layout.markdown(stem).write_text(text)
+    study.write_json(stem, info)
     print(text)
 
 

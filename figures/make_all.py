@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from asdxai.layout import Layout
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SCRIPTS = (
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     info = {"argv": rest, "wall_s": timings, "cpu_s": cpu, "total_wall_s": total,
             "total_cpu_s": total_cpu}  # fmt: skip
-    (args.out / "make_all.json").write_text(json.dumps(info, indent=2) + "\n")
+    Layout(args.out).record("make_all").write_text(json.dumps(info, indent=2) + "\n")
     print(f"\nall done in {total:.0f} s wall ({total_cpu:.0f} s CPU): {timings}")
     return 0
 

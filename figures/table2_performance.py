@@ -37,10 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = [
             metrics.performance_row(short(r), metrics.trials_table(s)) for r, s in by_recipe.items()
         ]
-        paths += metrics.write_tables(rows, study.out / f"table2_performance_{protocol}")
+        paths += metrics.write_tables(rows, study.layout.table(f"table2_performance_{protocol}"))
         print(f"\n[{protocol} protocol, mean ± std over {study.trials} trial(s)]")
         print(metrics.format_terminal(rows), end="")
-    study.write_json("table2_performance.json", {"recipes": recipes, "per_trial": per_trial})
+    study.write_json("table2_performance", {"recipes": recipes, "per_trial": per_trial})
     print("wrote", ", ".join(map(str, paths)))
     return 0
 

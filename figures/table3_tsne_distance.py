@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     distance = [stats["distance_2d"][t]["mean"] for _, t in TSNE_MODELS]
     auc = [np.mean([stats[f"auc_{d}"][t]["mean"] for d in per_trial_auc]) for _, t in TSNE_MODELS]
     rho = float(spearmanr(distance, auc).statistic)
-    paths = metrics.write_tables(rows, study.out / "table3_tsne_distance", digits=3)
-    study.write_json("table3_tsne_distance.json",
+    paths = metrics.write_tables(rows, study.layout.table("table3_tsne_distance"), digits=3)
+    study.write_json("table3_tsne_distance",
                      {"per_trial_2d": per_trial, "per_trial_cosine": per_trial_cos,
                       "per_trial_auc": per_trial_auc,
                       "spearman_distance_vs_mean_auc": rho})  # fmt: skip

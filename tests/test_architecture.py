@@ -12,12 +12,12 @@ PACKAGE = ROOT / "asdxai"
 
 #: Layers, lowest first; a module may import its own layer and the layers below it.
 LAYERS = (
-    {"errors", "_io", "_h5", "_atomic", "_runtime", "_version", "constants"},
+    {"errors", "_io", "_h5", "_atomic", "_runtime", "_version", "constants", "layout", "_checks"},
     {"data", "features"},
     {"nets", "losses"},
     {"checkpoint", "train", "recipes"},
     {"scoring", "metrics", "inference", "embedding_cache", "detectors"},
-    {"explain", "embed", "listen", "listen_report", "plots"},
+    {"explain", "embed", "listen", "plots"},
     {"workflows", "benchmarks", "bundled"},
     {"demo"},
     {"cli", "__init__", "__main__"},

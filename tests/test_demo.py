@@ -3,7 +3,7 @@ import json
 import pytest
 
 from asdxai.data.synth import PresetConfig
-from asdxai.demo import DEMO_MODELS, run_demo
+from asdxai.demo import DEMO_MODELS, DemoSettings, run_demo
 
 
 @pytest.mark.filterwarnings("ignore")
@@ -12,8 +12,9 @@ def test_demo_trains_scores_explains_and_projects_on_a_tiny_tree(tmp_path):
         "tiny", machines=("fan", "valve"), dev_sections=(0,), eval_sections=(3,), duration_s=1.0,
         n_train_source=12, n_train_target=4, n_test=4,
     )  # fmt: skip
-    res = run_demo(tmp_path / "demo", device="cpu", train=True, epochs=1, width=0.125,
-                   max_masks=1000, progress=False, preset=tiny)  # fmt: skip
+    settings = DemoSettings(device="cpu", train=True, epochs=1, width=0.125, max_masks=1000,
+                            progress=False, preset=tiny)  # fmt: skip
+    res = run_demo(tmp_path / "demo", settings=settings)
     names = {m.name for m in DEMO_MODELS}
     assert set(res.checkpoints) == set(res.rise_maps) == set(res.tsne) == names
     for path in [*res.checkpoints.values(), *res.tsne.values()]:

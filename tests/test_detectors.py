@@ -231,7 +231,7 @@ def test_signal_masks_resynthesise_the_clip_and_localise_an_analytic_box(tmp_pat
     t = (np.arange(imp.shape[0]) * 512 + 512) / RATE
     f = np.arange(imp.shape[1]) * RATE / 1024
     patch = ((t > 0.5) & (t < 0.8))[:, None] & ((f > 2000) & (f < 4000))[None]
-    focus = map_focus(imp, patch)
+    focus = map_focus(imp, anomaly_mask=patch)
     assert focus.pixel_auc > 0.95 and focus.pointing_game == 1.0, focus
     with pytest.raises(Exception, match="no time-frequency input"):
         Explainer(BandWindow(), device="cpu", domain="input")

@@ -225,7 +225,7 @@ def test_separation_report_groups(separated, projected):
 def test_report_bad_labels(labels, match):
     n = len(labels)
     with pytest.raises(DataError, match=match):
-        run_tsne(np.ones((n, 4)), {"label": labels}, FAST)
+        run_tsne(np.ones((n, 4)), {"label": labels}, cfg=FAST)
 
 
 def test_trial_table():
@@ -239,7 +239,7 @@ def test_trial_table():
 # ---------------------------------------------------------------------------- result files
 def test_result_h5_and_csv_round_trip(tmp_path, separated):
     x, _, anom = separated
-    res = run_tsne(x, _meta(len(x), anom), FAST, name="ic-none")
+    res = run_tsne(x, _meta(len(x), anom), cfg=FAST, name="ic-none")
     res.checkpoint = {"path": "/m/model.pt", "sha256": "ab" * 32}
     res.provenance = {"asdxai_version": "0.1.0"}
     path = save_result(res, tmp_path / "r.h5")

@@ -147,7 +147,9 @@ def test_map_focus_uses_whichever_ground_truth_exists():
     mask = np.zeros((T, F), dtype=bool)
     mask[20:25, 30:40] = True
     m = rng.standard_normal((T, F)) + 5 * mask
-    full = map_focus(m, mask, level, events, tolerance=1, log_energy=energy)
+    full = map_focus(
+        m, anomaly_mask=mask, level_db=level, events=events, tolerance=1, log_energy=energy
+    )
     assert isinstance(full, FocusResult)
     assert full.pixel_auc == pytest.approx(pixel_auc(m, mask))
     assert full.pointing_game == float(pointing_game(m, mask, 1))
@@ -165,19 +167,25 @@ def test_map_focus_uses_whichever_ground_truth_exists():
     }  # fmt: skip
     assert all(isinstance(v, float) and math.isfinite(v) for v in d.values())
     assert set(full.to_dict(prefix="energy_")) == {"energy_" + k for k in d}
-    baseline = map_focus(energy, mask, level, events, log_energy=energy)
+    baseline = map_focus(
+        energy, anomaly_mask=mask, level_db=level, events=events, log_energy=energy
+    )
     assert baseline.machine_partial_r == 0.0 and baseline.machine_focus > 0.75
 
-    assert math.isnan(map_focus(m, mask, level, events).machine_partial_r)  # no energy given
-    only_mask = map_focus(m, mask)
+    assert math.isnan(
+        map_focus(m, anomaly_mask=mask, level_db=level, events=events).machine_partial_r
+    )  # no energy given
+    only_mask = map_focus(m, anomaly_mask=mask)
     assert only_mask.pixel_auc == full.pixel_auc
     assert math.isnan(only_mask.machine_focus) and math.isnan(only_mask.event_share)
-    normal_clip = map_focus(m, np.zeros((T, F), dtype=bool), level, events)
+    normal_clip = map_focus(
+        m, anomaly_mask=np.zeros((T, F), dtype=bool), level_db=level, events=events
+    )
     assert math.isnan(normal_clip.pixel_auc) and math.isnan(normal_clip.pointing_game)
     assert normal_clip.machine_focus == full.machine_focus
     assert all(math.isnan(v) for v in map_focus(m).to_dict().values())
     with pytest.raises(ConfigError):
-        map_focus(m, mask[:-1])
+        map_focus(m, anomaly_mask=mask[:-1])
 
 
 def test_explained_clip_measures_carry_the_energy_baseline(tmp_path):

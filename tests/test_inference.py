@@ -81,21 +81,23 @@ def test_embed_records_matches_direct_and_is_batch_independent(tmp_path, per_sec
     # shuffled order: rows must follow the input records
     order = [7, 0, 3, 9, 1, 5, 2, 8, 4, 6]
     recs = [recs[i] for i in order]
-    e3 = embed_records(ckpt, recs, "cpu", batch_size=3, progress=False)
-    e64 = embed_records(ckpt, recs, "cpu", batch_size=64, progress=False)
+    e3 = embed_records(ckpt, recs, device="cpu", batch_size=3, progress=False)
+    e64 = embed_records(ckpt, recs, device="cpu", batch_size=64, progress=False)
     assert e3.shape == (10, 16) and e3.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(e3, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(e3, e64, atol=1e-5)
     np.testing.assert_allclose(e3, _direct(ckpt, recs), atol=1e-5)
     if per_section:  # the two sections use different encoders
         shared = FakeCheckpoint(False)
-        assert not np.allclose(e3, embed_records(shared, recs, "cpu", progress=False), atol=1e-3)
+        assert not np.allclose(
+            e3, embed_records(shared, recs, device="cpu", progress=False), atol=1e-3
+        )
 
 
 def test_score_records_equals_backend_on_embeddings(tmp_path):
     recs = _records(tmp_path)
     ckpt = FakeCheckpoint()
-    emb = embed_records(ckpt, recs, "cpu", progress=False)
+    emb = embed_records(ckpt, recs, device="cpu", progress=False)
     data = {}
     for key in ("fan_section_00", "pump_section_01"):
         rows = [i for i, r in enumerate(recs) if r.section_key == key]

@@ -13,8 +13,8 @@ from asdxai.errors import CheckpointError, ResultError
 from asdxai.explain.result import load_result, save_result
 from asdxai.features import FeatureConfig
 from asdxai.listen import resynthesise, soft_top_mask
-from asdxai.listen_report import ListenReport, _random_region, listen_to_map
 from asdxai.workflows.explain import output_stem
+from asdxai.workflows.listen_report import ListenReport, _random_region, listen_to_map
 
 FEAT = FeatureConfig(duration_s=0.4, n_fft=256, hop_length=128)  # 49 frames x 129 bins
 SECTION = "fan_section_00"

@@ -186,7 +186,9 @@ def _tree(tmp_path):
 def test_every_task_on_records(tmp_path, task, loss, n_classes):
     records = _tree(tmp_path)
     cfg = TrainConfig(loss=loss, task=task, epochs=1, batch_size=8, sub_clusters=2)
-    ckpt = train_model(records, None, NET, cfg, device="cpu", progress=False)
+    ckpt = train_model(
+        records, feat_cfg=None, net_cfg=NET, train_cfg=cfg, device="cpu", progress=False
+    )
     assert ckpt.feature_config["duration_s"] == pytest.approx(0.5)
     assert list(ckpt.encoders) == ["all"] and len(ckpt.class_names["all"]) == n_classes
     assert ckpt.task == task and not ckpt.per_section
@@ -200,9 +202,9 @@ def test_per_section_trains_one_single_class_model_per_section(tmp_path):
     cfg = TrainConfig(loss="compactness", task="section", per_section=True, epochs=1, batch_size=4)
     ckpt = train_model(
         records + [test_rec],
-        FeatureConfig(duration_s=0.5, n_fft=256, hop_length=128),
-        NET,
-        cfg,
+        feat_cfg=FeatureConfig(duration_s=0.5, n_fft=256, hop_length=128),
+        net_cfg=NET,
+        train_cfg=cfg,
         device="cpu",
         progress=False,
     )
@@ -221,14 +223,21 @@ def test_angular_loss_with_one_class_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="at least 2 classes"):
         train_model(
             records,
-            FEAT,
-            NET,
-            TrainConfig(loss="adacos", task="none", epochs=1),
+            feat_cfg=FEAT,
+            net_cfg=NET,
+            train_cfg=TrainConfig(loss="adacos", task="none", epochs=1),
             device="cpu",
             progress=False,
         )
     with pytest.raises(DataError):
-        train_model(records[:1], FEAT, NET, TrainConfig(epochs=1), device="cpu", progress=False)
+        train_model(
+            records[:1],
+            feat_cfg=FEAT,
+            net_cfg=NET,
+            train_cfg=TrainConfig(epochs=1),
+            device="cpu",
+            progress=False,
+        )
 
 
 # ----------------------------------------------------------------------------- CLI, recipes

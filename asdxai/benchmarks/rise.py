@@ -121,7 +121,7 @@ def benchmark(
     n = bs * n_batches
     from ..explain.masks import generate_masks
 
-    t, f = generate_masks(cfg, shape, 1, seed=0, device=dev)
+    t, f = generate_masks(cfg, shape, n_blocks=1, seed=0, device=dev)
     batch = spec * t[:, :, None] * f[:, None, :]  # (a)'s fixed, pre-built batch
     rise = RISE(score, cfg)
     rng = np.random.default_rng(0)

@@ -138,10 +138,12 @@ def bench_scoring(
                 )
             )
         # warm-up (kernels, allocator, file cache)
-        score_records(scorer, ckpt, records[:batch_size], batch_size, progress=False)
+        score_records(scorer, ckpt, records[:batch_size], batch_size=batch_size, progress=False)
         _sync(dev)
         t0 = time.perf_counter()
-        score_records(scorer, ckpt, records, batch_size, progress=False, num_workers=num_workers)
+        score_records(
+            scorer, ckpt, records, batch_size=batch_size, progress=False, num_workers=num_workers
+        )
         _sync(dev)
         e2e = time.perf_counter() - t0
 

@@ -40,7 +40,7 @@ def train_one(name: str, data: Path, out: Path) -> dict:
     from asdxai.checkpoint import save_checkpoint
     from asdxai.data.records import scan
     from asdxai.recipes import Recipe
-    from asdxai.workflows.evaluate import score_checkpoint
+    from asdxai.workflows.evaluate import ScoreSettings, score_checkpoint
     from asdxai.workflows.training import train_recipe
 
     torch.set_num_threads(1)  # the weights do not depend on the thread count this way
@@ -51,8 +51,8 @@ def train_one(name: str, data: Path, out: Path) -> dict:
     save_checkpoint(ckpt, out)
     with tempfile.TemporaryDirectory() as scores:
         report = score_checkpoint(
-            ckpt, scan(data, "dev-test"), None, Path(scores), protocols=("study",),
-            device="cpu", progress=False,
+            ckpt, scan(data, "dev-test"), None, Path(scores),
+            settings=ScoreSettings(protocols=("study",), device="cpu", progress=False),
         )  # fmt: skip
     summary = report.evaluations["study"].summary
     return {

@@ -162,7 +162,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..explain.attribution import MethodSettings
+    from ..explain.attribution import MeasureSettings, MethodSettings
     from ..workflows.compare import compare_explainers, default_checkpoints, default_clips
     from ._common import data_root
 
@@ -185,9 +185,10 @@ def run(args: argparse.Namespace) -> int:
                    f"{m['seconds']:.1f} s")  # fmt: skip
 
     result = compare_explainers(
-        checkpoints, clips, args.out, methods=args.methods, settings=settings, seed=args.seed,
-        with_stability=args.stability, top_fraction=args.top_percent / 100, fill=args.fill,
-        device=args.device, on_result=report, progress=args.progress,
+        checkpoints, clips, args.out, methods=args.methods, settings=settings,
+        measures=MeasureSettings(with_stability=args.stability,
+                                 top_fraction=args.top_percent / 100, fill=args.fill),
+        seed=args.seed, device=args.device, on_result=report, progress=args.progress,
     )  # fmt: skip
     print(result.markdown())
     print(f"wrote {', '.join(str(p) for p in result.files.values())}")

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from ..demo import run_demo
+    from ..demo import DemoSettings, run_demo
 
     wall, cpu = time.perf_counter(), _cpu_seconds()
 
@@ -99,12 +99,12 @@ def run(args: argparse.Namespace) -> int:
         from ..errors import ConfigError
 
         raise ConfigError("--preset mini needs --train (the bundled models know the small tree)")
-    res = run_demo(
-        args.out, device=args.device, seed=args.seed, train=args.train, preset=args.preset,
+    settings = DemoSettings(
+        device=args.device, seed=args.seed, train=args.train, preset=args.preset,
         epochs=args.epochs, width=args.width, n_clips=args.clips, max_masks=args.max_masks,
-        agreement=args.agreement,
-        progress=args.progress,
+        agreement=args.agreement, progress=args.progress,
     )  # fmt: skip
+    res = run_demo(args.out, settings=settings)
     print("\nPerformance on dev-test (study protocol, harmonic means over sections):")
     print(res.table)
     print("\nWhere the RISE maps look (machine focus: 0.5 = ignores the machine; machine")
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         for path in res.rise_maps.get(name, []):
             print(f"  RISE map        {path}")
         print(f"  t-SNE result    {res.tsne[name]}")
-    print(f"performance table {res.out / 'performance.md'}")
+    print(f"performance table {res.table_file}")
     for fig in res.figures:
         print(f"figure            {fig}")
     wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu

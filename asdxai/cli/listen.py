@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..listen_report import listen_to_map
+    from ..workflows.listen_report import listen_to_map
 
     report = listen_to_map(
         args.map,

@@ -251,74 +251,6 @@ def _clips(args: argparse.Namespace) -> tuple[list[Path], list[str | None]]:
     return [Path(r.path) for r in records], [args.section or r.section_key for r in records]
 
 
-def memory_limit(device) -> int:
-    """Bytes of memory the run may use: the GPU's total memory, else the machine's RAM."""
-    import os
-
-    import torch
-
-    if getattr(device, "type", str(device)) == "cuda" and torch.cuda.is_available():
-        return int(torch.cuda.get_device_properties(device).total_memory)
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 2**40
-
-
-def check_memory(settings, batch_size: int | None, shape: tuple[int, int], device) -> None:
-    """Refuse --block-size / --batch-size values whose memory cannot exist, before allocating.
-
-    Counted (a lower bound of what the run allocates): one block of random cells, drawn whole
-    on the CPU (``block_size`` x the cells of one mask, float32), and one forward pass's
-    masked inputs and masks (``batch`` x T x F float32 each; the batch never exceeds the
-    masks of the run).
-    """
-    from ..errors import ConfigError
-
-    masks = settings.mask_config
-    t, f = shape
-    use_t, use_f = masks.random_axes
-    if masks.dense:
-        cells = masks.time_cells * masks.freq_cells + 2
-    else:
-        cells = (masks.time_cells + 1) * use_t + (masks.freq_cells + 1) * use_f
-    block_bytes = masks.block_size * max(cells, 1) * 4
-    ram = memory_limit("cpu")
-    if block_bytes > ram:
-        raise ConfigError(
-            f"{masks.block_size} masks per block need {block_bytes / 2**30:.1f} GiB of random "
-            f"cells, more than the {ram / 2**30:.1f} GiB of memory of this machine",
-            param="block_size",
-        )
-    if batch_size is not None:
-        batch = min(batch_size, max(settings.n_masks, masks.block_size))
-        batch_bytes = batch * t * f * 4 * 2
-        limit = memory_limit(device)
-        if batch_bytes > limit:
-            raise ConfigError(
-                f"{batch_size} masked inputs of {t} x {f} per forward pass need at least "
-                f"{batch_bytes / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB of "
-                f"{device}",
-                param="batch_size",
-            )
-
-
-def _check_outputs(out: Path, clips: list[Path], *, plot: bool, listen: bool) -> None:
-    """Every file the run will write can be written (checked before the first mask)."""
-    from .._atomic import check_output_file
-    from ..workflows.explain import output_stem
-
-    for clip in clips:
-        stem = output_stem(out, clip)
-        suffixes = [".h5"] + ([".png"] if plot else [])
-        for suffix in suffixes:
-            check_output_file(stem.with_suffix(suffix))
-        if listen:
-            h5 = stem.with_suffix(".h5")
-            for key in ("flagged.wav", "rest.wav", "original.wav", "overlay.png"):
-                check_output_file(h5.parent / f"{h5.stem}_{key}")
-
-
 def _print_done(item) -> None:
     res = item.result
     extra = "".join(f", {k} {v:.3f}" for k, v in item.measures.items())
@@ -331,78 +263,23 @@ def _print_done(item) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from .._atomic import ensure_writable_dir
-    from .._runtime import resolve_device
-    from ..errors import ConfigError, DataError
     from ..explain import RISEExecution
-    from ..explain import distributed as D
-    from ..workflows.explain import Explainer, explain_clips
+    from ..workflows.rise_run import run_rise
     from ._common import checkpoint_path
 
     settings = _settings(args)
     spec = args.detector if args.detector is not None else checkpoint_path(args.checkpoint)
-    out = ensure_writable_dir(args.out)  # fail before any work, not when the first map is saved
-    device = D.local_device(resolve_device(args.device))
-    ctx = D.init_from_env(device)
-    try:
-        explainer = Explainer(spec, device=device, domain=args.domain)
-        known = explainer.sections
-        if args.section is not None and known and args.section not in known:
-            raise DataError(
-                f"--section {args.section!r} is not in the detector's sections; available: "
-                f"{', '.join(known[:30])}"
-            )
-        clips, sections = _clips(args)
-        check_memory(settings, args.batch_size, explainer.map_shape(clips[0]), device)
-        _check_outputs(out, clips, plot=args.plot, listen=args.listen is not None)
-        if getattr(explainer.detector, "arch", None) == "dual":
-            log.warning(
-                "dual-branch checkpoint: %s",
-                "explaining the spectrogram; the whole-clip spectrum input is held fixed at the "
-                "clip's own spectrum (--domain signal explains it as it is used)"
-                if explainer.domain == "input"
-                else "signal domain: both inputs recomputed from the masked signal",
-            )
-
-        def projected(rate: float) -> None:
-            from ..explain.rise import estimated_correlation
-
-            bound = "at most " if settings.until_agreement is not None else ""
-            minutes = settings.n_masks / max(rate, 1e-9) / 60
-            stop = (
-                f", stops earlier at split-half agreement {settings.until_agreement} "
-                f"(estimated r {estimated_correlation(settings.until_agreement):.3f} with the "
-                "converged map)"
-                if settings.until_agreement is not None
-                else ""
-            )
-            print(
-                f"RISE on {device}: {rate:.0f} masks/s measured; {bound}{settings.n_masks} masks "
-                f"per map = {bound}{minutes:.1f} min per clip{stop}",
-                flush=True,
-            )
-
-        execution = RISEExecution(
-            batch_size=args.batch_size, precision=args.precision, compile=args.compile,
-            progress=args.progress, checkpoint_every=args.checkpoint_every, distributed=ctx,
-            on_first_batch=projected,
-        )  # fmt: skip
-        done = explain_clips(
-            explainer, clips, out, sections=sections, settings=settings, execution=execution,
-            overwrite=args.overwrite, plot=args.plot, on_done=_print_done,
-        )  # fmt: skip
-        if args.listen is not None:
-            from ..listen_report import listen_to_map
-
-            for item in done:
-                if item.h5 is not None:
-                    print(listen_to_map(item.h5, args.listen, detector=explainer.detector,
-                                        device=device).summary())  # fmt: skip
-    except torch.cuda.OutOfMemoryError as exc:
-        raise ConfigError(f"out of GPU memory even at batch size 1 ({exc})") from None
-    finally:
-        D.shutdown(ctx)
-    print(f"wrote results to {out}")
+    clips, sections = _clips(args)
+    execution = RISEExecution(
+        batch_size=args.batch_size, precision=args.precision, compile=args.compile,
+        progress=args.progress, checkpoint_every=args.checkpoint_every,
+    )  # fmt: skip
+    run_rise(
+        spec, clips, args.out, settings=settings, execution=execution, sections=sections,
+        section=args.section, domain=args.domain, device=args.device, plot=args.plot,
+        overwrite=args.overwrite, listen_percent=args.listen, on_done=_print_done,
+        on_line=lambda line: print(line, flush=True),
+        on_listened=lambda report: print(report.summary()),
+    )  # fmt: skip
+    print(f"wrote results to {args.out}")
     return 0

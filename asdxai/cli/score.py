@@ -26,10 +26,10 @@ import argparse
 import contextlib
 import json
 import logging
-import re
 from pathlib import Path
 
 from ..constants import ON_ERROR, PROTOCOLS, SPLITS
+from ..layout import Layout, safe_name, table_files
 from ._common import (
     add_backend,
     add_data,
@@ -196,24 +196,24 @@ def _check_outputs(
 ) -> None:
     """Every file the run will write can be written (checked before any clip is scored)."""
     from .._atomic import check_output_file
-    from ..metrics import decision_file_name, score_file_name
 
-    folders = [out] if single else [out / _safe(label) for label in labels]
-    for folder in folders:
-        names = ["score.json"]
-        names += [n(key) for key in sorted(sections) for n in (score_file_name, decision_file_name)]
-        names += [f"results_{p}{ext}" for p in protocols for ext in (".csv", ".md", ".tex")]
-        for name in names:
-            check_output_file(folder / name)
+    layout = Layout(out)
+    files = []
+    for label in labels:
+        target = _target(layout, label, single=single)
+        files.append(target.score_record())
+        files += [f(key) for key in sorted(sections) for f in (target.score_file,
+                                                                target.decision_file)]  # fmt: skip
+        files += [f for p in protocols for f in table_files(target.results(p))]
     if not single or trials:
-        for p in protocols:
-            for ext in (".csv", ".md", ".tex"):
-                check_output_file(out / f"summary_{p}{ext}")
+        files += [f for p in protocols for f in table_files(layout.summary(p))]
+    for path in files:
+        check_output_file(path)
 
 
-def _safe(label: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._+-]+", "_", label).strip("._")
-    return s or "model"
+def _target(layout: Layout, label: str, *, single: bool) -> Layout:
+    """Where one checkpoint's results go: the root for one checkpoint, else ``<root>/<label>``."""
+    return layout if single else layout.model(label)
 
 
 def _labels(paths: list[Path], given: list[str] | None) -> list[str]:
@@ -229,16 +229,16 @@ def _labels(paths: list[Path], given: list[str] | None) -> list[str]:
             labels = [f"{p.parent.name}_{p.stem}" if p.parent.name else p.stem for p in paths]
         if len(set(labels)) != len(labels):
             labels = [f"{p.stem}_{i}" for i, p in enumerate(paths)]
-    if len({_safe(x) for x in labels}) != len(labels):
+    if len({safe_name(x) for x in labels}) != len(labels):
         raise ConfigError("--labels must give distinct folder names")
     return labels
 
 
-def _refuse_other_results(target: Path, path: Path, sha: str, split: str) -> None:
+def _refuse_other_results(target: Layout, path: Path, sha: str, split: str) -> None:
     """Refuse to write into a folder that holds the results of another checkpoint or split."""
     from ..errors import ConfigError
 
-    previous = target / "score.json"
+    previous = target.score_record()
     if not previous.is_file():
         return
     try:
@@ -248,20 +248,27 @@ def _refuse_other_results(target: Path, path: Path, sha: str, split: str) -> Non
         same = False
     if not same:
         raise ConfigError(
-            f"{target} holds the results of another run ({previous}); choose another --out or "
+            f"{target.root} holds the results of another run ({previous}); choose another --out or "
             "pass --overwrite"
         )
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import metrics
-    from .._atomic import atomic_write_text, ensure_writable_dir
+    from .._atomic import ensure_writable_dir
     from .._io import sha256_file
-    from .._runtime import provenance, resolve_device
+    from .._runtime import resolve_device
     from ..checkpoint import load_checkpoint
     from ..data.records import scan
     from ..errors import CheckpointError, DataError
-    from ..workflows.evaluate import PROTOCOLS, score_checkpoint, train_split_for
+    from ..workflows.evaluate import (
+        PROTOCOLS,
+        ScoreSettings,
+        score_checkpoint,
+        train_split_for,
+        write_score_record,
+        write_summary_tables,
+    )
 
     if args.detector is not None and Path(args.detector).suffix.lower() != ".pt":
         return _run_detector(args)
@@ -300,8 +307,8 @@ def run(args: argparse.Namespace) -> int:
     shas = [sha256_file(p) for p in paths]
     if not args.overwrite:
         for path, label, sha in zip(paths, labels, shas, strict=True):
-            _refuse_other_results(out if len(paths) == 1 else out / _safe(label), path, sha,
-                                  args.split)  # fmt: skip
+            _refuse_other_results(_target(Layout(out), label, single=len(paths) == 1), path,
+                                  sha, args.split)  # fmt: skip
     log.info(
         "scoring %d %s clips (%d %s clips for thresholds) on %s",
         len(test_records),
@@ -311,79 +318,47 @@ def run(args: argparse.Namespace) -> int:
         device,
     )
 
-    rows: dict[str, list[dict]] = {p: [] for p in protocols}
-    summaries: dict[str, list[dict]] = {p: [] for p in protocols}
+    settings = ScoreSettings(
+        protocols=protocols, threshold_percentile=args.threshold_percentile, device=str(device),
+        batch_size=args.batch_size, num_workers=args.num_workers, progress=args.progress,
+        fit_missing_backend=args.fit_backend, k=args.k, seed=args.seed,
+        backend_variant=args.backend, digits=args.digits, on_error=args.on_error,
+    )  # fmt: skip
     single = len(ckpts) == 1
-    for path, label, ckpt in zip(paths, labels, ckpts, strict=True):
-        target = out if single else out / _safe(label)
-        log.info("%s -> %s", path, target)
+    reports = {}
+    for path, label, ckpt, sha in zip(paths, labels, ckpts, shas, strict=True):
+        target = _target(Layout(out), label, single=single)
+        log.info("%s -> %s", path, target.root)
         with _naming(path):
-            res = score_checkpoint(
-                ckpt,
-                test_records,
-                train_records,
-                target,
-                protocols=protocols,
-                threshold_percentile=args.threshold_percentile,
-                device=str(device),
-                batch_size=args.batch_size,
-                num_workers=args.num_workers,
-                progress=args.progress,
-                fit_missing_backend=args.fit_backend,
-                k=args.k,
-                seed=args.seed,
-                backend_variant=args.backend,
-                digits=args.digits,
-                on_error=args.on_error,
-            )
-        info = {
-            "checkpoint": str(path),
-            "checkpoint_sha256": shas[paths.index(path)],
-            "label": label,
-            "data": str(root),
-            "split": args.split,
-            "ground_truth": None if args.ground_truth is None else str(args.ground_truth),
-            "threshold_percentile": args.threshold_percentile,
-            "threshold_source": f"{train_split} clip scores per section",
-            "thresholds": res.thresholds,
-            "backend_fitted_here": res.backend_fitted_here,
-            "on_error": args.on_error,
-            "skipped_clips": res.skipped,
-            "skipped_training_clips": res.skipped_train,
-            "k_if_fitted_here": args.k if res.backend_fitted_here else None,
-            "seed": args.seed,
-            "summary": {p: ev.summary for p, ev in res.evaluations.items()},
-            "provenance": provenance(device),
-        }
-        atomic_write_text(target / "score.json", json.dumps(info, indent=2) + "\n")
+            res = score_checkpoint(ckpt, test_records, train_records, target.root,
+                                   settings=settings)  # fmt: skip
+        about = {"checkpoint": str(path), "checkpoint_sha256": sha, "label": label,
+                 "data": str(root), "ground_truth": _text(args.ground_truth)}  # fmt: skip
+        record = write_score_record(res, target.root, about=about, settings=settings,
+                                    split=args.split)  # fmt: skip
         gone = set(res.skipped)
         n_test = sum(str(r.path) not in gone for r in test_records)
-        print(f"\n{label}: {n_test} clips scored -> {target}")
+        print(f"\n{label}: {n_test} clips scored -> {target.root}")
         if gone:
             print(
                 f"skipped {len(gone)} unreadable clip(s), {len(res.skipped_train)} of them "
-                f"training clips (listed in {target / 'score.json'}), "
-                f"e.g. {res.skipped[0]}"
+                f"training clips (listed in {record}), e.g. {res.skipped[0]}"
             )
         _print_evaluations(res, args.digits)
-        for p, ev in res.evaluations.items():
-            rows[p].append(metrics.performance_row(label, ev.summary))
-            summaries[p].append(ev.summary)
+        reports[label] = res
 
     if not single or args.trials:
-        for p in protocols:
-            if not rows[p]:
-                continue
-            table = list(rows[p])
-            if args.trials:
-                stem = re.sub(r"_trial\d+$", "", labels[0])  # `asdxai train --trials` names
-                name = args.name or f"{stem} (mean ± std, {len(summaries[p])} trials)"
-                table.append(metrics.performance_row(name, metrics.trials_table(summaries[p])))
-            paths = metrics.write_tables(table, out / f"summary_{p}", digits=args.digits)
-            print(f"\n[{p} protocol, harmonic means over sections] -> {paths[0].with_suffix('')}")
+        trials_name = (args.name or "") if args.trials else None
+        tables = write_summary_tables(reports, out, trials_name=trials_name, digits=args.digits)
+        for p, (table, written) in tables.items():
+            print(f"\n[{p} protocol, harmonic means over sections] -> {written[0].with_suffix('')}")
             print(metrics.format_terminal(table, digits=args.digits), end="")
     print(f"\nwrote results to {out}")
     return 0
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _print_evaluations(res, digits: int) -> None:
@@ -398,12 +373,18 @@ def _print_evaluations(res, digits: int) -> None:
 
 def _run_detector(args: argparse.Namespace) -> int:
     """``asdxai score --detector SPEC`` for a detector that is not an asdxai checkpoint."""
-    from .._atomic import atomic_write_text, ensure_writable_dir
-    from .._runtime import provenance, resolve_device
+    from .._atomic import ensure_writable_dir
+    from .._runtime import resolve_device
     from ..data.records import scan
     from ..detectors import CheckedDetector, load_detector
     from ..errors import ConfigError, DataError
-    from ..workflows.evaluate import PROTOCOLS, score_detector, train_split_for
+    from ..workflows.evaluate import (
+        PROTOCOLS,
+        ScoreSettings,
+        score_detector,
+        train_split_for,
+        write_score_record,
+    )
 
     for flag, bad in (("--fit-backend", args.fit_backend), ("--trials", args.trials),
                       ("--labels", args.labels)):  # fmt: skip
@@ -424,25 +405,16 @@ def _run_detector(args: argparse.Namespace) -> int:
     _check_outputs(out, [detector.name], single=True, trials=False,
                    sections={r.section_key for r in test_records}, protocols=protocols)  # fmt: skip
     if not args.overwrite:
-        _refuse_other_results(out, Path(args.detector), detector.fingerprint, args.split)
-    res = score_detector(
-        detector, test_records, train_records, out, protocols=protocols,
-        threshold_percentile=args.threshold_percentile, batch_size=args.batch_size,
-        progress=args.progress, digits=args.digits, on_error=args.on_error,
-    )  # fmt: skip
-    info = {
-        "detector": detector.name, "detector_spec": str(args.detector),
-        "checkpoint_sha256": detector.fingerprint, "detector_describe": detector.describe(),
-        "data": str(root), "split": args.split,
-        "ground_truth": None if args.ground_truth is None else str(args.ground_truth),
-        "threshold_percentile": args.threshold_percentile,
-        "threshold_source": f"{train_split} clip scores per section",
-        "thresholds": res.thresholds, "on_error": args.on_error, "skipped_clips": res.skipped,
-        "skipped_training_clips": res.skipped_train,
-        "summary": {p: ev.summary for p, ev in res.evaluations.items()},
-        "provenance": provenance(device),
-    }  # fmt: skip
-    atomic_write_text(out / "score.json", json.dumps(info, indent=2) + "\n")
+        _refuse_other_results(Layout(out), Path(args.detector), detector.fingerprint, args.split)
+    settings = ScoreSettings(protocols=protocols, threshold_percentile=args.threshold_percentile,
+                             device=str(device), batch_size=args.batch_size,
+                             progress=args.progress, digits=args.digits,
+                             on_error=args.on_error)  # fmt: skip
+    res = score_detector(detector, test_records, train_records, out, settings=settings)
+    about = {"detector": detector.name, "detector_spec": str(args.detector),
+             "checkpoint_sha256": detector.fingerprint, "detector_describe": detector.describe(),
+             "data": str(root), "ground_truth": _text(args.ground_truth)}  # fmt: skip
+    write_score_record(res, out, about=about, settings=settings, split=args.split, fitted=False)
     print(f"\n{detector.name}: {len(res.records)} clips scored -> {out}")
     _print_evaluations(res, args.digits)
     print(f"\nwrote results to {out}")

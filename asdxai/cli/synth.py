@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{machine:10s}" + "".join(f"{c[s]:11d}" for s in splits))
     total = sum(sum(c.values()) for c in counts.values())
     print(
-        f"{total} clips of {cfg.duration_s:g} s at 16 kHz; masks: {out / 'anomaly_masks.h5'}; "
-        f"settings: {out / 'synth.json'}"
+        f"{total} clips of {cfg.duration_s:g} s at 16 kHz; ground-truth masks (anomaly_masks.h5) "
+        f"and settings (synth.json) in {out}"
     )
     return 0

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 from ..constants import SPLITS
+from ..layout import TSNE_PANELS, TSNE_TABLE, Layout, safe_name
 from ._common import (
     add_data,
     add_device,
@@ -177,11 +177,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _safe(label: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._+-]+", "_", label).strip("._")
-    return s or "model"
-
-
 def _default_labels(paths: list[Path]) -> list[str]:
     stems = [p.stem for p in paths]
     if len(set(stems)) == len(stems):
@@ -222,7 +217,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, list[tuple[str, Path]]]]:
                 "checkpoint"
             )
         plan = [(lab, [(lab, p)]) for lab, p in zip(labels, ckpts, strict=True)]
-    files = [_safe(f) for _, g in plan for f, _ in g]
+    files = [safe_name(f) for _, g in plan for f, _ in g]
     if len(set(files)) != len(files):
         raise ConfigError("--labels: labels must be distinct (they name the output files)")
     return plan
@@ -232,19 +227,17 @@ def _check_outputs(out: Path, plan, *, cache: Path | None, trials: bool) -> None
     """Every file the run will write can be written (checked before any clip is embedded)."""
     from .._atomic import check_output_file
 
-    files = [f for _, group in plan for f, _ in group]
-    for label in files:
-        stem = out / _safe(label)
-        for name in (f"{stem.name}.h5", f"{stem.name}.png", f"{stem.name}_distances.csv",
-                     f"{stem.name}_report.csv"):  # fmt: skip
-            check_output_file(out / name)
+    layout = Layout(out)
+    files = [f for _, group in plan for label, _ in group
+             for f in layout.tsne_files(label).values()]  # fmt: skip
     if len(plan) > 1:
-        check_output_file(out / "tsne_panels.png")
+        files.append(layout.figure(TSNE_PANELS))
     if trials:
-        check_output_file(out / "table3.csv")
-        check_output_file(out / "table3.md")
+        files += [layout.csv(TSNE_TABLE), layout.markdown(TSNE_TABLE)]
     if cache is not None:
-        check_output_file(cache)
+        files.append(cache)
+    for path in files:
+        check_output_file(path)
 
 
 def _reference(path: Path) -> tuple[Any, Any]:
@@ -280,20 +273,9 @@ def _reference(path: Path) -> tuple[Any, Any]:
                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None  # fmt: skip
 
 
-def _md_table(rows: list[dict[str, Any]]) -> str:
-    head = "| model | trials | 2-D distance | cosine distance (embedding) | AUC (embedding) |"
-    lines = [head, "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['label']} | {r['n_trials']} | {r['dist_2d']} | {r['dist_embedding']} | "
-            f"{r['auc_embedding']} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def run(args: argparse.Namespace) -> int:
 
-    from .._atomic import atomic_write_text, ensure_writable_dir
+    from .._atomic import ensure_writable_dir
     from .._runtime import provenance, resolve_device
     from ..checkpoint import load_checkpoint
     from ..data.records import scan
@@ -303,14 +285,13 @@ def run(args: argparse.Namespace) -> int:
         format_report,
         records_meta,
         save_result,
-        trial_table,
         write_distances_csv,
         write_report_csv,
     )
     from ..embedding_cache import EmbeddingCache
     from ..errors import NonFiniteError
     from ..plots.tsne import plot_tsne, plot_tsne_panels, save_figure
-    from ..workflows.embedding import project_split
+    from ..workflows.embedding import project_split, write_trials_table
 
     plan = _plan(args)
     cfg = TSNEConfig(
@@ -329,11 +310,11 @@ def run(args: argparse.Namespace) -> int:
     out = ensure_writable_dir(args.out)
     device = resolve_device(args.device)
     prov = provenance(device)
-    cache = EmbeddingCache(args.cache or out / "embedding_cache.h5") if args.use_cache else None
+    cache_file = args.cache or Layout(out).embedding_cache()
+    cache = EmbeddingCache(cache_file) if args.use_cache else None
     color_key = _COLOR_BY[args.color_by]
 
-    _check_outputs(out, plan, cache=(args.cache or out / "embedding_cache.h5")
-                   if args.use_cache else None, trials=args.trials)  # fmt: skip
+    _check_outputs(out, plan, cache=cache_file if args.use_cache else None, trials=args.trials)
     reference = None
     ref_info: dict[str, Any] = {}
     ref_points = None
@@ -373,10 +354,10 @@ def run(args: argparse.Namespace) -> int:
                 )
             result.provenance = {**prov, "split": args.split, "data": str(root)}
             result.reference = ref_info
-            stem = out / _safe(file_label)
-            save_result(result, stem.with_suffix(".h5"))
-            write_distances_csv(result, f"{stem}_distances.csv")
-            write_report_csv(result.report, f"{stem}_report.csv")
+            files = Layout(out).tsne_files(file_label)
+            save_result(result, files["result"])
+            write_distances_csv(result, files["distances"])
+            write_report_csv(result.report, files["report"])
             color_by = result.meta[color_key] if color_key else None
             fig = plot_tsne(
                 result.projection,
@@ -385,7 +366,7 @@ def run(args: argparse.Namespace) -> int:
                 title=file_label,
                 background=ref_points,
             )
-            save_figure(fig, stem.with_suffix(".png"))
+            save_figure(fig, files["figure"])
             print(
                 f"\n{file_label} ({ckpt_path}): mean nearest-normal distance "
                 f"{result.mean_distance:.3f} (2-D)"
@@ -403,42 +384,9 @@ def run(args: argparse.Namespace) -> int:
         )
 
     if len(panels) > 1:
-        save_figure(plot_tsne_panels(panels, ncols=3), out / "tsne_panels.png")
+        save_figure(plot_tsne_panels(panels, ncols=3), Layout(out).figure(TSNE_PANELS))
     if args.trials:
-
-        def overall(r: Any, key: str) -> float:
-            return float(r.report[0][key])
-
-        rows = []
-        for label, results in per_group.items():
-            cols = {
-                "dist_2d": trial_table({label: [overall(r, "mean_dist_2d") for r in results]}),
-                "dist_embedding": trial_table(
-                    {label: [overall(r, "mean_dist_embedding") for r in results]}
-                ),
-                "auc_embedding": trial_table(
-                    {label: [overall(r, "auc_embedding") for r in results]}
-                ),
-            }
-            row: dict[str, Any] = {"label": label, "n_trials": len(results)}
-            for key, t in cols.items():
-                row[f"{key}_mean"] = t[0]["mean"]
-                row[f"{key}_std"] = t[0]["std"]
-            rows.append(row)
-        write_report_csv(rows, out / "table3.csv")
-        md_rows = [
-            {
-                "label": r["label"],
-                "n_trials": r["n_trials"],
-                **{
-                    k: f"{r[k + '_mean']:.3f} ± {r[k + '_std']:.3f}"
-                    for k in ("dist_2d", "dist_embedding", "auc_embedding")
-                },
-            }
-            for r in rows
-        ]
-        md = _md_table(md_rows)
-        atomic_write_text(out / "table3.md", md)
+        _, md = write_trials_table(per_group, Layout(out))
         print("\nTable III (mean ± std over trials of the mean nearest-normal distance)")
         print(md)
     print(f"\nwrote results to {out}")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .._checks import Integral, Interval, check_params
 from .._runtime import available_cores
 from ..constants import ON_ERROR
 from ..errors import AudioError, ConfigError
@@ -134,11 +135,11 @@ def clip_loader(
     records: Sequence[ClipRecord] | ClipDataset,
     cfg: FeatureConfig,
     batch_size: int,
+    *,
     shuffle: bool = False,
     seed: int = 0,
     num_workers: int = 0,
     drop_last: bool = False,
-    *,
     on_error: str = "raise",
     channel: int | str | None = None,
     allow_silent: bool = False,
@@ -173,10 +174,7 @@ def clip_loader(
         [shape=(B, cfg.n_samples)] and ``idx`` int64 [shape=(B,)], the
         positions of the clips in ``records``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if batch_size <= 0:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size}")
+    check_params({"batch_size": (Integral, Interval(1, None))}, batch_size=batch_size)
     if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)):
         raise ConfigError(f"num_workers must be an integer, got {num_workers!r}",
                           param="num_workers")  # fmt: skip

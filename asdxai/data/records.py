@@ -541,6 +541,7 @@ def _warn_train_domains(records: list[ClipRecord]) -> None:
 def scan(
     root: str | os.PathLike,
     split: str = "dev-train",
+    *,
     ground_truth: str | os.PathLike | None = None,
     machines: Sequence[str] | None = None,
 ) -> list[ClipRecord]:

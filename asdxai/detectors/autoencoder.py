@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_path
+from .._checks import Interval, check_params
 from .._runtime import provenance, resolve_device
 from ..checkpoint import read_weights_only, write_weights_only
 from ..data.audio import clip_duration
@@ -596,8 +597,7 @@ def train_autoencoder(
     """
     _check_int("epochs", epochs, 1, 100_000)
     _check_int("batch_size", batch_size, 2, 1 << 20)
-    if not isinstance(lr, Real) or not 0 < lr < math.inf:
-        raise ConfigError(f"lr must be a positive number, got {lr!r}", param="lr")
+    check_params({"lr": (Real, Interval(0, None, "neither"))}, lr=lr)
     dev = resolve_device(device)
     train = [r for r in records if r.subset == "train" and r.label in (None, "normal")]
     if not train:

@@ -83,10 +83,10 @@ class TSNEResult:
 def run_tsne(
     embeddings: np.ndarray,
     meta: Mapping[str, Sequence[Any]],
+    *,
     cfg: TSNEConfig | None = None,
     reference: Any = None,
     name: str = "",
-    *,
     progress: bool = False,
 ) -> TSNEResult:
     """Project, measure and package: the library core of ``asdxai tsne``.

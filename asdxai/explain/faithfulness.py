@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._checks import Integral, Interval, check_params
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,8 @@ def _curve(
         x = x.to(device)
     if tuple(x.shape) != importance.shape:
         raise ConfigError(f"spec shape {tuple(x.shape)} != importance shape {importance.shape}")
-    if steps <= 0 or batch_size <= 0:
-        raise ConfigError("steps and batch_size must be positive")
+    positive = (Integral, Interval(1, None))
+    check_params({"steps": positive, "batch_size": positive}, steps=steps, batch_size=batch_size)
     ids, order, n_cells = _cell_ranking(importance, cell)
     steps = min(steps, n_cells)
     counts = np.unique(np.linspace(0, n_cells, steps + 1).round().astype(int))
@@ -114,6 +115,7 @@ def deletion_curve(
     score_fn: ScoreFn,
     spec: torch.Tensor | np.ndarray,
     importance: np.ndarray,
+    *,
     cell: tuple[int, int] = (1, 1),
     steps: int = 50,
     fill: float = 0.0,
@@ -139,6 +141,7 @@ def insertion_curve(
     score_fn: ScoreFn,
     spec: torch.Tensor | np.ndarray,
     importance: np.ndarray,
+    *,
     cell: tuple[int, int] = (1, 1),
     steps: int = 50,
     fill: float = 0.0,
@@ -177,8 +180,7 @@ def pointing_game(importance: np.ndarray, mask: np.ndarray, tolerance: int = 0) 
     """True if the map's maximum lies inside the mask or within ``tolerance`` pixels of it
     (Chebyshev distance; ties: the first maximum in row-major order)."""
     importance, mask = _check_mask(importance, mask)
-    if tolerance < 0:
-        raise ConfigError(f"tolerance must be non-negative, got {tolerance}")
+    check_params({"tolerance": (Integral, Interval(0, None))}, tolerance=tolerance)
     i, j = np.unravel_index(int(np.argmax(importance)), importance.shape)
     rows = slice(max(0, i - tolerance), i + tolerance + 1)
     cols = slice(max(0, j - tolerance), j + tolerance + 1)

@@ -281,11 +281,11 @@ class FocusResult:
 
 def map_focus(
     importance: np.ndarray,
+    *,
     anomaly_mask: np.ndarray | None = None,
     level_db: np.ndarray | None = None,
     events: np.ndarray | None = None,
     tolerance: int = 0,
-    *,
     log_energy: np.ndarray | None = None,
 ) -> FocusResult:
     """Every focus measure of one map for whichever ground truths exist.

@@ -472,6 +472,7 @@ def block_factors(
 def generate_masks(
     cfg: RISEMaskConfig,
     shape: tuple[int, int],
+    *,
     n_blocks: int = 1,
     seed: int = 0,
     first_block: int = 0,

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .._checks import Integral, Interval, check_params
 from ..data.audio import read_clip
 from ..errors import ConfigError
 from ..features import FeatureConfig, log_spectrogram, spectrogram
@@ -66,8 +67,7 @@ def normal_reference(
         raise ConfigError(f"kind must be one of {REFERENCES}, got {kind!r}", param="kind")
     if not clips:
         raise ConfigError("a normal reference needs at least one clip", param="clips")
-    if batch_size <= 0:
-        raise ConfigError(f"batch_size must be positive, got {batch_size}", param="batch_size")
+    check_params({"batch_size": (Integral, Interval(1, None))}, batch_size=batch_size)
     if kind == "nearest":
         if like is None:
             raise ConfigError("a nearest-clip reference needs the explained input", param="like")

@@ -5,25 +5,37 @@ and the examples (which add only argument parsing and printing).
 * :mod:`.training` -- train a recipe and fit its backend;
 * :mod:`.evaluate` -- fit a backend from disk, score a checkpoint on a split;
 * :mod:`.explain` -- RISE maps of clips (inputs, binding, resume, measures, files);
+* :mod:`.rise_run` -- one ``asdxai rise`` run (process group, memory and output checks, maps,
+  listening);
+* :mod:`.listen_report` -- make a map listenable and score the versions;
+* :mod:`.figure4` -- the study's Fig. 4 (rank, pick, explain under several models, draw);
 * :mod:`.embedding` -- embed and project a split with t-SNE.
+
+Where results go is decided by :mod:`asdxai.layout` (``output_stem`` is re-exported here).
 """
 
 from .defaults import bundled_checkpoint, default_checkpoint, default_data_root
-from .evaluate import ScoreReport, fit_backend, score_checkpoint
+from .evaluate import ScoreReport, ScoreSettings, fit_backend, score_checkpoint
 from .explain import ExplainedClip, Explainer, MapSettings, explain_clips, output_stem
+from .listen_report import ListenReport, listen_to_map
+from .rise_run import run_rise
 from .training import train_recipe
 
 __all__ = [
     "ExplainedClip",
     "Explainer",
+    "ListenReport",
     "MapSettings",
     "ScoreReport",
+    "ScoreSettings",
     "bundled_checkpoint",
     "default_checkpoint",
     "default_data_root",
     "explain_clips",
     "fit_backend",
+    "listen_to_map",
     "output_stem",
+    "run_rise",
     "score_checkpoint",
     "train_recipe",
 ]

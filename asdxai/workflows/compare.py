@@ -39,12 +39,14 @@ from ..explain.attribution import (
     FAITHFULNESS,
     LOCALISATION,
     METHODS,
+    MeasureSettings,
     MethodResult,
     MethodSettings,
     compare_methods,
     rank_agreement,
     stft_resynthesis,
 )
+from ..layout import Layout, table_files
 
 #: The bundled models compared by default: the study's Fig. 4 pair (spectrogram-only encoders).
 DEFAULT_MODELS = ("sc-adacos-attribute-spectrogram", "compactness-none-spectrogram")
@@ -238,7 +240,7 @@ def _resume(out: Path, setup: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows already in ``out`` from a run with the same ``setup`` (refused otherwise)."""
     import json
 
-    rows_file, setup_file = out / "rows.csv", out / "setup.json"
+    rows_file, setup_file = Layout(out).csv("rows"), Layout(out).record("setup")
     if not rows_file.exists():
         atomic_write_text(setup_file, json.dumps(setup, indent=2, sort_keys=True) + "\n")
         return []
@@ -278,10 +280,8 @@ def compare_explainers(
     *,
     methods: Sequence[str] = tuple(METHODS),
     settings: MethodSettings | None = None,
+    measures: MeasureSettings | None = None,
     seed: int = 0,
-    with_stability: bool = True,
-    top_fraction: float = 0.2,
-    fill: str = "median",
     device: str = "auto",
     on_result: Callable[[str, Path, MethodResult], object] | None = None,
     progress: bool = True,
@@ -303,11 +303,9 @@ def compare_explainers(
         log spectrogram, a map that knows nothing of the model) is added when missing: it is
         the baseline row of every table
     settings : :class:`~asdxai.explain.attribution.MethodSettings` (budgets, windows, cells)
+    measures : :class:`~asdxai.explain.attribution.MeasureSettings` (stability, faithfulness;
+        its ``fill`` a name here: ``"median"``, the clip's median frame, or ``"zero"``)
     seed : seed of the maps (``seed + 1``: the second map of the stability measure)
-    with_stability : compute the second map of every stochastic method
-    top_fraction : the kept share of Average Drop / Increase
-    fill : what a removed cell becomes in the faithfulness measures: ``"median"`` (the clip's
-        median frame) or ``"zero"`` (silence)
     device : torch device or ``"auto"``
     on_result : called with (model name, clip, :class:`MethodResult`) after every map
     progress : show one bar over all maps, with the time left
@@ -327,8 +325,9 @@ def compare_explainers(
     methods = list(dict.fromkeys(methods))  # a method named twice is computed once
     methods = [*methods, *(() if "energy" in methods else ("energy",))]
     settings = settings or MethodSettings()
-    setup = {**asdict(settings), "seed": seed, "fill": fill, "top_fraction": top_fraction,
-             "with_stability": with_stability}  # fmt: skip
+    what = measures or MeasureSettings()
+    setup = {**asdict(settings), "seed": seed, "fill": what.fill, "top_fraction": what.top_fraction,
+             "with_stability": what.with_stability}  # fmt: skip
     out = None if out is None else ensure_writable_dir(out)
     rows = [] if out is None else _resume(out, setup)
     done = {(r["model"], r["clip"], r["method"]) for r in rows}
@@ -348,7 +347,7 @@ def compare_explainers(
             if todo:
                 inputs, truth, results = _compare_clip(
                     explainer, clip, section, methods=todo, settings=settings, seed=seed,
-                    with_stability=with_stability, top_fraction=top_fraction, fill=fill,
+                    measures=what,
                     on_method=partial(_record, rows, out, bar, model, clip, section, on_result),
                 )  # fmt: skip
                 bar.update(len(todo) - len(results))  # methods this detector cannot take
@@ -382,7 +381,7 @@ def _record(rows, out, bar, model, clip, section, on_result, r: MethodResult) ->
     rows.append({"model": model, "clip": str(clip), "section": section, "method": r.method,
                  "family": METHODS[r.method][0], **r.measures})  # fmt: skip
     if out is not None:
-        atomic_write_text(out / "rows.csv", rows_csv(rows))
+        atomic_write_text(Layout(out).csv("rows"), rows_csv(rows))
     bar.update(1)
     if on_result is not None:
         on_result(model, clip, r)
@@ -406,10 +405,8 @@ def _compare_clip(explainer, clip: Path, section: str, **options) -> tuple[Any, 
     truth = truth if truth is not None and truth.shape == shape else None
     parts = parts if parts is not None and parts.level_db.shape == shape else None
     results = compare_methods(
-        inputs.score, inputs.x, methods=methods,
-        anomaly_mask=truth, level_db=None if parts is None else parts.level_db,
-        events=None if parts is None else parts.events, device=explainer.device,
-        resynthesis=resynthesis, **options,
+        inputs.score, inputs.x, methods=methods, anomaly_mask=truth, components=parts,
+        device=explainer.device, resynthesis=resynthesis, **options,
     )  # fmt: skip
     return inputs, truth, results
 
@@ -417,12 +414,13 @@ def _compare_clip(explainer, clip: Path, section: str, **options) -> tuple[Any, 
 def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str, Path]:
     """Write the tables and the figure of ``comparison`` into ``out`` (created); returns
     (and records in ``comparison.files``) what was written."""
-    out = ensure_writable_dir(out)
+    layout = Layout(ensure_writable_dir(out))
+    csv_file, md_file, tex_file = table_files(layout.table("summary"))
     files = {
-        "rows": atomic_write_text(out / "rows.csv", comparison.rows_csv()),
-        "summary_csv": atomic_write_text(out / "summary.csv", comparison.summary_csv()),
-        "markdown": atomic_write_text(out / "summary.md", comparison.markdown()),
-        "latex": atomic_write_text(out / "summary.tex", comparison.latex()),
+        "rows": atomic_write_text(layout.csv("rows"), comparison.rows_csv()),
+        "summary_csv": atomic_write_text(csv_file, comparison.summary_csv()),
+        "markdown": atomic_write_text(md_file, comparison.markdown()),
+        "latex": atomic_write_text(tex_file, comparison.latex()),
     }
     ex = comparison.example
     if ex is not None:
@@ -433,7 +431,6 @@ def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str
             ex["log_spec"], ex["maps"], anomaly_mask=ex["anomaly_mask"], cfg=ex["features"],
             labels=ex["labels"], title=ex["title"],
         )  # fmt: skip
-        save_figure(fig, out / "maps.png", dpi=100)
-        files["figure"] = out / "maps.png"
+        files["figure"] = save_figure(fig, layout.figure("maps"), dpi=100)
     comparison.files = files
     return files

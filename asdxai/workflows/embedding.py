@@ -13,7 +13,16 @@ from typing import Any
 
 import torch
 
+from .._atomic import atomic_write_text
+from ..embed import trial_table, write_report_csv
+from ..layout import TSNE_TABLE, Layout
+
 log = logging.getLogger(__name__)
+
+#: Table III's columns: (column, key of a t-SNE report's overall row, markdown header).
+TABLE3_COLUMNS = (("dist_2d", "mean_dist_2d", "2-D distance"),
+                  ("dist_embedding", "mean_dist_embedding", "cosine distance (embedding)"),
+                  ("auc_embedding", "auc_embedding", "AUC (embedding)"))  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -50,7 +59,7 @@ def embed_split(
         ckpt = load_checkpoint(checkpoint)
 
     def compute():
-        return embed_records(ckpt, records, device, batch_size=batch_size, progress=progress)
+        return embed_records(ckpt, records, device=device, batch_size=batch_size, progress=progress)
 
     if cache is None:
         return compute()
@@ -96,8 +105,40 @@ def project_split(
         progress=progress, ckpt=ckpt,
     )  # fmt: skip
     with quiet_opentsne():
-        result = run_tsne(emb, records_meta(records), config, reference=reference, name=name,
+        result = run_tsne(emb, records_meta(records), cfg=config, reference=reference, name=name,
                           progress=progress)  # fmt: skip
     result.checkpoint = {"path": str(Path(checkpoint).resolve()), "sha256": sha256_file(checkpoint)}
     result.provenance = provenance(device if isinstance(device, torch.device) else None)
     return result
+
+
+def write_trials_table(
+    results: dict[str, Sequence[Any]], layout: Layout
+) -> tuple[list[dict[str, Any]], str]:
+    """Table III: mean ± std over trials of each group's overall t-SNE measures.
+
+    Parameters
+    ----------
+    results : row label -> the :class:`~asdxai.embed.TSNEResult` of each trial
+    layout : where ``table3.csv`` (means and stds) and ``table3.md`` go
+
+    Returns
+    -------
+    (rows, markdown)
+        One dict per group (``label``, ``n_trials``, ``<column>_mean`` / ``_std`` of
+        :data:`TABLE3_COLUMNS`) and the markdown table (written as ``table3.md``).
+    """
+    rows, lines = [], ["| model | trials | " + " | ".join(h for *_, h in TABLE3_COLUMNS) + " |",
+                       "|---|---|" + "---|" * len(TABLE3_COLUMNS)]  # fmt: skip
+    for label, trials in results.items():
+        row: dict[str, Any] = {"label": label, "n_trials": len(trials)}
+        for col, key, _ in TABLE3_COLUMNS:
+            (stats,) = trial_table({label: [float(r.report[0][key]) for r in trials]})
+            row[f"{col}_mean"], row[f"{col}_std"] = stats["mean"], stats["std"]
+        rows.append(row)
+        cells = [f"{row[k + '_mean']:.3f} ± {row[k + '_std']:.3f}" for k, *_ in TABLE3_COLUMNS]
+        lines.append(f"| {label} | {len(trials)} | " + " | ".join(cells) + " |")
+    markdown = "\n".join(lines) + "\n"
+    write_report_csv(rows, layout.csv(TSNE_TABLE))
+    atomic_write_text(layout.markdown(TSNE_TABLE), markdown)
+    return rows, markdown

@@ -8,15 +8,22 @@ The library body of ``asdxai score`` and ``asdxai fit-backend``, also used by ``
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import metrics
+from .._atomic import atomic_write_text
+from .._runtime import provenance
 from ..constants import PROTOCOLS
 from ..errors import CheckpointError, DataError, NonFiniteError
+from ..layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +93,12 @@ def fit_backend(
     if not train:
         raise DataError("no training clips to fit the backend on (use a *-train split)")
     emb = embed_records(
-        ckpt, train, device, batch_size=batch_size, progress=progress, num_workers=num_workers
+        ckpt,
+        train,
+        device=device,
+        batch_size=batch_size,
+        progress=progress,
+        num_workers=num_workers,
     )
     backend = backend_from_embeddings(train, emb, k=k, seed=seed, n_init=n_init, **backend_options)
     return dataclasses.replace(ckpt, backend=backend.to_dict())
@@ -97,35 +109,45 @@ def train_split_for(split: str) -> str:
     return split.split("-")[0] + "-train"
 
 
+@dataclasses.dataclass(frozen=True)
+class ScoreSettings:
+    """How :func:`score_checkpoint` scores and evaluates (every option of a scoring run)."""
+
+    protocols: tuple[str, ...] = PROTOCOLS  # metric protocols (``study``, ``dcase``)
+    threshold_percentile: float = 90.0  # decision threshold: this percentile of training scores
+    device: Any = "auto"  # torch device or its name ("auto": CUDA if available)
+    batch_size: int = 64  # clips per forward pass
+    num_workers: int = 0  # clip-loading processes
+    progress: bool = True  # tqdm progress bars
+    fit_missing_backend: bool = False  # fit a missing backend in memory (else refuse)
+    k: int = 16  # k-means clusters of a backend fitted here
+    seed: int = 0  # seed of a backend fitted here
+    backend_variant: str | None = None  # variant of a backend fitted here (None: the default)
+    digits: int = 4  # decimals of the metric tables
+    on_error: str = "raise"  # an unreadable clip: "raise", or "skip" (left out, listed)
+
+
 def score_checkpoint(
     ckpt: Any,
     test_records: list,
     train_records: list | None,
     out_dir: Path,
     *,
-    protocols: tuple[str, ...] = PROTOCOLS,
-    threshold_percentile: float = 90.0,
-    device: str = "auto",
-    batch_size: int = 64,
-    num_workers: int = 0,
-    progress: bool = True,
-    fit_missing_backend: bool = False,
-    k: int = 16,
-    seed: int = 0,
-    backend_variant: str | None = None,
-    digits: int = 4,
-    on_error: str = "raise",
+    settings: ScoreSettings | None = None,
 ) -> ScoreReport:
     """Score test clips with one checkpoint and write the organisers' files and metric tables.
 
-    With ``on_error="skip"`` unreadable clips are left out of the thresholds, the files and
-    the metrics, and listed in the report. A checkpoint without a backend is refused unless
-    ``fit_missing_backend`` (then it is fitted in memory on ``train_records``, with ``k``,
-    ``seed`` and ``backend_variant``, None = the default variant).
+    With ``settings.on_error="skip"`` unreadable clips are left out of the thresholds, the
+    files and the metrics, and listed in the report. A checkpoint without a backend is refused
+    unless ``settings.fit_missing_backend`` (then it is fitted in memory on ``train_records``,
+    with ``settings.k``, ``seed`` and ``backend_variant``).
     """
     from ..inference import embed_records, score_records
     from ..scoring import AnomalyScorer, KMeansBackend, backend_from_embeddings
 
+    opts = settings or ScoreSettings()
+    device, batch_size, num_workers = opts.device, opts.batch_size, opts.num_workers
+    progress, on_error, k, seed = opts.progress, opts.on_error, opts.k, opts.seed
     fitted_here = False
     train_scores = None
     skipped: list[str] = []
@@ -136,8 +158,8 @@ def score_checkpoint(
         train_records = [r for r in train_records if r.section_key in test_sections]
     if train_records:
         emb = embed_records(
-            ckpt, train_records, device, batch_size, progress=progress, num_workers=num_workers,
-            on_error=on_error,
+            ckpt, train_records, device=device, batch_size=batch_size, progress=progress,
+            num_workers=num_workers, on_error=on_error,
         )  # fmt: skip
         ok = ~np.isnan(emb).any(axis=1)
         skipped_train = [str(r.path) for r, good in zip(train_records, ok, strict=True) if not good]
@@ -145,9 +167,9 @@ def score_checkpoint(
         if not ok.all():
             train_records = [r for r, good in zip(train_records, ok, strict=True) if good]
             emb = emb[ok]
-        if ckpt.backend is None and fit_missing_backend:
+        if ckpt.backend is None and opts.fit_missing_backend:
             backend = backend_from_embeddings(
-                train_records, emb, k=k, seed=seed, variant=backend_variant
+                train_records, emb, k=k, seed=seed, variant=opts.backend_variant
             )
             ckpt = dataclasses.replace(ckpt, backend=backend.to_dict())
             fitted_here = True
@@ -168,7 +190,7 @@ def score_checkpoint(
                     f"anomaly scores (NaN or inf) for {bad.size} training clip(s); its means "
                     "overflow float32"
                 )
-    elif ckpt.backend is None and fit_missing_backend:
+    elif ckpt.backend is None and opts.fit_missing_backend:
         raise DataError("fitting the backend needs training clips, but there are none")
     if ckpt.backend is None:
         raise CheckpointError(
@@ -177,8 +199,8 @@ def score_checkpoint(
         )
     scorer = AnomalyScorer.from_checkpoint(ckpt, device)
     scores = score_records(
-        scorer, ckpt, test_records, batch_size, progress=progress, num_workers=num_workers,
-        on_error=on_error,
+        scorer, ckpt, test_records, batch_size=batch_size, progress=progress,
+        num_workers=num_workers, on_error=on_error,
     )  # fmt: skip
     ok = ~np.isnan(scores)
     if not ok.all():
@@ -188,9 +210,8 @@ def score_checkpoint(
         test_sections = {r.section_key for r in test_records}
 
     thresholds, evaluations, files = _report(
-        test_records, scores, train_records, train_scores, out_dir,
-        protocols=protocols, threshold_percentile=threshold_percentile, digits=digits,
-    )  # fmt: skip
+        test_records, scores, train_records, train_scores, out_dir, settings=opts
+    )
     return ScoreReport(
         records=list(test_records),
         scores=scores,
@@ -281,18 +302,17 @@ def score_detector(
     train_records: list | None,
     out_dir: Path,
     *,
-    protocols: tuple[str, ...] = PROTOCOLS,
-    threshold_percentile: float = 90.0,
-    batch_size: int = 16,
-    progress: bool = True,
-    digits: int = 4,
-    on_error: str = "raise",
+    settings: ScoreSettings | None = None,
 ) -> ScoreReport:
     """:func:`score_checkpoint` for any detector: the organisers' files and metric tables.
 
     Test and training clips are scored by :func:`detector_scores`; the decision threshold of a
-    section is the ``threshold_percentile`` percentile of its training clips' scores.
+    section is the ``settings.threshold_percentile`` percentile of its training clips' scores
+    (of ``settings`` only the protocols, threshold, batch size, progress, digits and
+    ``on_error`` apply: a detector brings its own device and backend).
     """
+    opts = settings or ScoreSettings()
+    batch_size, progress, on_error = opts.batch_size, opts.progress, opts.on_error
     skipped: list[str] = []
     skipped_train: list[str] = []
     test_sections = {r.section_key for r in test_records}
@@ -314,9 +334,8 @@ def score_detector(
     test_records = [r for r, good in zip(test_records, ok, strict=True) if good]
     scores = scores[ok]
     thresholds, evaluations, files = _report(
-        test_records, scores, train_records, train_scores, out_dir,
-        protocols=protocols, threshold_percentile=threshold_percentile, digits=digits,
-    )  # fmt: skip
+        test_records, scores, train_records, train_scores, out_dir, settings=opts
+    )
     return ScoreReport(
         records=list(test_records), scores=scores, evaluations=evaluations,
         thresholds=thresholds, files=files, skipped=list(dict.fromkeys(skipped)),
@@ -331,14 +350,10 @@ def _report(
     train_scores: np.ndarray | None,
     out_dir: Path,
     *,
-    protocols: tuple[str, ...],
-    threshold_percentile: float,
-    digits: int,
+    settings: ScoreSettings,
 ) -> tuple[dict[str, float] | None, dict[str, Any], list[Path]]:
     """Thresholds from the training scores, the organisers' files and the metric tables of
     scored test clips; returns (thresholds, evaluations, files)."""
-    from .. import metrics
-
     test_sections = {r.section_key for r in test_records}
     thresholds = None
     if train_scores is not None:
@@ -346,7 +361,7 @@ def _report(
         for key in sorted(test_sections):
             s = train_scores[[i for i, r in enumerate(train_records) if r.section_key == key]]
             if s.size:
-                thresholds[key] = float(np.percentile(s, threshold_percentile))
+                thresholds[key] = float(np.percentile(s, settings.threshold_percentile))
         missing = sorted(test_sections - set(thresholds))
         if missing:
             log.warning(
@@ -373,12 +388,82 @@ def _report(
             )
         keep = [i for i, r in enumerate(test_records) if r.section_key in labelled]
         recs = [test_records[i] for i in keep]
-        for protocol in protocols:
+        for protocol in settings.protocols:
             ev = metrics.evaluate(recs, scores[keep], protocol)
             evaluations[protocol] = ev
             files += metrics.write_tables(
-                ev.table_rows(), out_dir / f"results_{protocol}", digits=digits
+                ev.table_rows(), Layout(out_dir).results(protocol), digits=settings.digits
             )
     else:
         log.info("no labels for the %s clips: wrote the score files only", len(test_records))
     return thresholds, evaluations, files
+
+
+def write_score_record(
+    report: ScoreReport,
+    folder: str | os.PathLike,
+    *,
+    about: Mapping[str, Any],
+    settings: ScoreSettings,
+    split: str,
+    fitted: bool = True,
+) -> Path:
+    """Write ``score.json`` of one scored model into ``folder`` (:meth:`Layout.score_record`).
+
+    ``about`` says which model and data (checkpoint or detector, its SHA-256, label, data
+    root, ground truth); the record adds the thresholds and where they came from, the skipped
+    clips, the summary of every protocol, the provenance and, with ``fitted`` (an asdxai
+    checkpoint), whether the backend was fitted for this run and with which ``k`` and seed.
+    """
+    record = {
+        **about, "split": split,
+        "threshold_percentile": settings.threshold_percentile,
+        "threshold_source": f"{train_split_for(split)} clip scores per section",
+        "thresholds": report.thresholds, "on_error": settings.on_error,
+        "skipped_clips": report.skipped, "skipped_training_clips": report.skipped_train,
+    }  # fmt: skip
+    if fitted:
+        record |= {"backend_fitted_here": report.backend_fitted_here,
+                   "k_if_fitted_here": settings.k if report.backend_fitted_here else None,
+                   "seed": settings.seed}  # fmt: skip
+    record |= {"summary": {p: ev.summary for p, ev in report.evaluations.items()},
+               "provenance": provenance(settings.device)}  # fmt: skip
+    path = Layout(folder).score_record()
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def write_summary_tables(
+    reports: Mapping[str, ScoreReport],
+    out: str | os.PathLike,
+    *,
+    trials_name: str | None = None,
+    digits: int = 4,
+) -> dict[str, tuple[list[dict[str, Any]], list[Path]]]:
+    """One table per protocol with a row per model (``summary_<protocol>``, :mod:`.metrics`).
+
+    Parameters
+    ----------
+    reports : row label -> the model's :class:`ScoreReport`
+    out : folder of the tables
+    trials_name : the models are trials of one recipe: add their mean ± std row under this
+        name ("" = the first label without its ``_trial<k>`` suffix, plus the number of trials)
+    digits : decimals of the markdown / LaTeX tables
+
+    Returns
+    -------
+    dict protocol -> (rows, written paths)
+    """
+    layout, tables = Layout(out), {}
+    protocols = dict.fromkeys(p for r in reports.values() for p in r.evaluations)
+    for p in protocols:
+        summaries = {k: r.evaluations[p].summary for k, r in reports.items() if p in r.evaluations}
+        rows = [metrics.performance_row(label, s) for label, s in summaries.items()]
+        if trials_name is not None:
+            stem = re.sub(r"_trial\d+$", "", next(iter(summaries)))  # `asdxai train --trials`
+            name = trials_name or f"{stem} (mean ± std, {len(summaries)} trials)"
+            rows.append(
+                metrics.performance_row(name, metrics.trials_table(list(summaries.values())))
+            )
+        tables[p] = (rows, metrics.write_tables(rows, layout.summary(p), digits=digits))
+    return tables

@@ -49,6 +49,7 @@ from ..constants import DEFAULT_STOP_AGREEMENT, DOMAINS, STUDY_MASKS
 from ..errors import ConfigError, DataError, ResultError
 from ..explain.masks import RISEMaskConfig
 from ..explain.rise import ESTIMATORS, RISEExecution, RISEResult
+from ..layout import Layout, output_stem, with_suffix  # noqa: F401  (output_stem: re-exported)
 from .placement import Placement, place_clip
 
 log = logging.getLogger(__name__)
@@ -132,21 +133,6 @@ class ExplainedClip:
         return float(self.result.meta["clip_score"])
 
 
-def output_stem(out: str | os.PathLike, clip: str | os.PathLike) -> Path:
-    """Where the results of ``clip`` go below ``out``, without suffix.
-
-    A clip in the DCASE layout (``<machine>/<train|test>/<name>.wav``) goes to
-    ``<out>/<machine>/<name>``, so clips of different machines that share a file name (every
-    DCASE machine has ``section_00_source_test_anomaly_0000_...``) never collide; any other
-    clip goes to ``<out>/<name>``. ``..`` in ``clip`` is resolved first, so the result always
-    lies below ``out``.
-    """
-    clip = Path(os.path.abspath(clip))
-    if clip.parent.name in ("train", "test", "supplemental"):
-        return Path(out) / clip.parent.parent.name / clip.stem
-    return Path(out) / clip.stem
-
-
 def top_anomalous_clips(records: Sequence[Any], scores: Any, n: int = 2) -> list:
     """The anomalous clips with a ground-truth mask that ``scores`` rank highest, one per
     machine type (the clips Fig. 4 and the demo explain)."""
@@ -190,9 +176,13 @@ def map_measures(
     if log_energy is not None and np.shape(log_energy) != importance.shape:
         log_energy = None
     level, events = (None, None) if parts is None else (parts.level_db, parts.events)
-    out = map_focus(importance, truth, level, events, log_energy=log_energy).to_dict()
+    out = map_focus(
+        importance, anomaly_mask=truth, level_db=level, events=events, log_energy=log_energy
+    ).to_dict()
     if log_energy is not None:
-        energy = map_focus(log_energy, truth, level, events, log_energy=log_energy).to_dict()
+        energy = map_focus(
+            log_energy, anomaly_mask=truth, level_db=level, events=events, log_energy=log_energy
+        ).to_dict()
         out.update({f"energy_{k}": v for k, v in energy.items() if not k.endswith("_area")})
     return {k: v for k, v in out.items() if np.isfinite(v)}
 
@@ -450,8 +440,8 @@ class Explainer:
         }
         if clip.resolve() in self.placements:
             meta["placement"] = self.placements[clip.resolve()].to_meta()
-        h5 = Path(out_stem).with_suffix(".h5") if out_stem is not None else None
-        png = Path(out_stem).with_suffix(".png") if out_stem is not None and plot else None
+        h5 = with_suffix(out_stem, ".h5") if out_stem is not None else None
+        png = with_suffix(out_stem, ".png") if out_stem is not None and plot else None
         resume_from = None
         if h5 is not None and h5.exists() and not overwrite:
             prev = load_result(h5)
@@ -536,7 +526,8 @@ def explain_clips(
     plot: bool = True,
     on_done: Callable[[ExplainedClip], Any] | None = None,
 ) -> list[ExplainedClip]:
-    """Explain several clips with one detector, results laid out by :func:`output_stem`.
+    """Explain several clips with one detector, results laid out by
+    :meth:`asdxai.layout.Layout.map_stem` below ``out``.
 
     Every clip's section and output name is resolved before any map is computed. Under an
     initialised process group (``execution.distributed``) one clip's mask blocks are shared
@@ -549,7 +540,7 @@ def explain_clips(
     ex = execution or RISEExecution()
     sections = list(sections) if sections is not None else [None] * len(clips)
     keys = [explainer.section_for(c, s) for c, s in zip(clips, sections, strict=True)]
-    stems = [output_stem(out, c) for c in clips]
+    stems = [Layout(out).map_stem(c) for c in clips]
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)
         raise ConfigError(f"two clips would both be written to {dup}.h5; explain them separately")

@@ -2,7 +2,7 @@
 
 The demo and ``figures/fig4_rise.py`` both call :func:`explain_top_clips`, so they rank the same
 way (by the first model's own anomaly scores), lay their maps out the same way (each model's
-folder, then :func:`~asdxai.workflows.explain.output_stem`) and draw the same figure.
+folder, then :meth:`asdxai.layout.Layout.map_stem`) and draw the same figure.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ..explain.rise import RISEExecution
+from ..layout import Layout
 from ..plots.rise import clip_label, measures_caption, plot_importance_grid
 from .evaluate import detector_scores
-from .explain import ExplainedClip, Explainer, MapSettings, output_stem, top_anomalous_clips
+from .explain import ExplainedClip, Explainer, MapSettings, top_anomalous_clips
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ExplainedModel:
     """One model of the figure: a key, a title for the figure, its explainer and the folder its
-    maps go to (each at :func:`~asdxai.workflows.explain.output_stem` below it)."""
+    maps go to (each at :meth:`asdxai.layout.Layout.map_stem` below it)."""
 
     key: str
     title: str
@@ -85,7 +86,7 @@ def explain_top_clips(
                      model.explainer.detector.name)  # fmt: skip
             item = model.explainer.explain(
                 clip.path, section=clip.section_key, settings=settings, execution=execution,
-                out_stem=output_stem(model.folder, clip.path), plot=False,
+                out_stem=Layout(model.folder).map_stem(clip.path), plot=False,
             )  # fmt: skip
             made.items[(clip.path, model.key)] = item
             maps[model.title] = item.result.importance

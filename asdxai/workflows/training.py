@@ -72,7 +72,7 @@ def train_recipe(
         records = training_records(data, recipe.splits)
     cfg = recipe.train_config(seed=seed, num_workers=num_workers)
     ckpt = train_model(
-        records, None, recipe.net_config(), cfg, device=dev, progress=progress,
+        records, net_cfg=recipe.net_config(), train_cfg=cfg, device=dev, progress=progress,
         callback=on_epoch, on_error=on_error,
     )  # fmt: skip
     if fit_backend:

@@ -20,7 +20,7 @@ def test_retrained_bundled_model_scores_like_the_shipped_one(tmp_path):
     from asdxai.data.records import scan
     from asdxai.recipes import Recipe
     from asdxai.workflows.defaults import bundled_checkpoint, default_data_root
-    from asdxai.workflows.evaluate import score_checkpoint
+    from asdxai.workflows.evaluate import ScoreSettings, score_checkpoint
     from asdxai.workflows.training import train_recipe
 
     name = "compactness-none-spectrogram"
@@ -31,7 +31,7 @@ def test_retrained_bundled_model_scores_like_the_shipped_one(tmp_path):
     scores = []
     for ckpt in (fresh, shipped):
         with tempfile.TemporaryDirectory() as out:
-            report = score_checkpoint(ckpt, test, None, Path(out), protocols=("study",),
-                                      device="cpu", progress=False)  # fmt: skip
+            settings = ScoreSettings(protocols=("study",), device="cpu", progress=False)
+            report = score_checkpoint(ckpt, test, None, Path(out), settings=settings)
         scores.append(report.scores)
     np.testing.assert_allclose(scores[0], scores[1], rtol=1e-3, atol=1e-4)

@@ -24,7 +24,7 @@ from .methods import (
     median_frame,
     stft_resynthesis,
 )
-from .runner import COST, MethodResult, compare_methods
+from .runner import COST, MeasureSettings, MethodResult, compare_methods
 
 __all__ = [
     "COST",
@@ -32,6 +32,7 @@ __all__ = [
     "FILLS",
     "LOCALISATION",
     "METHODS",
+    "MeasureSettings",
     "MethodMap",
     "MethodResult",
     "MethodSettings",

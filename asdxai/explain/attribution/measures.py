@@ -86,7 +86,13 @@ def localisation_measures(
 ) -> dict[str, float]:
     """The :data:`LOCALISATION` measures of one map (NaN where the ground truth is missing;
     ``machine_partial_r`` needs the clip's log spectrogram ``log_energy`` [shape=(T, F), dB])."""
-    out = map_focus(importance, anomaly_mask, level_db, events, log_energy=log_energy).to_dict()
+    out = map_focus(
+        importance,
+        anomaly_mask=anomaly_mask,
+        level_db=level_db,
+        events=events,
+        log_energy=log_energy,
+    ).to_dict()
     out["deviation_auc"] = math.nan
     if anomaly_mask is not None and np.isfinite(out["pixel_auc"]):
         out["deviation_auc"] = pixel_auc(map_deviation(importance), anomaly_mask)
@@ -151,7 +157,9 @@ def faithfulness_measures(
     deletion = deletion_curve(filled, x, importance, **kwargs).auc / s
     insertion = insertion_curve(filled, x, importance, **kwargs).auc / s
     band = (t, -(-f // bands))
-    band_del = deletion_curve(filled, x, importance, band, **{**kwargs, "steps": bands}).auc / s
+    band_del = (
+        deletion_curve(filled, x, importance, cell=band, **{**kwargs, "steps": bands}).auc / s
+    )
     keep = max(1, round(top_fraction * importance.size))
     top = np.zeros(importance.size, dtype=bool)
     top[np.argsort(-importance.ravel(), kind="stable")[:keep]] = True

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._checks import Integral, Interval, check_params
 from ...constants import METHODS
 from ...errors import ConfigError
 from ...features import FeatureConfig
@@ -98,8 +99,7 @@ class MethodSettings:
     def __post_init__(self) -> None:
         for name in ("n_masks", "ig_steps", "shap_samples", "kernel_samples", "batch_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}", param=name)
+            check_params({name: (Integral, Interval(1, None))}, **{name: value})
             if name == "shap_samples" and value > MAX_SHAP_SAMPLES:
                 raise ConfigError(
                     f"shap_samples must be at most {MAX_SHAP_SAMPLES} (GradientShap scores every "

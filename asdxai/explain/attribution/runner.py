@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ...data.components import ComponentTruth
 from ...features import log_spectrogram
 from .measures import faithfulness_measures, localisation_measures, stability
 from .methods import METHODS, MethodMap, MethodSettings, Resynthesis, compute_map
@@ -17,6 +18,26 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 #: Cost measures recorded for every map.
 COST = ("forward", "backward", "seconds", "peak_mb")
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """What is measured of every map besides its localisation.
+
+    Attributes
+    ----------
+    with_stability : compute a second map of every stochastic method (seed + 1) and the rank
+        agreement of the two
+    faithfulness : compute the faithfulness measures (about 140 forward passes per map)
+    top_fraction : the kept share of Average Drop / Increase
+    fill : what a removed cell becomes in the faithfulness measures (``"median"``, ``"zero"``
+        or a (T, F) reference tensor)
+    """
+
+    with_stability: bool = True
+    faithfulness: bool = True
+    top_fraction: float = 0.2
+    fill: str | torch.Tensor = "median"
 
 
 @dataclass
@@ -44,14 +65,10 @@ def compare_methods(
     *,
     methods: Sequence[str] = tuple(METHODS),
     settings: MethodSettings | None = None,
+    measures: MeasureSettings | None = None,
     seed: int = 0,
-    with_stability: bool = True,
     anomaly_mask: np.ndarray | None = None,
-    level_db: np.ndarray | None = None,
-    events: np.ndarray | None = None,
-    faithfulness: bool = True,
-    top_fraction: float = 0.2,
-    fill: str | torch.Tensor = "median",
+    components: ComponentTruth | None = None,
     device: torch.device | str = "cpu",
     resynthesis: Resynthesis | None = None,
     on_method: Callable[[MethodResult], object] | None = None,
@@ -64,14 +81,11 @@ def compare_methods(
     spec : Tensor [shape=(T, F)], linear magnitude spectrogram
     methods : keys of :data:`~asdxai.explain.attribution.methods.METHODS`
     settings : :class:`MethodSettings`
+    measures : :class:`MeasureSettings` (stability, faithfulness and how)
     seed : int, seed of the maps; a stochastic method's second map (stability) uses ``seed + 1``
-    with_stability : compute the second map of every stochastic method
-    anomaly_mask, level_db, events : the ground truth (see
-        :func:`~asdxai.explain.attribution.measures.localisation_measures`); None = unknown
-    faithfulness : compute the faithfulness measures (about 140 forward passes per map)
-    top_fraction : the kept share of Average Drop / Increase
-    fill : what a removed cell becomes in the faithfulness measures (``"median"``, ``"zero"`` or
-        a (T, F) reference tensor)
+    anomaly_mask : np.ndarray [shape=(T, F)] bool, the planted anomaly (None = unknown)
+    components : the machine / background ground truth (None = unknown; see
+        :func:`~asdxai.explain.attribution.measures.localisation_measures`)
     device : where the black box runs
     resynthesis : masks -> spectrograms of the resynthesised clip, for ``rise-stft``
         (:func:`~asdxai.explain.attribution.methods.stft_resynthesis`)
@@ -82,33 +96,36 @@ def compare_methods(
     list of MethodResult, in the order of ``methods``
     """
     settings = settings or MethodSettings()
+    what = measures or MeasureSettings()
+    level_db, events = (None, None) if components is None else (components.level_db,
+                                                                components.events)  # fmt: skip
     x = torch.as_tensor(spec).detach().to(device=device, dtype=torch.float32)
     kwargs = {"settings": settings, "device": device, "resynthesis": resynthesis}
     log_energy = log_spectrogram(x).cpu().numpy()
     out = []
     for method in methods:
         m = compute_map(method, score_fn, x, seed=seed, **kwargs)
-        measures = localisation_measures(
+        values = localisation_measures(
             m.importance, anomaly_mask, level_db, events, log_energy=log_energy
         )
-        if faithfulness:
-            measures.update(
+        if what.faithfulness:
+            values.update(
                 faithfulness_measures(
                     score_fn,
                     x,
                     m.importance,
                     bands=settings.cells[1],
-                    top_fraction=top_fraction,
-                    fill=fill,
+                    top_fraction=what.top_fraction,
+                    fill=what.fill,
                     batch_size=settings.batch_size,
                 )  # fmt: skip
             )
-        measures.update({k: float(getattr(m, k)) for k in COST})
-        measures["stability"] = math.nan
-        if with_stability and METHODS[method][1]:
+        values.update({k: float(getattr(m, k)) for k in COST})
+        values["stability"] = math.nan
+        if what.with_stability and METHODS[method][1]:
             other = compute_map(method, score_fn, x, seed=seed + 1, **kwargs)
-            measures["stability"] = stability(m.importance, other.importance)
-        result = MethodResult(m, measures)
+            values["stability"] = stability(m.importance, other.importance)
+        result = MethodResult(m, values)
         if on_method is not None:
             on_method(result)
         out.append(result)

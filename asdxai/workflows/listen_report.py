@@ -33,9 +33,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._atomic import check_output_file, ensure_writable_dir
-from .errors import CheckpointError, ConfigError, ResultError
-from .features import FeatureConfig
+from .._atomic import check_output_file, ensure_writable_dir
+from .._checks import Integral, Interval, check_params
+from .._runtime import resolve_device
+from ..data.audio import read_clip, write_wav
+from ..detectors import CheckedDetector, load_detector
+from ..errors import CheckpointError, ConfigError, ResultError
+from ..explain.result import load_result
+from ..features import FeatureConfig, log_spectrogram, spectrogram
+from ..layout import Layout
+from ..listen import check_smoothing, resynthesise, soft_top_mask
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +176,7 @@ class ListenReport:
 
 def listen_to_map(
     map_path: str | os.PathLike,
+    *,
     top_percent: float = 10.0,
     smooth_cells: float = 1.0,
     checkpoint: str | os.PathLike | None = None,
@@ -208,14 +216,8 @@ def listen_to_map(
     ConfigError
         Bad ``top_percent`` / ``smooth_cells`` / ``seed``.
     """
-    from ._runtime import resolve_device
-    from .data.audio import read_clip, write_wav
-    from .detectors import CheckedDetector, load_detector
-    from .explain.result import load_result
-    from .listen import check_smoothing, resynthesise, soft_top_mask
 
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}", param="seed")
+    check_params({"seed": (Integral, Interval(0, None))}, seed=seed)
     if (isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer))
             or not 0 <= n_random <= MAX_RANDOM):  # fmt: skip
         raise ConfigError(f"random regions must be an integer in 0 ... {MAX_RANDOM}, got "
@@ -235,9 +237,7 @@ def listen_to_map(
     # every output target is checked before the clip is read and scored
     out = Path(out_dir) if out_dir is not None else map_path.parent
     ensure_writable_dir(out)
-    stem = map_path.stem
-    targets = {key: out / f"{stem}_{key}.wav" for key in ("flagged", "rest", "original")}
-    targets["overlay"] = out / f"{stem}_overlay.png"
+    targets = Layout(out).listen_files(map_path.stem)
     for target in targets.values():
         check_output_file(target)
     meta = res.meta
@@ -373,9 +373,10 @@ def spec_of(detector) -> str | Path:
 def _write_overlay(
     path: Path, wave: np.ndarray, mask: np.ndarray, feat: FeatureConfig, title: str
 ) -> Path:
-    from .features import log_spectrogram, spectrogram
-    from .plots.listen import plot_flagged_overlay
-    from .plots.tsne import save_figure
+    # matplotlib costs 0.8 s at import (measured after ``import asdxai.workflows``): only the
+    # overlay needs it, so ``import asdxai.workflows`` does not pay for it
+    from ..plots.listen import plot_flagged_overlay
+    from ..plots.tsne import save_figure
 
     spec_log = log_spectrogram(spectrogram(torch.from_numpy(wave), feat)).numpy()
     fig = plot_flagged_overlay(spec_log, mask, feat, title=title)
