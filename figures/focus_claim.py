@@ -77,8 +77,9 @@ def paired_p(a: dict, b: dict) -> float:
     return float(wilcoxon(x[ok], y[ok]).pvalue)
 
 
-def map_parser(description: str):
-    """The figure scripts' parser plus the map options of the focus scripts."""
+def map_parser(description: str, models: tuple = MODELS):
+    """The figure scripts' parser plus the map options of the focus scripts (``--model``: one
+    of the titles of ``models``, (name, title) pairs)."""
     p = parser(description)
     p.add_argument("--agreement", type=float, default=None,
                    help="stop each map at this split-half agreement (default: 0.95; 0.9 with "
@@ -91,9 +92,9 @@ def map_parser(description: str):
     )
     p.add_argument(
         "--model",
-        choices=[t for _, t in MODELS],
+        choices=[t for _, t in models],
         default=None,
-        help="only compute this model's maps (to run the two models in two processes "
+        help="only compute this model's maps (to run the models in separate processes "
         "on one work folder; a run without it then only reads the cached maps)",
     )
     return p
@@ -146,11 +147,12 @@ def stats_cell(stats: tuple[float, float, int], digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if n else "—"
 
 
-def per_map(rows: list[dict], measure: str) -> dict[str, dict]:
-    """model title (and :data:`ENERGY`) -> {(machine, clip, trial, ...): value} of ``measure``;
-    the energy map's values are read from the first model's rows (the same clip, the same map)."""
+def per_map(rows: list[dict], measure: str, models: tuple = MODELS) -> dict[str, dict]:
+    """model title (and :data:`ENERGY`) -> {(machine, clip, trial, ...): value} of ``measure``,
+    for the (name, title) pairs ``models``; the energy map's values are read from the first
+    model's rows (the same clip, the same map)."""
     keys = [k for k in ("machine", "clip", "trial", "mode", "fill") if rows and k in rows[0]]
-    titles = [t for _, t in MODELS]
+    titles = [t for _, t in models]
     out = {t: {tuple(r[k] for k in keys): r[measure] for r in rows if r["model"] == t}
            for t in titles}  # fmt: skip
     out[ENERGY] = {tuple(r[k] for k in keys): r[f"energy_{measure}"]

@@ -15,7 +15,8 @@ def _one_thread():
 
 
 def tiny_checkpoint(path, feat, arch="spectrogram", backend=True, section="fan_section_00"):
-    """Save an untrained 16-D encoder with a k-means backend for ``section`` to ``path``."""
+    """Save an untrained 16-D encoder with a k-means backend for ``section`` (a section key, or
+    a tuple of them) to ``path``."""
     import numpy as np
 
     from asdxai.checkpoint import Checkpoint, save_checkpoint
@@ -26,8 +27,9 @@ def tiny_checkpoint(path, feat, arch="spectrogram", backend=True, section="fan_s
     torch.manual_seed(0)
     enc = build_encoder(net, feat)
     rng = np.random.default_rng(0)
+    sections = (section,) if isinstance(section, str) else tuple(section)
     fitted = KMeansBackend(k=2, n_init=1).fit(
-        {section: (rng.normal(size=(6, 16)), rng.normal(size=(2, 16)))}
+        {s: (rng.normal(size=(6, 16)), rng.normal(size=(2, 16))) for s in sections}
     )
     ckpt = Checkpoint(
         feature_config=feat.to_dict(), net_config=net.to_dict(), train_config={}, task="none",

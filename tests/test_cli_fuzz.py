@@ -1110,3 +1110,24 @@ def test_a_method_named_twice_is_one_row(assets, tmp_path):
         progress=False,
     )  # fmt: skip
     assert [r["method"] for r in comparison.rows] == ["random", "energy"]
+
+
+def test_synth_beyond_the_file_size_limit_is_one_line_and_leaves_nothing(tmp_path):
+    """``ulimit -f``: refused before a clip is written (it used to end in h5py tracebacks and
+    a segfault while writing the ground truth)."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+
+    out = tmp_path / "tree"
+    run = subprocess.run(
+        [sys.executable, "-m", "asdxai", "synth", "--preset", "mini", "--no-progress", str(out)],
+        preexec_fn=limit, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert run.returncode == 2 and len(lines) == 1, run.stderr
+    assert "File too large" in lines[0] and "Traceback" not in run.stderr
+    assert not out.exists()

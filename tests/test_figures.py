@@ -158,3 +158,54 @@ def test_fig4_explains_the_top_clips_once_into_the_shared_map_folders(tiny_tree,
     stamp = [p.stat().st_mtime_ns for p in maps]
     assert _script("fig4_rise").main(argv) == 0
     assert [p.stat().st_mtime_ns for p in maps] == stamp
+
+
+def test_focus_families_smoke_three_detectors_in_the_signal_domain(tiny_tree, tmp_path):
+    """Three detector files (a one-step autoencoder, two untrained spectrogram encoders): one
+    signal-domain map per (detector, anomalous clip), the energy-map row, maps read on a re-run."""
+    import csv
+
+    import torch
+    from conftest import tiny_checkpoint
+
+    from asdxai.data.records import scan
+    from asdxai.detectors.autoencoder import AutoencoderConfig, train_autoencoder
+    from asdxai.features import FeatureConfig
+
+    torch.set_num_threads(1)
+    config = AutoencoderConfig(n_fft=256, hop_length=128, n_mels=16, context=3, hidden=16,
+                               layers=1, bottleneck=4)  # fmt: skip
+    ae = train_autoencoder(scan(tiny_tree, "dev-train"), config=config, epochs=1,
+                           batch_size=1 << 16, device="cpu", progress=False)  # fmt: skip
+    ae_path = ae.save(tmp_path / "ae.pt")
+    feat = FeatureConfig(duration_s=1.0)
+    sections = ("fan_section_00", "valve_section_00")
+    sc = tiny_checkpoint(tmp_path / "sc.pt", feat, section=sections)
+    oc = tiny_checkpoint(tmp_path / "oc.pt", feat, section=sections)
+    out = tmp_path / "out"
+    argv = ["--data", str(tiny_tree), "--out", str(out), "--device", "cpu", "--no-progress",
+            "--n-masks", "300", "--agreement", "0.5", "--autoencoder", str(ae_path),
+            "--sc-adacos", str(sc), "--one-class", str(oc)]  # fmt: skip
+    ff = _script("focus_families")
+    assert ff.main(argv) == 0
+    with open(out / "focus_families.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    # 2 machines x 2 domains x 1 anomalous clip x 3 detectors
+    assert len(rows) == 2 * 2 * 3 and {r["label"] for r in rows} == {"anomaly"}
+    titles = [t for _, t in ff.FAMILIES]
+    assert sorted({r["model"] for r in rows}) == sorted(titles)
+    assert {r["detector"] for r in rows} == {"ae.pt", "sc.pt", "oc.pt"}
+    for r in rows:  # the derived measure is |partial r|, of the map and of the energy map
+        assert float(r["machine_abs_partial_r"]) == abs(float(r["machine_partial_r"]))
+    table = (out / "focus_families.md").read_text().split("### ")[1].splitlines()
+    assert [line.split(" | ")[0] for line in table if line.startswith("| ")][1:] == [
+        f"| {t}" for t in [*titles, "energy map"]
+    ]
+    maps = sorted((out / "_work" / "rise").rglob("*.h5"))
+    assert len(maps) == len(rows) and all(p.parent.parent.name.startswith("signal-") for p in maps)
+    from asdxai.explain.result import load_result
+
+    assert {load_result(p).meta["domain"] for p in maps} == {"signal"}
+    stamp = [p.stat().st_mtime_ns for p in maps]
+    assert ff.main(argv) == 0  # a re-run reads the maps
+    assert [p.stat().st_mtime_ns for p in maps] == stamp

@@ -13,7 +13,10 @@ file. A new table with numbers fails until it is one or the other.
 * the demo's table: ``docs/results/demo_performance_small_g5.csv`` (``asdxai demo``'s
   ``performance.csv``);
 * "Is it the masking?": ``docs/results/focus_factors_small_g5.csv``
-  (``python figures/focus_factors.py``).
+  (``python figures/focus_factors.py``);
+* "Three detector families": ``docs/results/focus_families_small_g5.csv``
+  (``python figures/focus_families.py``): mean ± std over the clips, the paired Wilcoxon p and
+  the per-clip wins against the autoencoder.
 """
 
 from __future__ import annotations
@@ -86,13 +89,15 @@ def check_cell(cell: str, expected: list[float], where: str) -> None:
         assert _printed_equal(p, v), f"{where}: README prints {p}, the results file gives {v!r}"
 
 
-def _figures():
+def _figures(name: str = "focus_claim"):
+    """The figure script ``name`` as a module."""
+    import importlib
+
     sys.path.insert(0, str(ROOT / "figures"))
     try:
-        import focus_claim
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "figures"))
-    return focus_claim
 
 
 def _rows(name: str) -> list[dict]:
@@ -133,26 +138,21 @@ def check_bundled() -> None:
 def check_focus_claim() -> None:
     fc = _figures()
     rows = _rows("focus_claim_small_g5.csv")
-    measures = {"machine focus": "machine_focus", "machine correlation": "machine_correlation",
-                "event share": "event_share", "pixel AUC (anomaly mask)": "pixel_auc"}  # fmt: skip
+    measures = {"machine focus": "machine_focus", "machine contrast": "machine_contrast",
+                "machine r beyond energy": "machine_partial_r", "event share": "event_share",
+                "pixel AUC (anomaly mask)": "pixel_auc"}  # fmt: skip
     labels = {"anomalous": "anomaly", "normal": "normal"}
     table = _table("| measure | clips | SC-AdaCos, attribute classes | IC compactness, 1 class |")
     titles = [t for _, t in fc.MODELS]
     for row in table[1:]:
         m, label = measures[row[0]], labels[row[1]]
-        sel = [r for r in rows if r["label"] == label]
-        per = {}
-        for cell, title in zip(row[2:4], titles, strict=True):
-            mine = [r for r in sel if r["model"] == title]
-            mean, std, _ = fc.finite_stats(r[m] for r in mine)
-            expected = [mean, std]
-            if "(" in cell:  # the per-trial means
-                trials = sorted({r["trial"] for r in mine})
-                expected += [fc.finite_stats(r[m] for r in mine if r["trial"] == t)[0]
-                             for t in trials]  # fmt: skip
-            check_cell(cell, expected, f"focus_claim {m} {label} {title}")
-            per[title] = {(r["machine"], r["clip"], r["trial"]): r[m] for r in mine}
-        check_cell(row[4], [fc.paired_p(per[titles[0]], per[titles[1]])], f"focus_claim {m} p")
+        per = fc.per_map([r for r in rows if r["label"] == label], m)
+        for cell, key in zip(row[2:5], [*titles, fc.ENERGY], strict=True):
+            mean, std, _ = fc.finite_stats(per[key].values())
+            check_cell(cell, [mean, std], f"focus_claim {m} {label} {key}")
+        check_cell(row[5], [fc.paired_p(per[titles[0]], per[titles[1]])], f"focus_claim {m} p")
+        won = [float(v) for v in fc.wins(per[titles[0]], per[titles[1]]).split("/")]
+        check_cell(row[6], won, f"focus_claim {m} wins")
 
 
 def check_focus_factors() -> None:
@@ -176,6 +176,47 @@ def check_focus_factors() -> None:
                 check_cell(next(cells), [fc.paired_p(per[titles[0]], per[titles[1]])], where)
 
 
+#: README column -> measure of focus_families' rows.
+FAMILY_MEASURES = {
+    "machine focus": "machine_focus",
+    "machine contrast": "machine_contrast",
+    "machine r beyond energy": "machine_partial_r",
+    "abs. r beyond energy": "machine_abs_partial_r",
+    "event share": "event_share",
+    "pixel AUC": "pixel_auc",
+}
+
+
+def _families() -> tuple:
+    """(focus_claim, focus_families, {measure: per_map of focus_families' results file})."""
+    fc, ff = _figures(), _figures("focus_families")
+    rows = _rows("focus_families_small_g5.csv")
+    per = {m: fc.per_map(rows, m, ff.FAMILIES) for m in FAMILY_MEASURES.values()}
+    return fc, ff, per
+
+
+def check_focus_families() -> None:
+    fc, ff, per = _families()
+    table = _table("| detector (signal domain) | machine focus |")
+    assert [row[0] for row in table[1:]] == [*(t for _, t in ff.FAMILIES), fc.ENERGY]
+    for row in table[1:]:
+        for cell, head in zip(row[1:], table[0][1:], strict=True):
+            values = per[FAMILY_MEASURES[head]][row[0]].values()
+            check_cell(cell, list(fc.finite_stats(values)[:2]), f"focus_families {row[0]} {head}")
+
+
+def check_focus_families_tests() -> None:
+    fc, ff, per = _families()
+    base = ff.FAMILIES[0][1]
+    table = _table(f"| vs the {base} |")
+    assert [row[0] for row in table[1:]] == [t for _, t in ff.FAMILIES[1:]]
+    for row in table[1:]:
+        for cell, head in zip(row[1:], table[0][1:], strict=True):
+            mine, theirs = per[FAMILY_MEASURES[head]][row[0]], per[FAMILY_MEASURES[head]][base]
+            won = [float(n) for n in fc.wins(mine, theirs).split("/")]
+            check_cell(cell, [fc.paired_p(mine, theirs), *won], f"focus_families {row[0]} {head}")
+
+
 #: Tables with a results file behind them (header start -> the check).
 def check_demo() -> None:
     with (RESULTS / "demo_performance_small_g5.csv").open() as fh:
@@ -197,6 +238,8 @@ SOURCED = {
     "| masks | fill | machine focus | p | machine correlation | p | pixel AUC | p |": (
         check_focus_factors
     ),
+    "| detector (signal domain) | machine focus |": check_focus_families,
+    "| vs the DCASE autoencoder |": check_focus_families_tests,
 }
 
 

@@ -55,7 +55,7 @@ def _splits(text: str) -> list[str]:
 
 def _checkpoint_file(text: str) -> Path:
     """argparse type: a checkpoint file name, not a folder (``newdir/`` would lose its slash)."""
-    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+    if text.endswith(("/", os.sep)):  # an existing folder is refused with the other outputs
         raise argparse.ArgumentTypeError(
             f"{text!r} is a folder; name the checkpoint file, e.g. {text.rstrip('/')}/model.pt"
         )

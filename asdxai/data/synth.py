@@ -127,11 +127,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import ctypes
+import errno
 import io
 import json
 import logging
 import multiprocessing
 import os
+import resource
+import shutil
 import signal
 import zlib
 from collections.abc import Sequence
@@ -145,6 +148,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_text, ensure_writable_dir
+from .._h5 import write_h5
 from ..errors import ConfigError
 from ..features import FeatureConfig, spectrogram
 from .components import (
@@ -436,6 +440,28 @@ def _work(args: tuple[str, int, int, list[_Job]]) -> list[tuple]:
     return results
 
 
+def _check_room(out: Path, jobs: list, n: int, cfg: PresetConfig, *, with_truth: bool) -> None:
+    """Refuse, before any clip is written, a tree the disk or the file-size limit cannot hold.
+
+    The wav files' bytes are known exactly (16-bit PCM plus a 44-byte header); the ground-truth
+    files are bounded by their uncompressed size (one int8 level and one bit per cell and test
+    clip), which is checked against ``RLIMIT_FSIZE`` (``ulimit -f``), the limit of one file. A
+    disk that fills up during the run (other writers) is still an ``OSError`` at the write.
+    """
+    wav_bytes = len(jobs) * (2 * n + 44)
+    free = shutil.disk_usage(out).free
+    if wav_bytes > free:
+        raise OSError(errno.ENOSPC, f"{wav_bytes / 2**20:.0f} MB of clips need more than the "
+                      f"{free / 2**20:.0f} MB free", os.fspath(out))  # fmt: skip
+    feat = cfg.feature_config()
+    n_test = sum(j.rel.split("/")[2] == "test" for j in jobs) if with_truth else 0
+    largest = max(2 * n + 44, int(n_test * feat.n_frames * feat.n_bins * 1.125))
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and largest > limit:
+        raise OSError(errno.EFBIG, f"the ground-truth file may need {largest / 2**20:.0f} MB, "
+                      f"the file-size limit is {limit / 2**20:.1f} MB", os.fspath(out))  # fmt: skip
+
+
 def _exit_worker(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -544,32 +570,31 @@ def _resolve(preset: str | PresetConfig) -> PresetConfig:
 
 def _write_masks(out: Path, results: list[tuple], by_rel: dict, cfg: PresetConfig) -> None:
     """``anomaly_masks.h5``: one ``(T, F)`` bool dataset per anomalous test clip."""
-    with atomic_path(out / "anomaly_masks.h5") as tmp:
-        with h5py.File(tmp, "w", track_order=True) as h5:
-            h5.attrs["rule"] = MASK_RULE
-            h5.attrs["threshold_db"] = MASK_THRESHOLD_DB
-            _grid_attrs(h5, cfg)
-            for rel, packed, shape, anomaly in sorted(results, key=lambda r: r[0]):
-                if packed is None:
-                    continue
-                count = int(np.prod(shape))
-                mask = np.unpackbits(np.frombuffer(packed, np.uint8), count=count).reshape(shape)
-                ds = h5.create_dataset(
-                    rel,
-                    data=mask.astype(bool),
-                    compression="gzip",
-                    compression_opts=4,
-                    track_times=False,
-                )
-                job = by_rel[rel]
-                ds.attrs["kind"] = anomaly["kind"]
-                ds.attrs["t0"] = anomaly["t0"]
-                ds.attrs["t1"] = anomaly["t1"]
-                ds.attrs["threshold_db"] = MASK_THRESHOLD_DB
-                ds.attrs["machine"] = job.machine
-                ds.attrs["section"] = f"{job.section:02d}"
-                ds.attrs["domain"] = job.domain
-                ds.attrs["full_name"] = job.full_name
+    with write_h5(out / "anomaly_masks.h5", track_order=True) as h5:
+        h5.attrs["rule"] = MASK_RULE
+        h5.attrs["threshold_db"] = MASK_THRESHOLD_DB
+        _grid_attrs(h5, cfg)
+        for rel, packed, shape, anomaly in sorted(results, key=lambda r: r[0]):
+            if packed is None:
+                continue
+            count = int(np.prod(shape))
+            mask = np.unpackbits(np.frombuffer(packed, np.uint8), count=count).reshape(shape)
+            ds = h5.create_dataset(
+                rel,
+                data=mask.astype(bool),
+                compression="gzip",
+                compression_opts=4,
+                track_times=False,
+            )
+            job = by_rel[rel]
+            ds.attrs["kind"] = anomaly["kind"]
+            ds.attrs["t0"] = anomaly["t0"]
+            ds.attrs["t1"] = anomaly["t1"]
+            ds.attrs["threshold_db"] = MASK_THRESHOLD_DB
+            ds.attrs["machine"] = job.machine
+            ds.attrs["section"] = f"{job.section:02d}"
+            ds.attrs["domain"] = job.domain
+            ds.attrs["full_name"] = job.full_name
 
 
 #: The parts a tree is generated in: the test clips (with their ground-truth files) and the
@@ -667,7 +692,6 @@ def generate(
         _interrupted(out, cfg, seed, sections)
     ):
         raise ConfigError(f"{out} already holds a DCASE tree that is not synthetic; choose another")
-    _mark_started(out, cfg, seed, sections)
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
     if workers < 1:
@@ -679,6 +703,8 @@ def generate(
             raise ConfigError(f"the {cfg.name!r} preset has no section(s) {unknown}")
         all_jobs = [j for j in all_jobs if j.section in sections]
     jobs = [j for j in all_jobs if j.rel.split("/")[2] in wanted]
+    _check_room(out, jobs, cfg.n_samples, cfg, with_truth="test" in wanted)
+    _mark_started(out, cfg, seed, sections)
     for d in sorted({str(Path(j.rel).parent) for j in jobs}):
         (out / d).mkdir(parents=True, exist_ok=True)
     n = cfg.n_samples
