@@ -134,13 +134,13 @@ def summarise(rows: list[dict]) -> tuple[str, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     from asdxai.explain import RISEExecution
-    from asdxai.workflows.defaults import BUNDLED_DIR
+    from asdxai.workflows.defaults import bundled_checkpoint
     from asdxai.workflows.explain import Explainer, MapSettings
 
     p = map_parser("The study's argument measured: an autoencoder's, SC-AdaCos' and a one-class "
                    "model's signal-domain RISE maps", FAMILIES)  # fmt: skip
     for name, option in OPTIONS.items():
-        p.add_argument(option, type=Path, default=BUNDLED_DIR / f"{name}.pt",
+        p.add_argument(option, type=Path, default=bundled_checkpoint(name),
                        help=f"the detector file (default: the bundled {name}.pt)")  # fmt: skip
     p.add_argument("--clips-per-machine", type=int, choices=(1, 2), default=2,
                    help="anomalous clips per machine type: 1 (the source domain's) or 2 (source "
@@ -163,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         spec = getattr(args, OPTIONS[name].removeprefix("--").replace("-", "_"))
         explainer = Explainer(spec, device=study.device, domain="signal")
         fingerprint = explainer.detector.fingerprint[:10]
-        folder = (study.work / "rise" / f"{name}-{fingerprint}"
-                  / f"signal-seed{study.seed}-n{n_masks}-a{agreement}")  # fmt: skip
+        folder = study.cache.maps.model(
+            f"{name}-{fingerprint}", f"signal-seed{study.seed}-n{n_masks}-a{agreement}"
+        ).root
         for clip in clips:
             row = map_row(explainer, clip, settings, execution, folder, label=clip.label,
                           model=title, trial=study.seed, detector=Path(spec).name)  # fmt: skip
