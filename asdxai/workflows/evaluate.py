@@ -209,19 +209,10 @@ def score_checkpoint(
         scores = scores[ok]
         test_sections = {r.section_key for r in test_records}
 
-    thresholds, evaluations, files = _report(
-        test_records, scores, train_records, train_scores, out_dir, settings=opts
-    )
-    return ScoreReport(
-        records=list(test_records),
-        scores=scores,
-        evaluations=evaluations,
-        thresholds=thresholds,
-        files=files,
-        backend_fitted_here=fitted_here,
-        skipped=list(dict.fromkeys(skipped)),
-        skipped_train=skipped_train,
-    )
+    report = _report(test_records, scores, train_records, train_scores, out_dir, settings=opts)
+    return dataclasses.replace(report, backend_fitted_here=fitted_here,
+                               skipped=list(dict.fromkeys(skipped)),
+                               skipped_train=skipped_train)  # fmt: skip
 
 
 def detector_scores(
@@ -333,14 +324,9 @@ def score_detector(
     skipped += [str(r.path) for r, good in zip(test_records, ok, strict=True) if not good]
     test_records = [r for r, good in zip(test_records, ok, strict=True) if good]
     scores = scores[ok]
-    thresholds, evaluations, files = _report(
-        test_records, scores, train_records, train_scores, out_dir, settings=opts
-    )
-    return ScoreReport(
-        records=list(test_records), scores=scores, evaluations=evaluations,
-        thresholds=thresholds, files=files, skipped=list(dict.fromkeys(skipped)),
-        skipped_train=skipped_train,
-    )  # fmt: skip
+    report = _report(test_records, scores, train_records, train_scores, out_dir, settings=opts)
+    return dataclasses.replace(report, skipped=list(dict.fromkeys(skipped)),
+                               skipped_train=skipped_train)  # fmt: skip
 
 
 def _report(
@@ -351,9 +337,9 @@ def _report(
     out_dir: Path,
     *,
     settings: ScoreSettings,
-) -> tuple[dict[str, float] | None, dict[str, Any], list[Path]]:
+) -> ScoreReport:
     """Thresholds from the training scores, the organisers' files and the metric tables of
-    scored test clips; returns (thresholds, evaluations, files)."""
+    scored test clips, as a :class:`ScoreReport` of them (nothing skipped yet)."""
     test_sections = {r.section_key for r in test_records}
     thresholds = None
     if train_scores is not None:
@@ -396,7 +382,8 @@ def _report(
             )
     else:
         log.info("no labels for the %s clips: wrote the score files only", len(test_records))
-    return thresholds, evaluations, files
+    return ScoreReport(records=list(test_records), scores=scores, evaluations=evaluations,
+                       thresholds=thresholds, files=files)  # fmt: skip
 
 
 def write_score_record(
