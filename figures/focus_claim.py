@@ -238,13 +238,20 @@ def main(argv: list[str] | None = None) -> int:
             for clip in clips:
                 rows.append(map_row(explainer, clip, settings, execution, folder,
                                     label=clip.label, model=title, trial=seed))  # fmt: skip
+    head = (f"{len(clips)} clips x {len(study.seeds())} trials x {len(MODELS)} models; maps to "
+            f"split-half agreement {agreement} (at most {n_masks} masks)\n")  # fmt: skip
+    return finish(study, args, "focus_claim", rows, clips, head, summarise, agreement, n_masks)
+
+
+def finish(study: Study, args, stem: str, rows: list[dict], clips: list, head: str, summarise_fn,
+           agreement: float, n_masks: int) -> int:  # fmt: skip
+    """The end of a map script: with ``--model`` only the maps were wanted; else the tables of
+    ``summarise_fn(rows)`` under ``head``, written by :func:`write_report`."""
     if args.model is not None:
         print(f"computed the maps of {args.model}; run without --model for the tables")
         return 0
-    text, summary = summarise(rows)
-    head = (f"{len(clips)} clips x {len(study.seeds())} trials x {len(MODELS)} models; maps to "
-            f"split-half agreement {agreement} (at most {n_masks} masks)\n")  # fmt: skip
-    write_report(study, "focus_claim", rows, head + text,
+    text, summary = summarise_fn(rows)
+    write_report(study, stem, rows, head + text,
                  {"summary": summary, "agreement": agreement, "n_masks_max": n_masks,
                   "clips": [str(c.path) for c in clips]})  # fmt: skip
     return 0

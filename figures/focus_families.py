@@ -44,6 +44,7 @@ from _common import Study
 from focus_claim import (
     ENERGY,
     MEASURES,
+    finish,
     finite_stats,
     map_limits,
     map_parser,
@@ -53,7 +54,6 @@ from focus_claim import (
     pick_clips,
     stats_cell,
     wins,
-    write_report,
 )
 
 #: (bundled name, title); the first is the reconstruction model every other is tested against.
@@ -172,16 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             for prefix in ("", "energy_"):
                 row[f"{prefix}{ABS_PARTIAL}"] = abs(row[f"{prefix}machine_partial_r"])
             rows.append(row)
-    if args.model is not None:
-        print(f"computed the maps of {args.model}; run without --model for the tables")
-        return 0
-    text, summary = summarise(rows)
     head = (f"{len(clips)} anomalous clips x {len(FAMILIES)} detectors, signal-domain masks; "
             f"maps to split-half agreement {agreement} (at most {n_masks} masks)\n")  # fmt: skip
-    write_report(study, "focus_families", rows, head + text,
-                {"summary": summary, "agreement": agreement, "n_masks_max": n_masks,
-                 "clips": [str(c.path) for c in clips]})  # fmt: skip
-    return 0
+    return finish(study, args, "focus_families", rows, clips, head, summarise, agreement, n_masks)
 
 
 if __name__ == "__main__":
