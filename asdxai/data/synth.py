@@ -736,10 +736,15 @@ def generate(
             if workers == 1:
                 for b in batches:
                     keep(_work(b))
-            else:  # leaving the block (done, error, Ctrl-C, SIGTERM) terminates the workers
+            else:  # leaving the block early (error, Ctrl-C, SIGTERM) terminates the workers
                 with multiprocessing.Pool(workers, _init_worker, (os.getpid(),)) as pool:
                     for res in pool.imap(_work, batches):
                         keep(res)
+                    # done: let the idle workers exit on the pool's sentinel. Terminating them
+                    # (what leaving the block does) races with a worker waiting on the task
+                    # queue's lock, which the pool holds while it terminates: a hang seen in tests
+                    pool.close()
+                    pool.join()
         finally:
             bar.close()
     _write_csvs(out, all_jobs)
