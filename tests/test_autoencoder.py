@@ -160,3 +160,9 @@ def test_onnx_export_scores_like_torch(detector, tmp_path):
         waves = torch.randn(*shape, generator=torch.Generator().manual_seed(0)) * 0.1
         got = session.run(["scores"], {"waves": waves.numpy()})[0]
         np.testing.assert_allclose(got, detector.score(waves, "pump").numpy(), rtol=1e-5, atol=1e-5)
+    # silence (what fully masked signal-domain RISE inputs are) keeps the -100 dB floor: the
+    # exporter once dropped ``mel + 1e-10`` and scored silence NaN
+    silence = torch.zeros(2, N_SAMPLES)
+    got = session.run(["scores"], {"waves": silence.numpy()})[0]
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, detector.score(silence, "pump").numpy(), rtol=1e-5, atol=1e-5)

@@ -1,7 +1,7 @@
 """A detector in the style of the DCASE task 2 baseline: a dense autoencoder on log-mel frames.
 
 A clip becomes log-mel frames (Hann STFT without centre padding, power spectrum through a
-Slaney mel filterbank from 0 Hz to half the sample rate, ``10 log10(mel + 1e-10)`` dB);
+Slaney mel filterbank from 0 Hz to half the sample rate, ``10 log10(max(mel, 1e-10))`` dB);
 ``context`` consecutive frames are concatenated into one vector, standardised with the mean
 and standard deviation of the training vectors, and reconstructed by a dense autoencoder
 (Linear-BatchNorm-ReLU blocks down to a small bottleneck and back up, a linear output). The
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 #: The ``family`` key of an autoencoder file (how a loader tells it from an asdxai checkpoint).
 FAMILY = "autoencoder"
 FORMAT_VERSION = 1
-#: Power added before the logarithm (-100 dB), so silence stays finite.
+#: Floor of the mel power before the logarithm (-100 dB), so silence stays finite.
 LOG_FLOOR = 1e-10
 #: Upper bounds of the sizes (a file's config is untrusted input): input vector length
 #: (``n_mels * context``), hidden layer width, hidden layers per side.
@@ -185,7 +185,9 @@ class MachineAutoencoder(nn.Module):
         )  # (B, F, T)
         power = stft.real**2 + stft.imag**2
         mel = torch.matmul(self.filterbank, power)  # (B, M, T)
-        return (10.0 * torch.log10(mel + LOG_FLOOR)).transpose(1, 2)
+        # a floor, not an added constant: torch.onnx's optimiser drops ``mel + 1e-10`` as a
+        # no-op in float32, which gave silence -inf dB (and NaN scores) in the exported model
+        return (10.0 * torch.log10(mel.clamp_min(LOG_FLOOR))).transpose(1, 2)
 
     def context_vectors(self, log_mel: torch.Tensor) -> torch.Tensor:
         """Frames t..t+context-1 concatenated: (B, T, M) -> (B, T - context + 1, context * M)."""
