@@ -196,8 +196,15 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpo
         non-finite tensors, feature settings outside the sane ranges of
         :class:`~asdxai.features.FeatureConfig`, or another architecture.
     """
+    return checkpoint_from_payload(read_weights_only(path), path, arch=arch)
+
+
+def checkpoint_from_payload(
+    data: dict, path: str | os.PathLike, *, arch: str | None = None
+) -> Checkpoint:
+    """The :class:`Checkpoint` in ``data`` (what :func:`read_weights_only` read from ``path``),
+    checked as :func:`load_checkpoint` describes; ``path`` names the file in errors."""
     path = Path(path)
-    data = read_weights_only(path)
     version = data.get("format_version")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
         raise CheckpointError(
@@ -214,16 +221,12 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpo
         raise CheckpointError(
             f"{path}: not an asdxai checkpoint (missing keys: {', '.join(missing)})"
         )
-    for key in ("feature_config", "net_config", "train_config", "class_names", "encoders"):
-        if not isinstance(data[key], dict):
+    required = ("feature_config", "net_config", "train_config", "class_names", "encoders")
+    for key in (*required, "provenance", "history"):  # the last two may be absent or None
+        value = data.get(key)
+        if not isinstance(value, dict) and (key in required or value is not None):
             raise CheckpointError(
-                f"{path}: not an asdxai checkpoint ({key} is a {type(data[key]).__name__}, "
-                "not a dict)"
-            )
-    for key in ("provenance", "history"):
-        if data.get(key) is not None and not isinstance(data[key], dict):
-            raise CheckpointError(
-                f"{path}: not an asdxai checkpoint ({key} is a {type(data[key]).__name__}, "
+                f"{path}: not an asdxai checkpoint ({key} is a {type(value).__name__}, "
                 "not a dict)"
             )
     _check_backend(data.get("backend"), path)

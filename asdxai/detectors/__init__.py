@@ -45,15 +45,16 @@ def load_detector(spec: str | Path, *, device: str | torch.device = "auto") -> A
 
         return load_factory(text, device=resolve_device(device))
     if suffix == ".pt" or (suffix != ".onnx" and Path(text).is_file()):
-        from ..checkpoint import read_weights_only
+        from ..checkpoint import checkpoint_from_payload, read_weights_only
 
-        if read_weights_only(text).get("family") == "autoencoder":
+        data = read_weights_only(text)  # read once: the file's family picks the adapter
+        if data.get("family") == "autoencoder":
             from .autoencoder import load_autoencoder
 
-            return load_autoencoder(text, device=device)
+            return load_autoencoder(text, device=device, payload=data)
         from .checkpoint import CheckpointDetector
 
-        return CheckpointDetector(text, device=device)
+        return CheckpointDetector(text, device=device, ckpt=checkpoint_from_payload(data, text))
     if suffix == ".onnx":
         from .onnx import OnnxDetector
 

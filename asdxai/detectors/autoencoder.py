@@ -453,10 +453,11 @@ class AutoencoderDetector:
 
 
 def load_autoencoder(
-    path: str | os.PathLike, *, device: str | torch.device = "cpu"
+    path: str | os.PathLike, *, device: str | torch.device = "cpu", payload: dict | None = None
 ) -> AutoencoderDetector:
     """Load an autoencoder file written by :meth:`AutoencoderDetector.save`; its name is the
-    file's name.
+    file's name. ``payload`` is the file's content when the caller has already read it
+    (:func:`~asdxai.detectors.load_detector` reads a ``.pt`` once to tell its family).
 
     Raises
     ------
@@ -465,7 +466,7 @@ def load_autoencoder(
         :meth:`AutoencoderDetector.from_payload`.
     """
     path = Path(path).resolve()
-    data = read_weights_only(path)
+    data = read_weights_only(path) if payload is None else payload
     try:
         detector = AutoencoderDetector.from_payload(data, name=path.name, device=device)
     except CheckpointError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import Checkpoint
 from ..errors import DataError
 from .base import TFInput
 
@@ -25,6 +26,7 @@ class CheckpointDetector:
     ----------
     path : checkpoint file
     device : torch device or ``"auto"`` (CUDA if available)
+    ckpt : the checkpoint already read from ``path`` (None: read it here)
 
     Attributes
     ----------
@@ -33,14 +35,20 @@ class CheckpointDetector:
     features : its :class:`asdxai.features.FeatureConfig`; arch : ``dual`` or ``spectrogram``
     """
 
-    def __init__(self, path: str | os.PathLike, *, device: str | torch.device = "auto") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        device: str | torch.device = "auto",
+        ckpt: Checkpoint | None = None,
+    ) -> None:
         from .._io import sha256_file
         from .._runtime import resolve_device
         from ..checkpoint import load_checkpoint
         from ..scoring import AnomalyScorer
 
         self.path = Path(path).resolve()
-        self.ckpt = load_checkpoint(self.path)
+        self.ckpt = load_checkpoint(self.path) if ckpt is None else ckpt
         self.device = resolve_device(device)
         self.scorer = AnomalyScorer.from_checkpoint(self.ckpt, self.device)
         self.features = self.ckpt.features
