@@ -52,6 +52,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .faithfulness import pixel_auc, pointing_game
+from .rise import split_half_agreement
 
 __all__ = [
     "FocusResult",
@@ -147,10 +148,8 @@ def machine_focus(importance: np.ndarray, level_db: np.ndarray) -> float:
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    denom = math.sqrt(float(a @ a) * float(b @ b))
-    return math.nan if denom == 0.0 else float(np.clip((a @ b) / denom, -1.0, 1.0))
+    """The project's one Pearson correlation, clipped to [-1, 1] against rounding."""
+    return float(np.clip(split_half_agreement(a, b), -1.0, 1.0))
 
 
 def machine_correlation(importance: np.ndarray, level_db: np.ndarray) -> float:
