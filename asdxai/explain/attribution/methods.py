@@ -97,21 +97,10 @@ class MethodSettings:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("n_masks", "ig_steps", "shap_samples", "kernel_samples", "batch_size"):
-            value = getattr(self, name)
-            check_params({name: (Integral, Interval(1, None))}, **{name: value})
-            if name == "shap_samples" and value > MAX_SHAP_SAMPLES:
-                raise ConfigError(
-                    f"shap_samples must be at most {MAX_SHAP_SAMPLES} (GradientShap scores every "
-                    f"sample of an input in one batch), got {value}",
-                    param=name,
-                )
-            if name != "n_masks" and value > MAX_METHOD_COUNT:
-                raise ConfigError(
-                    f"{name} must be at most {MAX_METHOD_COUNT} (each step is a batch of forward "
-                    f"and backward passes held at once), got {value}",
-                    param=name,
-                )
+        highest = {"n_masks": None, "ig_steps": MAX_METHOD_COUNT, "shap_samples": MAX_SHAP_SAMPLES,
+                   "kernel_samples": MAX_METHOD_COUNT, "batch_size": MAX_METHOD_COUNT}  # fmt: skip
+        check_params({name: (Integral, Interval(1, high)) for name, high in highest.items()},
+                     **{name: getattr(self, name) for name in highest})  # fmt: skip
         for name in ("cells", "occlusion_window", "occlusion_stride"):
             value = getattr(self, name)
             if len(value) != 2 or any(int(v) <= 0 for v in value):
