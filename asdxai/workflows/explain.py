@@ -30,6 +30,9 @@ The ``meta`` contract of a result written here (what ``listen`` and the figures 
                          n_fft, hop), None for an input domain of unknown grid
 ``clip_score``           anomaly score of the unmasked clip
 ``measures``             dict of map measures (pixel AUC, pointing game, focus measures ...)
+                         and the same of the clip's energy map (``energy_*``)
+``placement``            only for a clip whose section was not named: the chosen section,
+                         its probability and how it was chosen (:mod:`.placement`)
 ======================== ===================================================================
 """
 
