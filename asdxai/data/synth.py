@@ -175,10 +175,12 @@ from .synth_sounds import (
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "5"
+GENERATOR_VERSION = "6"
 MASK_THRESHOLD_DB = 30.0  # mask: |S_anom - S_norm| >= max(S_norm) * 10**(-30/20)
 MBR_RANGE_DB = (-6.0, 6.0)  # machine-to-background ratio, uniform per clip
-LEVEL_RANGE_DBFS = (-32.0, -22.0)  # final RMS, uniform per clip
+# v6: 4 dB lower (v5: -32..-22) so that the peak limiter (which lowers the level of
+# impulsive clips) almost never acts: the level must not follow the crest factor
+LEVEL_RANGE_DBFS = (-36.0, -26.0)  # final RMS, uniform per clip
 MASK_RULE = (
     "mask = |S_anomalous - S_normal| >= max(S_normal) * 10**(-threshold_db/20); S = magnitude "
     "spectrogram (n_fft 1024, hop 512, Hann, no centre padding) of the machine signal alone, "
@@ -376,14 +378,22 @@ def render_clip(job: _Job, seed: int, n: int, components: bool = False) -> Rende
     anomaly = draw_anomaly(r_anom, job.cond, n / SR) if job.label == "anomaly" else None
     normal = render_machine(job.cond, clip, None, n)
     gain = 1.0 / (np.sqrt(np.mean(normal**2)) + 1e-12)
-    machine = (render_machine(job.cond, clip, anomaly, n) if anomaly else normal) * gain
+    anomalous = render_machine(job.cond, clip, anomaly, n) if anomaly else normal
+    # v6: the machine is mixed at unit RMS with or without its anomaly, so the drawn
+    # machine-to-background ratio holds for both (v5 scaled by the normal counterpart's
+    # RMS: an anomaly that added or removed sound moved the clip's spectral balance --
+    # SYNTH.md principle 5); the mask compares the two renders at one scale
+    machine = anomalous / (np.sqrt(np.mean(anomalous**2)) + 1e-12)
     bank = 0 if job.domain == "source" else 1
     background, events = render_background_parts(r_bg, n, bank)
     mbr_db = r_mix.uniform(*MBR_RANGE_DB)
     level_db = r_mix.uniform(*LEVEL_RANGE_DBFS)
     mic = mic_gain_db(job.machine, job.section, job.domain, n)
     lf = np.log2(np.maximum(np.fft.rfftfreq(n, 1 / SR), 10.0) / 1000.0)
-    mic = mic + r_mix.normal(0, 0.5) * lf  # small per-clip placement tilt (dB / octave)
+    # per-clip placement tilt (dB / octave). v6: sd 2 (v5: 0.5), so that band energies
+    # of normal clips spread as far as an anomaly moves them (SYNTH.md principle 5); the
+    # models do not see a static tilt (their input subtracts each bin's temporal mean)
+    mic = mic + r_mix.normal(0, 2.0) * lf
     y = _filter(machine + background * 10 ** (-mbr_db / 20), mic)
     raw = y.copy() if components else None
     y -= y.mean()
@@ -397,7 +407,7 @@ def render_clip(job: _Job, seed: int, n: int, components: bool = False) -> Rende
     mask = None
     cfg = FeatureConfig(sample_rate=SR, duration_s=n / SR)
     if anomaly is not None:
-        both = np.stack([_filter(normal * gain, mic), _filter(machine, mic)])
+        both = np.stack([_filter(normal * gain, mic), _filter(anomalous * gain, mic)])
         with torch.no_grad():
             s_norm, s_anom = spectrogram(torch.from_numpy(both), cfg).numpy()
         mask = np.abs(s_anom - s_norm) >= s_norm.max() * 10 ** (-MASK_THRESHOLD_DB / 20)
