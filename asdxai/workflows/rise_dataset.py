@@ -283,6 +283,7 @@ def explain_dataset(
     RiseSummary, or None on a rank other than 0
     """
     from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ..explain.distributed import env_rank
     from .rise_run import run_rise
@@ -312,10 +313,13 @@ def explain_dataset(
                 on_line(text)
 
     try:
-        run_rise(
-            detector, [r.path for r in records], out, sections=[r.section_key for r in records],
-            execution=replace(execution, progress=False), on_done=done, on_line=line, **options,
-        )  # fmt: skip
+        with logging_redirect_tqdm():  # each clip's log lines above the bar, not through it
+            run_rise(
+                detector, [r.path for r in records], out,
+                sections=[r.section_key for r in records],
+                execution=replace(execution, progress=False), on_done=done, on_line=line,
+                **options,
+            )  # fmt: skip
     finally:
         bar.close()
     return summarise_maps(records, out) if rank == 0 else None
