@@ -86,11 +86,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--clip", type=Path, nargs="+", metavar="WAV", help="clips to explain")
-    src.add_argument("--data", type=Path, metavar="ROOT", help="DCASE-layout dataset root")
-    p.add_argument("--split", choices=SPLITS, default="dev-test", help="with --data (dev-test)")
+    src.add_argument(
+        "--data",
+        type=Path,
+        metavar="ROOT",
+        help="explain the clips of a DCASE-layout dataset root (by default the first section of "
+        "every machine type: section 00 of each of the demo's 7 machine types, 700 clips of the "
+        "synthetic 'small' tree's dev-test) and write one summary table, "
+        "<out>/rise_summary.csv/.md/.tex/.json: per machine type and over all clips, the clip "
+        "count and mean +- std of the machine focus, machine correlation and correlation beyond "
+        "energy, the energy map's (baseline) focus and correlation, and the pixel AUC of "
+        "anomalous clips; built from the .h5 files, so a re-run skips finished clips and "
+        "rewrites it",
+    )
+    p.add_argument(
+        "--split", choices=SPLITS, default="dev-test", help="with --data: the split (dev-test)"
+    )
     p.add_argument("--machines", nargs="+", default=None, help="with --data: only these machines")
     p.add_argument(
+        "--sections",
+        nargs="+",
+        default=None,
+        metavar="SECTION",
+        help="with --data: these sections, as keys (fan_section_00) or two-digit numbers (00: "
+        "that section of every selected machine type) (default: the first section of every "
+        "machine type)",
+    )
+    p.add_argument(
         "--anomalous-only", action="store_true", help="with --data: only clips labelled anomalous"
+    )
+    p.add_argument(
+        "--limit-per-section",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --data: the first N clips (by file name) of each section",
     )
     p.add_argument("--limit", type=positive_int, default=None, help="with --data: first N clips")
     p.add_argument(
@@ -229,26 +259,39 @@ def _settings(args: argparse.Namespace):
     )  # fmt: skip
 
 
-def _clips(args: argparse.Namespace) -> tuple[list[Path], list[str | None]]:
-    """The clips to explain and their section keys (None = from the file name)."""
-    from ..data.records import scan
+#: Options that select clips of --data (refused with --clip).
+_DATA_ONLY = {
+    "machines": "--machines",
+    "sections": "--sections",
+    "anomalous_only": "--anomalous-only",
+    "limit_per_section": "--limit-per-section",
+    "limit": "--limit",
+}
+
+
+def _clips(args: argparse.Namespace) -> list[Path]:
+    """The clips of --clip (checked to exist); refuses the options of --data beside them."""
     from ..errors import ConfigError
+
+    given = [flag for key, flag in _DATA_ONLY.items() if getattr(args, key) not in (None, False)]
+    if given:
+        raise ConfigError(f"{', '.join(given)} select clips of --data; not with --clip")
+    for path in args.clip:
+        if not path.is_file():
+            raise ConfigError(f"--clip {path}: no such file")
+    return list(args.clip)
+
+
+def _records(args: argparse.Namespace) -> list:
+    """The clips of --data: :func:`asdxai.workflows.rise_dataset.select_clips`."""
+    from ..workflows.rise_dataset import select_clips
     from ._common import data_root
 
-    if args.clip:
-        for path in args.clip:
-            if not path.is_file():
-                raise ConfigError(f"--clip {path}: no such file")
-        return list(args.clip), [args.section] * len(args.clip)
-    root = data_root(args.data, (args.split,))
-    records = scan(root, args.split, machines=args.machines)
-    if args.anomalous_only:
-        records = [r for r in records if r.label == "anomaly"]
-    if args.limit:
-        records = records[: args.limit]
-    if not records:
-        raise ConfigError(f"--data {root}: no clips selected from split {args.split}")
-    return [Path(r.path) for r in records], [args.section or r.section_key for r in records]
+    return select_clips(
+        data_root(args.data, (args.split,)), args.split, machines=args.machines,
+        sections=args.sections, anomalous_only=args.anomalous_only,
+        limit_per_section=args.limit_per_section, limit=args.limit,
+    )  # fmt: skip
 
 
 def _print_done(item) -> None:
@@ -263,23 +306,44 @@ def _print_done(item) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
     from ..explain import RISEExecution
-    from ..workflows.rise_run import run_rise
     from ._common import checkpoint_path
 
     settings = _settings(args)
     spec = args.detector if args.detector is not None else checkpoint_path(args.checkpoint)
-    clips, sections = _clips(args)
     execution = RISEExecution(
         batch_size=args.batch_size, precision=args.precision, compile=args.compile,
         progress=args.progress, checkpoint_every=args.checkpoint_every,
     )  # fmt: skip
-    run_rise(
-        spec, clips, args.out, settings=settings, execution=execution, sections=sections,
-        section=args.section, domain=args.domain, device=args.device, plot=args.plot,
-        overwrite=args.overwrite, listen_percent=args.listen, on_done=_print_done,
+    options = dict(
+        settings=settings, execution=execution, domain=args.domain, device=args.device,
+        plot=args.plot, overwrite=args.overwrite, listen_percent=args.listen, on_done=_print_done,
         on_line=lambda line: print(line, flush=True),
         on_listened=lambda report: print(report.summary()),
     )  # fmt: skip
+    if args.clip:
+        from ..workflows.rise_run import run_rise
+
+        clips = _clips(args)
+        run_rise(spec, clips, args.out, sections=[args.section] * len(clips),
+                 section=args.section, **options)  # fmt: skip
+    else:
+        from ..metrics import format_terminal
+        from ..workflows.rise_dataset import SUMMARY_MEASURES, explain_dataset
+
+        if args.section is not None:
+            raise ConfigError(
+                "--section names the section of --clip files; with --data each "
+                "clip's section is its own (choose them with --sections)"
+            )
+        records = _records(args)
+        print(f"explaining {len(records)} clips of {len({r.section_key for r in records})} "
+              f"sections ({args.split})", flush=True)  # fmt: skip
+        summary = explain_dataset(spec, records, args.out, **options)
+        if summary is not None:  # rank 0
+            columns = ["machine", "clips", "anomalous", *SUMMARY_MEASURES]
+            print("\n" + format_terminal(summary.rows, columns, 3), end="")
+            print(f"summary: {summary.files['md']} (.csv, .tex, .json)")
     print(f"wrote results to {args.out}")
     return 0
