@@ -14,6 +14,8 @@ file. A new table with numbers fails until it is one or the other.
   ``performance.csv``);
 * "Is it the masking?": ``docs/results/focus_factors_small_g5.csv``
   (``python figures/focus_factors.py``);
+* "Nothing leaks, per machine type": ``docs/results/leakage_small_g6{,_section00}.json``
+  (``asdxai bench leakage``);
 * "Three detector families": ``docs/results/focus_families_small_g5.csv``
   (``python figures/focus_families.py``): mean ± std over the clips, the paired Wilcoxon p and
   the per-clip wins against the autoencoder.
@@ -217,6 +219,18 @@ def check_focus_families_tests() -> None:
             check_cell(cell, [fc.paired_p(mine, theirs), *won], f"focus_families {row[0]} {head}")
 
 
+def check_leakage() -> None:
+    every = json.loads((RESULTS / "leakage_small_g6.json").read_text())
+    section = json.loads((RESULTS / "leakage_small_g6_section00.json").read_text())
+    table = _table("| machine type | trivial detector AUC |")
+    assert [row[0] for row in table[1:]] == list(every)
+    for row in table[1:]:
+        m = row[0]
+        expected = (every[m]["unsupervised"], section[m]["unsupervised"], every[m]["supervised"])
+        for cell, value in zip(row[1:], expected, strict=True):
+            check_cell(cell, [value], f"leakage {m}")
+
+
 #: Tables with a results file behind them (header start -> the check).
 def check_demo() -> None:
     with (RESULTS / "demo_performance_small_g5.csv").open() as fh:
@@ -240,6 +254,7 @@ SOURCED = {
     ),
     "| detector (signal domain) | machine focus |": check_focus_families,
     "| vs the DCASE autoencoder |": check_focus_families_tests,
+    "| machine type | trivial detector AUC |": check_leakage,
 }
 
 
