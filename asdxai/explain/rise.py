@@ -434,6 +434,9 @@ class RISE:
             log.warning("fp16 autocast on CPU is slow and partial; consider bf16")
 
         n_blocks = -(-n_masks // cfg.block_size)
+        if estimator == "cv" and n_blocks < 2:
+            log.warning("the cv estimator needs two blocks of masks to cross-fit its surrogate; "
+                        "with one block it is the plain estimator")  # fmt: skip
         run = _Run(
             self,
             cfg,
