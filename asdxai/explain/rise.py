@@ -54,7 +54,10 @@ How the work is organised
   cells), not for "grid" masks. Across processes these sums travel per block with
   the map sums (one block's K·T·F + K² + K numbers per rank and gather), so the map
   is the single-process map. Split-half agreement for it is that of the two
-  cross-fitted halves.
+  cross-fitted halves. With one block (n_masks ≤ block_size) there is nothing to fit
+  the other half on and it is the plain estimator (a warning says so). It is the default
+  of ``asdxai rise`` and :class:`asdxai.workflows.explain.MapSettings`
+  (:func:`asdxai.constants.default_estimator`); ``attribute`` itself defaults to "plain".
 * The mask *sampling* (:attr:`RISEMaskConfig.sampling`: antithetic pairs, Latin
   hypercubes) is independent of the estimator: any estimator with any sampling.
 """
