@@ -7,7 +7,7 @@ import pytest
 from conftest import tiny_checkpoint
 
 from asdxai.cli import main
-from asdxai.constants import DEFAULT_STOP_AGREEMENT
+from asdxai.constants import DEFAULT_ESTIMATOR, DEFAULT_STOP_AGREEMENT, DENSE_ESTIMATOR
 from asdxai.data.audio import write_wav
 from asdxai.explain.result import load_result
 from asdxai.features import FeatureConfig
@@ -82,13 +82,35 @@ def test_rise_cli_defaults_converge_and_report_speed(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "masks/s measured" in printed and "min per clip" in printed
     res = load_result(tmp_path / "o" / "fan" / (clip.stem + ".h5"))
-    assert res.estimator == "centered" and res.until_agreement == DEFAULT_STOP_AGREEMENT
+    assert res.estimator == DEFAULT_ESTIMATOR and res.until_agreement == DEFAULT_STOP_AGREEMENT
     assert res.estimated_correlation >= 0.99 if res.stopped_early else res.n_masks == 20_000
     assert main(argv + ["--until-agreement", "0.5", "--overwrite"]) == 0
     res = load_result(tmp_path / "o" / "fan" / (clip.stem + ".h5"))
     assert res.stopped_early and res.n_masks < 20_000 and res.agreement >= 0.5
     assert main(argv[:-2] + ["--study", "--until-agreement", "0.9"]) == 2
     assert "--study" in capsys.readouterr().err
+
+
+def test_rise_cli_default_estimator_per_mask_mode_and_old_results(tmp_path, capsys):
+    ckpt, clip = _checkpoint(tmp_path), _clip(tmp_path)
+    out, h5 = tmp_path / "o", tmp_path / "o" / "fan" / (clip.stem + ".h5")
+    base = ["rise", "--checkpoint", str(ckpt), "--clip", str(clip), "--out", str(out),
+            "--block-size", "50", "--no-plot", "--no-progress", "--device", "cpu",
+            "--until-agreement", "0.999"]  # fmt: skip
+    # a result of the old default (centred) is refused with the defaults, naming both estimators
+    assert main(base + ["--n-masks", "100", "--estimator", "centered"]) == 0
+    assert main(base + ["--n-masks", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "'centered'" in err and f"'{DEFAULT_ESTIMATOR}'" in err
+    # ... and continued when its estimator is named
+    assert main(base + ["--n-masks", "200", "--estimator", "centered"]) == 0
+    res = load_result(h5)
+    assert res.estimator == "centered" and res.n_masks == 200
+    # grid masks default to the centred estimator; cv is refused for them
+    grid = base + ["--n-masks", "100", "--mask-mode", "grid", "--overwrite"]
+    assert main(grid) == 0 and load_result(h5).estimator == DENSE_ESTIMATOR
+    assert main(grid + ["--estimator", "cv"]) == 2
+    assert "grid" in capsys.readouterr().err
 
 
 def test_rise_cli_clips_of_two_machines_with_one_name(tmp_path):

@@ -7,10 +7,13 @@ the whole-clip spectrum held fixed, ``--domain signal`` the clip's STFT, resynth
 go to ``<out>/<machine>/<clip>.h5`` and ``.png`` (``<out>/<clip>.*`` for a clip outside the DCASE
 layout); an existing result is continued when its settings match and refused otherwise.
 
-By default a map is computed until it has converged (centred estimator, split-half agreement
-0.99, at most 640,000 masks); ``--study`` gives the study's exact setting (plain estimator,
-exactly 640,000 masks). Under ``torchrun --nproc-per-node N -m asdxai rise ...`` one clip's mask
-blocks, or many clips, are shared among the ranks; the maps equal single-process maps.
+By default a map is computed until it has converged: the control-variate estimator ``cv``
+(``centered`` for ``--mask-mode grid``, :func:`asdxai.constants.default_estimator`), stopped at
+the first block boundary, after at least 4 blocks, where the split-half agreement reaches 0.961
+(an estimated correlation of 0.99 with the converged map), at most 640,000 masks; ``--study``
+gives the study's exact setting (plain estimator, exactly 640,000 masks). Under
+``torchrun --nproc-per-node N -m asdxai rise ...`` one clip's mask blocks, or many clips, are
+shared among the ranks; the maps equal single-process maps (for every estimator).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import logging
 from pathlib import Path
 
 from ..constants import (
+    DEFAULT_ESTIMATOR,
     DEFAULT_STOP_AGREEMENT,
+    DENSE_ESTIMATOR,
     DOMAINS,
     ESTIMATORS,
     MASK_MODES,
@@ -52,8 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Explain the anomaly score of clips with RISE: random separable time x frequency "
             "masks (binary cells, linearly up-sampled, randomly shifted), importance = sum of "
             "score x mask / (N E[M]). Writes <out>/<machine>/<clip>.h5 and .png per clip. By "
-            "default each map runs until it has converged (centred estimator, split-half "
-            "agreement 0.99, at most 640000 masks); --study gives the study's exact setting. "
+            f"default each map runs until it has converged ({DEFAULT_ESTIMATOR} estimator, "
+            f"{DENSE_ESTIMATOR} for grid masks; stopped once the split-half agreement reaches "
+            f"{DEFAULT_STOP_AGREEMENT}, an estimated r of 0.99 with the converged map; at most "
+            "640000 masks); --study gives the study's exact setting. "
             "Runs under torchrun to share the work among processes / GPUs. Any detector (wav "
             "in, score out) can be explained with --detector: an ONNX file or a Python factory."
         ),
@@ -192,7 +199,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="plain (study), centered (scores minus a pilot mean, added back) or cv (minus a "
         "cross-fitted linear surrogate of the score in the mask cells, added back): the same "
-        "expectation, less noise (default: centered; plain with --study)",
+        f"expectation, less noise (default: {DEFAULT_ESTIMATOR}; {DENSE_ESTIMATOR} with "
+        "--mask-mode grid, where cv is refused; plain with --study). A result is continued "
+        "only with the estimator it was made with",
     )
     p.add_argument(
         "--sampling",
@@ -206,8 +215,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=probability,
         default=None,
         metavar="R",
-        help="stop once the split-half agreement (correlation of even / odd block maps) "
-        "reaches R; --n-masks is then the upper bound (default: "
+        help="stop at the first block boundary, after at least 4 blocks, where the split-half "
+        "agreement (correlation of even / odd block maps) reaches R; --n-masks is then the "
+        "upper bound (default: "
         f"{DEFAULT_STOP_AGREEMENT}, an estimated r of 0.99 with the converged map; off with "
         "--study)",
     )
@@ -254,7 +264,7 @@ def _settings(args: argparse.Namespace):
             raise ConfigError("--study is the plain estimator without --until-agreement")
         return MapSettings(masks, args.n_masks, args.seed, "plain", None)
     return MapSettings(
-        masks, args.n_masks, args.seed, args.estimator or "centered",
+        masks, args.n_masks, args.seed, args.estimator,
         DEFAULT_STOP_AGREEMENT if args.until_agreement is None else args.until_agreement,
     )  # fmt: skip
 

@@ -86,14 +86,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..constants import DENSE_MODES, SAMPLINGS
 from ..constants import MASK_MODES as MODES
-from ..constants import SAMPLINGS
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: Modes whose masks are not an outer product of factors (built and summed densely).
-DENSE_MODES = frozenset({"grid"})
 
 
 @dataclass(frozen=True)

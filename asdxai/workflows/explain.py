@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..constants import DEFAULT_STOP_AGREEMENT, DOMAINS, STUDY_MASKS
+from ..constants import DEFAULT_STOP_AGREEMENT, DOMAINS, STUDY_MASKS, default_estimator
 from ..errors import ConfigError, DataError, ResultError
 from ..explain.masks import RISEMaskConfig
 from ..explain.rise import ESTIMATORS, RISEExecution, RISEResult
@@ -70,19 +70,24 @@ RESUME_KEYS = ("clip", "clip_sha256", "section", "detector_fingerprint", "domain
 class MapSettings:
     """What map to compute: masks, how many, seed, estimator and stopping rule.
 
-    The default is a *converged* map: the centred estimator (same expectation as the study's
-    plain one, far less noise), stopped once the split-half agreement reaches 0.961, i.e. an
-    estimated correlation of 0.99 with the converged map (``asdxai.explain.rise.
-    estimated_correlation``), at most 640,000 masks. :meth:`study` gives the study's exact setting.
+    The default is a *converged* map: the control-variate estimator "cv" (same expectation as
+    the study's plain one, far less noise; "centered" for "grid" masks, see
+    :func:`asdxai.constants.default_estimator`), stopped once the split-half agreement reaches
+    0.961, i.e. an estimated correlation of 0.99 with the converged map
+    (``asdxai.explain.rise.estimated_correlation``), at most 640,000 masks. :meth:`study` gives
+    the study's exact setting. ``estimator=None`` (the default) becomes the mask mode's default
+    estimator.
     """
 
     mask_config: RISEMaskConfig = field(default_factory=RISEMaskConfig)
     n_masks: int = STUDY_MASKS
     seed: int = 0
-    estimator: str = "centered"
+    estimator: str | None = None
     until_agreement: float | None = DEFAULT_STOP_AGREEMENT
 
     def __post_init__(self) -> None:
+        if self.estimator is None:
+            object.__setattr__(self, "estimator", default_estimator(self.mask_config.mode))
         if self.estimator not in ESTIMATORS:
             raise ConfigError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
 
@@ -399,7 +404,8 @@ class Explainer:
         ----------
         clip : wav file
         section : section key; default: from the clip's DCASE name and folder
-        settings : :class:`MapSettings` (default: converged centred map)
+        settings : :class:`MapSettings` (default: converged map, the mask mode's default
+            estimator)
         execution : device, batch size, precision, progress, checkpoints, process group;
             its ``device`` defaults to the explainer's
         out_stem : write ``<out_stem>.h5`` / ``.png`` (nothing is written when None). An
