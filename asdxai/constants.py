@@ -101,3 +101,6 @@ METHODS: dict[str, tuple[str, bool]] = {
 }
 #: What a removed cell becomes in the faithfulness measures.
 FILLS: tuple[str, ...] = ("median", "zero")
+#: Fills of normal content built from the normal training clips of the explained clip's section
+#: (:func:`asdxai.explain.reference.normal_reference`): fill name -> reference kind.
+NORMAL_FILLS: dict[str, str] = {"normal-mean": "mean", "normal-nearest": "nearest"}

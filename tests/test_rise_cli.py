@@ -189,3 +189,58 @@ def test_nearest_section_is_the_one_whose_normals_the_clip_matches(tmp_path):
     loose.write_bytes(clip.read_bytes())
     assert Explainer(two, device="cpu").section_for(loose) == "pump_section_01"
     assert Explainer(two, device="cpu").section_for(clip) == "fan_section_00"
+
+
+def test_rise_cli_normal_fill_is_the_library_reference_and_is_kept_on_resume(tmp_path, capsys):
+    """``--fill normal-mean``: masked cells take the mean spectrogram of the section's normal
+    training clips of the clip's domain, the map is the library's with that reference (same
+    seed) and not the silence-filled one; resume refuses another fill; a clip outside a DCASE
+    tree or the signal domain is refused with one line naming --fill."""
+    import torch
+    from conftest import tiny_tree
+
+    from asdxai.data.audio import read_clip
+    from asdxai.detectors import load_detector
+    from asdxai.explain import RISE, RISEExecution, RISEMaskConfig
+    from asdxai.explain.reference import normal_reference
+
+    tiny_tree(tmp_path / "tree", FEAT.n_samples)
+    ckpt = _checkpoint(tmp_path)
+    fan = tmp_path / "tree" / "dev_data" / "fan"
+    clip = sorted((fan / "test").glob("section_00_source_test_anomaly_*.wav"))[0]
+    out, silent = tmp_path / "out", tmp_path / "silent"
+    assert main(_args(ckpt, clip, out, "--no-plot", "--fill", "normal-mean")) == 0
+    assert main(_args(ckpt, clip, silent, "--no-plot")) == 0
+    res = load_result(out / "fan" / (clip.stem + ".h5"))
+    assert res.meta["fill"] == "normal-mean"
+    assert load_result(silent / "fan" / (clip.stem + ".h5")).meta["fill"] == 0.0
+
+    normals = sorted((fan / "train").glob("section_00_source_train_normal_*.wav"))
+    assert len(normals) == 6  # the source clips only: the clip's domain
+    tf = load_detector(ckpt, device="cpu").time_frequency(
+        torch.from_numpy(read_clip(clip, FEAT)), SECTION
+    )
+    expect = RISE(tf.score, RISEMaskConfig(block_size=50)).attribute(
+        tf.x, n_masks=100, seed=0, estimator="plain", fill=normal_reference(normals, FEAT),
+        execution=RISEExecution(batch_size=50, device="cpu", progress=False),
+    )  # fmt: skip
+    np.testing.assert_allclose(res.importance, expect.importance, rtol=1e-5, atol=1e-7)
+    other = load_result(silent / "fan" / (clip.stem + ".h5")).importance
+    assert np.abs(res.importance - other).max() > 1e-3 * np.abs(other).max()
+
+    for fill in ("0", "normal-nearest"):  # another fill into the same result is refused
+        assert main(_args(ckpt, clip, out, "--no-plot", "--fill", fill, "--n-masks", "150")) == 2
+        err = capsys.readouterr().err
+        assert "cannot resume" in err and "fill" in err
+    assert main(_args(ckpt, clip, out, "--no-plot", "--fill", "normal-nearest",
+                      "--overwrite")) == 0  # fmt: skip
+    assert load_result(out / "fan" / (clip.stem + ".h5")).meta["fill"] == "normal-nearest"
+
+    loose = _clip(tmp_path)  # <tmp>/data/fan/test/...: no train/ folder beside it
+    assert main(_args(ckpt, loose, tmp_path / "o2", "--fill", "normal-mean")) == 2
+    err = capsys.readouterr().err
+    assert "normal training clips" in err and "--fill" in err and len(err.splitlines()) == 1
+    assert main(_args(ckpt, clip, tmp_path / "o3", "--fill", "normal-mean", "--domain",
+                      "signal")) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "signal domain" in err and "--fill" in err

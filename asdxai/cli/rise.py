@@ -29,6 +29,7 @@ from ..constants import (
     DOMAINS,
     ESTIMATORS,
     MASK_MODES,
+    NORMAL_FILLS,
     PRECISIONS,
     SAMPLINGS,
     SPLITS,
@@ -47,6 +48,16 @@ from ._common import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _fill(text: str) -> float | str:
+    """argparse type of ``--fill``: a non-negative number or one of the normal fills."""
+    if text in NORMAL_FILLS:
+        return text
+    try:
+        return non_negative_float(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; or one of {', '.join(NORMAL_FILLS)}") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -183,9 +194,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--fill",
-        type=non_negative_float,
+        type=_fill,
         default=0.0,
-        help="value of masked-out cells of the linear magnitude input (default: 0 = silence)",
+        metavar="{VALUE," + ",".join(NORMAL_FILLS) + "}",
+        help="what masked-out cells of the linear magnitude input become: a value (default: 0 "
+        "= silence, the study) or normal content from the normal training clips of the clip's "
+        "machine type and section (and domain) in the DCASE tree around it: normal-mean their "
+        "cell-wise mean spectrogram, normal-nearest the one nearest to the clip (input domain "
+        "only)",
     )
     p.add_argument(
         "--block-size",
@@ -255,17 +271,20 @@ def _settings(args: argparse.Namespace):
     from ..explain import RISEMaskConfig
     from ..workflows.explain import MapSettings
 
+    normal = args.fill if args.fill in NORMAL_FILLS else None
     masks = RISEMaskConfig(
         time_cells=args.time_cells, freq_cells=args.freq_cells, p_keep=args.p_keep,
-        mode=args.mask_mode, fill=args.fill, block_size=args.block_size, sampling=args.sampling,
+        mode=args.mask_mode, fill=0.0 if normal else args.fill, block_size=args.block_size,
+        sampling=args.sampling,
     )  # fmt: skip
     if args.study:
         if args.estimator not in (None, "plain") or args.until_agreement is not None:
             raise ConfigError("--study is the plain estimator without --until-agreement")
-        return MapSettings(masks, args.n_masks, args.seed, "plain", None)
+        return MapSettings(masks, args.n_masks, args.seed, "plain", None, normal_fill=normal)
     return MapSettings(
         masks, args.n_masks, args.seed, args.estimator,
         DEFAULT_STOP_AGREEMENT if args.until_agreement is None else args.until_agreement,
+        normal_fill=normal,
     )  # fmt: skip
 
 
