@@ -80,9 +80,6 @@ RESUME_KEYS = ("clip", "clip_sha256", "section", "detector_fingerprint", "domain
 class MapSettings:
     """What map to compute: masks, how many, seed, estimator, stopping rule and fill.
 
-    ``normal_fill``, one of :data:`~asdxai.constants.NORMAL_FILLS`, fills masked cells with
-    normal content built from the normal training clips of the clip's section
-    (:meth:`Explainer.normal_fill`) instead of the mask settings' constant ``fill``.
     The default is a *converged* map: the control-variate estimator "cv" (same expectation as
     the study's plain one, far less noise; "centered" for "grid" masks, see
     :func:`asdxai.constants.default_estimator`), stopped once the split-half agreement reaches
@@ -90,6 +87,10 @@ class MapSettings:
     (``asdxai.explain.rise.estimated_correlation``), at most 640,000 masks. :meth:`study` gives
     the study's exact setting. ``estimator=None`` (the default) becomes the mask mode's default
     estimator.
+
+    ``normal_fill``, one of :data:`~asdxai.constants.NORMAL_FILLS`, fills masked cells with
+    normal content built from the normal training clips of the clip's section
+    (:meth:`Explainer.normal_fill`) instead of the mask settings' constant ``fill``.
     """
 
     mask_config: RISEMaskConfig = field(default_factory=RISEMaskConfig)
