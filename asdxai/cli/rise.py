@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 
 from ..constants import (
+    DEFAULT_BLOCK_SIZE,
     DEFAULT_ESTIMATOR,
     DEFAULT_STOP_AGREEMENT,
     DENSE_ESTIMATOR,
@@ -206,8 +207,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--block-size",
         type=positive_int,
-        default=1000,
-        help="masks per reproducible block (default: 1000)",
+        default=DEFAULT_BLOCK_SIZE,
+        help="masks per reproducible block; a map stops only at a block boundary, after at "
+        f"least 4 blocks (default: {DEFAULT_BLOCK_SIZE})",
     )
     p.add_argument(
         "--estimator",

@@ -86,7 +86,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..constants import DENSE_MODES, SAMPLINGS
+from ..constants import DEFAULT_BLOCK_SIZE, DENSE_MODES, SAMPLINGS
 from ..constants import MASK_MODES as MODES
 from ..errors import ConfigError
 
@@ -103,7 +103,7 @@ class RISEMaskConfig:
     p_keep: float = 0.75  # probability that a cell is kept (study: masked with 0.25)
     mode: str = "separable"  # "separable" (t fᵀ, the study), "time", "freq" or "grid" (2-D)
     fill: float = 0.0  # value of masked-out input: X·M + fill·(1 − M); 0 = silence
-    block_size: int = 1000  # masks per reproducible block (keyed by seed and block index)
+    block_size: int = DEFAULT_BLOCK_SIZE  # masks per reproducible block (keyed by seed, index)
     sampling: str = "iid"  # "iid" (the study), "antithetic", "latin", "latin-antithetic"
 
     def __post_init__(self) -> None:
