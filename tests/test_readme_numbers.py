@@ -7,7 +7,7 @@ file. A new table with numbers fails until it is one or the other.
 
 * the bundled models' table: ``asdxai/bundled/training.json``
   (``python -m asdxai.bundled.train_bundled``);
-* "The study's explanation, measured": ``docs/results/focus_claim_small_g5.csv``
+* "The study's explanation, measured": ``docs/results/focus_claim_small_g6.csv``
   (``python figures/focus_claim.py``): mean ± std over the maps, the per-trial means, the
   paired Wilcoxon p (recomputed with the script's own functions);
 * the demo's table: ``docs/results/demo_performance_small_g6.csv`` (``asdxai demo``'s
@@ -16,7 +16,7 @@ file. A new table with numbers fails until it is one or the other.
   (``python figures/focus_factors.py``);
 * "Nothing leaks, per machine type": ``docs/results/leakage_small_g6{,_section00}.json``
   (``asdxai bench leakage``);
-* "Three detector families": ``docs/results/focus_families_small_g5.csv``
+* "Three detector families": ``docs/results/focus_families_small_g6.csv``
   (``python figures/focus_families.py``): mean ± std over the clips, the paired Wilcoxon p and
   the per-clip wins against the autoencoder.
 """
@@ -139,7 +139,7 @@ def check_bundled() -> None:
 
 def check_focus_claim() -> None:
     fc = _figures()
-    rows = _rows("focus_claim_small_g5.csv")
+    rows = _rows("focus_claim_small_g6.csv")
     measures = {"machine focus": "machine_focus", "machine contrast": "machine_contrast",
                 "machine r beyond energy": "machine_partial_r", "event share": "event_share",
                 "pixel AUC (anomaly mask)": "pixel_auc"}  # fmt: skip
@@ -192,7 +192,7 @@ FAMILY_MEASURES = {
 def _families() -> tuple:
     """(focus_claim, focus_families, {measure: per_map of focus_families' results file})."""
     fc, ff = _figures(), _figures("focus_families")
-    rows = _rows("focus_families_small_g5.csv")
+    rows = _rows("focus_families_small_g6.csv")
     per = {m: fc.per_map(rows, m, ff.FAMILIES) for m in FAMILY_MEASURES.values()}
     return fc, ff, per
 
