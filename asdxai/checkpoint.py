@@ -105,7 +105,7 @@ class Checkpoint:
             )
         return section_key
 
-    def build_encoder(self, model_key: str = "all") -> Encoder:
+    def build_encoder(self, *, model_key: str = "all") -> Encoder:
         """The encoder ``model_key`` with its trained weights, in eval mode on the CPU."""
         if model_key not in self.encoders:
             have = ", ".join(sorted(self.encoders))
@@ -179,7 +179,7 @@ def write_weights_only(payload: dict, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None) -> Checkpoint:
     """Load a checkpoint with ``torch.load(weights_only=True)``.
 
     Parameters
@@ -226,8 +226,7 @@ def checkpoint_from_payload(
         value = data.get(key)
         if not isinstance(value, dict) and (key in required or value is not None):
             raise CheckpointError(
-                f"{path}: not an asdxai checkpoint ({key} is a {type(value).__name__}, "
-                "not a dict)"
+                f"{path}: not an asdxai checkpoint ({key} is a {type(value).__name__}, not a dict)"
             )
     _check_backend(data.get("backend"), path)
     names = {f.name for f in dataclasses.fields(Checkpoint)}

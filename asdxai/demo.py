@@ -128,7 +128,7 @@ class DemoSettings:
 
 
 def run_demo(
-    out: str | Path = "asdxai-demo", *, settings: DemoSettings | None = None
+    out: str | Path, *, settings: DemoSettings | None = None
 ) -> DemoOutputs:
     """Run the whole demo into ``out`` (the synthetic data goes to ``out/data`` unless already
     there; :class:`~asdxai.layout.Layout` names the rest) and return where its outputs went."""
@@ -152,12 +152,12 @@ def run_demo(
     out = ensure_writable_dir(out)
     layout = Layout(out)
     if train:  # the whole tree: the models train on it
-        data = ensure_synthetic(layout.data, preset, seed, progress=progress)
+        data = ensure_synthetic(layout.data, preset=preset, seed=seed, progress=progress)
     else:  # the bundled models only need test clips: one section per machine type
-        data = ensure_synthetic(layout.data, preset, seed, splits=("dev-test",), sections=(0,),
-                                progress=progress)  # fmt: skip
+        data = ensure_synthetic(layout.data, preset=preset, seed=seed,
+                                splits=("dev-test",), sections=(0,), progress=progress)  # fmt: skip
     res = DemoOutputs(out=out, data=data)
-    test = scan(data, "dev-test")
+    test = scan(data, split="dev-test")
     models = _models(layout, data, train, epochs, width, seed, dev, progress)
 
     rows, scored_ckpts = [], {}
@@ -167,7 +167,7 @@ def run_demo(
         scored_ckpts[model.name] = load_checkpoint(scored)
         log.info("scoring %s on dev-test (%d clips)", model.title, len(test))
         report = score_checkpoint(
-            scored_ckpts[model.name], test, None, layout.scores.model(model.name).root,
+            scored_ckpts[model.name], test, None, out_dir=layout.scores.model(model.name).root,
             settings=ScoreSettings(protocols=("study",), device=dev, progress=progress),
         )  # fmt: skip
         res.scores[model.name] = layout.scores.model(model.name).root

@@ -77,7 +77,7 @@ def _stream(
                 )
                 for wave, where in loader:
                     wave = wave.to(device, non_blocking=True)
-                    inputs = encoder_inputs(wave, feat_cfg, arch)
+                    inputs = encoder_inputs(wave, feat_cfg, arch=arch)
                     res = fn(key, inputs["spec"], inputs.get("spectrum")).float().cpu().numpy()
                     bad = ~np.isfinite(res.reshape(len(res), -1)).all(axis=1)
                     if bad.any():  # an error, never an "unreadable" (NaN) row
@@ -155,7 +155,7 @@ def embed_records(
     def fn(key: str, spec: torch.Tensor, spectrum: torch.Tensor | None) -> torch.Tensor:
         if key not in encoders:
             encoders.clear()  # one encoder on the device at a time
-            encoders[key] = ckpt.build_encoder(key).to(dev).eval()
+            encoders[key] = ckpt.build_encoder(model_key=key).to(dev).eval()
         enc = encoders[key]
         return enc(spec) if spectrum is None else enc(spec, spectrum)
 

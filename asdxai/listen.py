@@ -84,7 +84,7 @@ def check_smoothing(smooth_cells: float, shape: tuple[int, ...]) -> None:
 
 
 def soft_top_mask(
-    importance: np.ndarray, top_percent: float, smooth_cells: float = 1.0
+    importance: np.ndarray, top_percent: float, *, smooth_cells: float = 1.0
 ) -> np.ndarray:
     """Soft mask in [0, 1] selecting the ``top_percent`` most important cells.
 
@@ -132,7 +132,7 @@ class Resynthesis:
 
 
 def resynthesise(
-    wave: np.ndarray, mask: np.ndarray, cfg: FeatureConfig | None = None
+    wave: np.ndarray, mask: np.ndarray, *, cfg: FeatureConfig | None = None
 ) -> Resynthesis:
     """Split ``wave`` into its masked and unmasked parts with the original phase.
 

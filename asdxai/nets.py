@@ -458,7 +458,7 @@ def build_encoder(net_cfg: NetConfig, feat_cfg: FeatureConfig) -> Encoder:
 
 
 def encoder_inputs(
-    wave: torch.Tensor, feat_cfg: FeatureConfig, arch: str = "dual"
+    wave: torch.Tensor, feat_cfg: FeatureConfig, *, arch: str = "dual"
 ) -> dict[str, torch.Tensor | None]:
     """Model inputs from a waveform batch, computed on the waveform's device in float32.
 
@@ -478,6 +478,6 @@ def encoder_inputs(
         raise ConfigError(f"arch must be one of {ARCHS}, got {arch!r}")
     wave = wave.float()
     with torch.autocast(wave.device.type, enabled=False):
-        spec = spectrogram(wave, feat_cfg)
-        spec_full = spectrum(wave, feat_cfg) if arch == "dual" else None
+        spec = spectrogram(wave, cfg=feat_cfg)
+        spec_full = spectrum(wave, cfg=feat_cfg) if arch == "dual" else None
     return {"spec": spec, "spectrum": spec_full}

@@ -110,8 +110,8 @@ class KMeansBackend:
 
     def __init__(
         self,
-        k: int = 16,
         *,
+        k: int = 16,
         seed: int = 0,
         n_init: int = 5,
         max_iter: int = 300,
@@ -444,7 +444,7 @@ class AnomalyScorer(nn.Module):
     # ------------------------------------------------------------------ checkpoint
     @classmethod
     def from_checkpoint(
-        cls, ckpt: Checkpoint, device: str | torch.device | None = "cpu"
+        cls, ckpt: Checkpoint, *, device: str | torch.device | None = "cpu"
     ) -> AnomalyScorer:
         """Build the scorer from a checkpoint with a fitted backend, in eval mode on ``device``.
 
@@ -461,7 +461,7 @@ class AnomalyScorer(nn.Module):
                 "on the normal training clips first (the command `asdxai fit-backend`)"
             )
         dev = resolve_device(device)
-        encoders = {key: ckpt.build_encoder(key) for key in ckpt.encoders}
+        encoders = {key: ckpt.build_encoder(model_key=key) for key in ckpt.encoders}
         scorer = cls(encoders, KMeansBackend.from_dict(ckpt.backend))
         return scorer.to(dev).eval()
 
@@ -494,6 +494,7 @@ class BoundScorer(nn.Module):
 def backend_from_embeddings(
     records: Sequence[Any],
     embeddings: np.ndarray,
+    *,
     k: int = 16,
     seed: int = 0,
     n_init: int = 5,

@@ -122,7 +122,7 @@ class TrainConfig:
         return cls(**d)
 
 
-def infer_feature_config(records: Sequence, base: FeatureConfig | None = None) -> FeatureConfig:
+def infer_feature_config(records: Sequence, *, base: FeatureConfig | None = None) -> FeatureConfig:
     """``base`` with ``duration_s`` set to the most common clip duration of ``records``.
 
     Durations come from the wav headers (whole samples). The most common one, not the first
@@ -181,6 +181,7 @@ def _non_finite_weight(encoder: Encoder) -> str | None:
 def fit_encoder(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     labels: np.ndarray | torch.Tensor,
+    *,
     n_classes: int,
     feat_cfg: FeatureConfig,
     net_cfg: NetConfig,
@@ -265,7 +266,7 @@ def fit_encoder(
             y = onehot[idx].to(dev)
             if train_cfg.mixup:
                 wave, y = mixup(wave, y, mix_gen)
-            inputs = encoder_inputs(wave, feat_cfg, arch)
+            inputs = encoder_inputs(wave, feat_cfg, arch=arch)
             with _autocast(dev, train_cfg.precision):
                 emb = encoder(**inputs)
             data = loss_fn(emb, y)
@@ -414,10 +415,10 @@ def train_model(
         encoder, hist = fit_encoder(
             loader,
             labels,
-            len(names),
-            feat_cfg,
-            net_cfg,
-            train_cfg,
+            n_classes=len(names),
+            feat_cfg=feat_cfg,
+            net_cfg=net_cfg,
+            train_cfg=train_cfg,
             device=dev,
             seed=seed,
             progress=progress,

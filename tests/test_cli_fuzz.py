@@ -1038,12 +1038,12 @@ def test_synth_rerun_after_an_interruption_completes(tmp_path, monkeypatch):
     monkeypatch.setattr(synth, "_work", interrupted)
     out = tmp_path / "tree"
     with pytest.raises(KeyboardInterrupt):
-        synth.generate(out, SYNTH_TINY, seed=0, workers=1, progress=False)
+        synth.generate(out, preset=SYNTH_TINY, seed=0, workers=1, progress=False)
     assert list(out.rglob("*.wav")) and not (out / "synth.json").exists()
     monkeypatch.setattr(synth, "_work", real)
     with pytest.raises(ConfigError, match="not synthetic"):  # other settings: still refused
-        synth.generate(out, SYNTH_TINY, seed=1, workers=1, progress=False)
-    synth.generate(out, SYNTH_TINY, seed=0, workers=1, progress=False)
+        synth.generate(out, preset=SYNTH_TINY, seed=1, workers=1, progress=False)
+    synth.generate(out, preset=SYNTH_TINY, seed=0, workers=1, progress=False)
     assert (out / "synth.json").is_file() and not list(out.glob(".synth-*"))
 
 

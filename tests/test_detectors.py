@@ -146,7 +146,7 @@ def test_checkpoint_adapter_is_todays_scorer(tmp_path):
         det = load_detector(path, device="cpu")
         assert det.name == f"{arch}.pt" and len(det.fingerprint) == 64 and det.sample_rate == RATE
         waves = 0.1 * torch.randn(3, feat.n_samples, generator=torch.Generator().manual_seed(0))
-        inputs = encoder_inputs(waves, feat, arch)
+        inputs = encoder_inputs(waves, feat, arch=arch)
         want = det.scorer(inputs["spec"], SECTION, inputs["spectrum"])
         assert torch.allclose(det.score(waves, SECTION), want)
         tf = det.time_frequency(waves[0], SECTION)

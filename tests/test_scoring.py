@@ -158,7 +158,7 @@ def test_from_checkpoint_without_backend_says_what_to_do():
         encoders = {"all": {}}
 
     with pytest.raises(CheckpointError, match="fit-backend"):
-        AnomalyScorer.from_checkpoint(Ckpt(), "cpu")
+        AnomalyScorer.from_checkpoint(Ckpt(), device="cpu")
 
 
 # --------------------------------------------------------------------------- CLI end to end
@@ -248,7 +248,7 @@ def test_score_cli_on_synthetic_tree_with_eval_ground_truth(tmp_path, capsys):
         n_train_target=2,
         n_test=3,
     )
-    root = synth.generate(tmp_path / "data", preset, seed=0, workers=1, progress=False)
+    root = synth.generate(tmp_path / "data", preset=preset, seed=0, workers=1, progress=False)
     feat = FeatureConfig(sample_rate=16000, duration_s=1.0, n_fft=256, hop_length=128)
     net = NetConfig(arch="spectrogram", width=0.25, embed_dim=16)
     torch.manual_seed(0)

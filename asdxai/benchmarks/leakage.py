@@ -220,10 +220,14 @@ def probe_tree(
     """
     keep = None if sections is None else set(sections)
     train = [
-        r for r in scan(root, train_split, machines=machines) if keep is None or r.section in keep
+        r
+        for r in scan(root, split=train_split, machines=machines)
+        if keep is None or r.section in keep
     ]
     test = [
-        r for r in scan(root, test_split, machines=machines) if keep is None or r.section in keep
+        r
+        for r in scan(root, split=test_split, machines=machines)
+        if keep is None or r.section in keep
     ]
     if any(r.label is None for r in test):
         raise DataError(f"{test_split} of {root} is not labelled", param="test_split")

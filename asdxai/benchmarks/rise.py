@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def make_scorer(
-    shape: tuple[int, int], width: float, device: torch.device, seed: int = 0
+    shape: tuple[int, int], *, width: float, device: torch.device, seed: int = 0
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """A (B, T, F) -> (B,) scorer: the spectrogram encoder + cosine-distance backend."""
     torch.manual_seed(seed)
@@ -81,6 +81,7 @@ def _naive_masks(rng: np.random.Generator, n: int, shape: tuple[int, int], cfg) 
 
 
 def benchmark(
+    *,
     shape: tuple[int, int] = (311, 513),
     width: float = 1.0,
     batch_size: int | None = None,
@@ -103,7 +104,7 @@ def benchmark(
     from ..explain.rise import CPU_BATCH_SIZE, DTYPES, PILOT_MASKS
 
     dev = resolve_device(device)
-    score, name = make_scorer(shape, width, dev)
+    score, name = make_scorer(shape, width=width, device=dev)
     if compile:
         score = torch.compile(score)
     bs = batch_size or (CPU_BATCH_SIZE if dev.type == "cpu" else 1024)
@@ -123,7 +124,7 @@ def benchmark(
 
     t, f = generate_masks(cfg, shape, n_blocks=1, seed=0, device=dev)
     batch = spec * t[:, :, None] * f[:, None, :]  # (a)'s fixed, pre-built batch
-    rise = RISE(score, cfg)
+    rise = RISE(score, mask_config=cfg)
     rng = np.random.default_rng(0)
 
     def bare() -> None:

@@ -36,6 +36,7 @@ def _structured_embeddings(
 
 
 def bench_backend_fit(
+    *,
     sections: int = 21,
     n_source: int = 990,
     n_target: int = 10,
@@ -65,6 +66,7 @@ def bench_backend_fit(
 
 
 def bench_scoring(
+    *,
     n_clips: int = 64,
     duration_s: float = 10.0,
     arch: str = "dual",
@@ -116,7 +118,7 @@ def bench_scoring(
         }
     )
     ckpt = dataclasses.replace(ckpt, backend=backend.to_dict())
-    scorer = AnomalyScorer.from_checkpoint(ckpt, dev)
+    scorer = AnomalyScorer.from_checkpoint(ckpt, device=dev)
     with tempfile.TemporaryDirectory(prefix="asdxai-bench-") as tmp:
         records = []
         for i in range(n_clips):
@@ -155,7 +157,7 @@ def bench_scoring(
         _sync(dev)
         t0 = time.perf_counter()
         for _ in range(n_batches):
-            inputs = encoder_inputs(waves, feat, arch)
+            inputs = encoder_inputs(waves, feat, arch=arch)
             scorer(inputs["spec"], "bench_section_00", inputs["spectrum"])
         _sync(dev)
         comp = time.perf_counter() - t0

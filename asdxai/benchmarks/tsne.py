@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 def synthetic_embeddings(
     n: int,
+    *,
     dim: int = 256,
     n_groups: int = 7,
     n_sub: int = 6,
@@ -53,7 +54,7 @@ def synthetic_embeddings(
     return unit(x).astype(np.float32), labels.astype(np.int64)
 
 
-def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 10, seed: int = 0) -> float:
+def knn_accuracy(points: np.ndarray, labels: np.ndarray, *, k: int = 10, seed: int = 0) -> float:
     """5-fold cross-validated accuracy of a k-nearest-neighbour classifier on ``points``."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
@@ -63,7 +64,7 @@ def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 10, seed: int 
 
 
 def trust(
-    x: np.ndarray, y: np.ndarray, k: int = 10, max_points: int = 2000, seed: int = 0
+    x: np.ndarray, y: np.ndarray, *, k: int = 10, max_points: int = 2000, seed: int = 0
 ) -> float:
     """scikit-learn's trustworthiness on at most ``max_points`` random rows."""
     from sklearn.manifold import trustworthiness
@@ -86,6 +87,7 @@ def _time(fn: Any) -> tuple[np.ndarray, float, float]:
 
 
 def benchmark(
+    *,
     sizes: Sequence[int] = (1000, 4200, 20000),
     dim: int = 256,
     seed: int = 0,
@@ -112,7 +114,7 @@ def benchmark(
         with threadpool_limits(limits=n_jobs):
             y, t, c = _time(
                 lambda x=x: project(
-                    x, TSNEConfig(seed=seed, n_jobs=n_jobs, negative_gradient_method=method)
+                    x, cfg=TSNEConfig(seed=seed, n_jobs=n_jobs, negative_gradient_method=method)
                 )
             )
             row.update(

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     data = args.data or default_data_root()
     torch.set_num_threads(1)  # the weights do not depend on the thread count this way
-    train = scan(data, "dev-train") + scan(data, "eval-train")
+    train = scan(data, split="dev-train") + scan(data, split="eval-train")
     print(f"training the autoencoder on {len(train)} clips of {data} ...", flush=True)
     t0, cpu0 = time.perf_counter(), time.process_time()
     detector = train_autoencoder(train, epochs=EPOCHS, seed=0, device="cpu")
@@ -121,11 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     detector = load_autoencoder(out)  # score what was written
     onnx_path = detector.export_onnx(HERE / "autoencoder-fan.onnx", machine="fan")
 
-    test = scan(data, "dev-test")
+    test = scan(data, split="dev-test")
     scores = score_split(detector, test)
     fan = [i for i, r in enumerate(test) if r.machine == "fan"]
     onnx_diff = check_onnx(onnx_path, detector, [test[i] for i in fan], scores[fan])
-    evaluation = evaluate(test, scores, "study")
+    evaluation = evaluate(test, scores, protocol="study")
     summary = evaluation.summary
     record = {
         "recipe": "asdxai.bundled.train_autoencoder", "seconds": round(seconds),

@@ -51,7 +51,7 @@ def train_one(name: str, data: Path, out: Path) -> dict:
     save_checkpoint(ckpt, out)
     with tempfile.TemporaryDirectory() as scores:
         report = score_checkpoint(
-            ckpt, scan(data, "dev-test"), None, Path(scores),
+            ckpt, scan(data, split="dev-test"), None, out_dir=Path(scores),
             settings=ScoreSettings(protocols=("study",), device="cpu", progress=False),
         )  # fmt: skip
     summary = report.evaluations["study"].summary

@@ -241,7 +241,7 @@ def _clips(args: argparse.Namespace) -> tuple[list[Path], list[str | None]]:
                 raise ConfigError(f"--clip {path}: no such file")
         return list(args.clip), [args.section] * len(args.clip)
     root = data_root(args.data, (args.split,))
-    records = scan(root, args.split, machines=args.machines)
+    records = scan(root, split=args.split, machines=args.machines)
     if args.anomalous_only:
         records = [r for r in records if r.label == "anomaly"]
     if args.limit:
@@ -264,22 +264,23 @@ def _print_done(item) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..explain import RISEExecution
-    from ..workflows.rise_run import run_rise
+    from ..workflows.rise_run import RunSettings, run_rise
     from ._common import checkpoint_path
 
     settings = _settings(args)
     spec = args.detector if args.detector is not None else checkpoint_path(args.checkpoint)
     clips, sections = _clips(args)
     execution = RISEExecution(
-        batch_size=args.batch_size, precision=args.precision, compile=args.compile,
-        progress=args.progress, checkpoint_every=args.checkpoint_every,
+        device=args.device, batch_size=args.batch_size, precision=args.precision,
+        compile=args.compile, progress=args.progress, checkpoint_every=args.checkpoint_every,
     )  # fmt: skip
-    run_rise(
-        spec, clips, args.out, settings=settings, execution=execution, sections=sections,
-        section=args.section, domain=args.domain, device=args.device, plot=args.plot,
-        overwrite=args.overwrite, listen_percent=args.listen, on_done=_print_done,
+    run = RunSettings(
+        section=args.section, domain=args.domain, plot=args.plot, overwrite=args.overwrite,
+        listen_percent=args.listen, on_done=_print_done,
         on_line=lambda line: print(line, flush=True),
         on_listened=lambda report: print(report.summary()),
     )  # fmt: skip
+    run_rise(spec, clips, args.out, settings=settings, execution=execution, run=run,
+             sections=sections)  # fmt: skip
     print(f"wrote results to {args.out}")
     return 0

@@ -540,8 +540,8 @@ def _warn_train_domains(records: list[ClipRecord]) -> None:
 
 def scan(
     root: str | os.PathLike,
-    split: str = "dev-train",
     *,
+    split: str = "dev-train",
     ground_truth: str | os.PathLike | None = None,
     machines: Sequence[str] | None = None,
 ) -> list[ClipRecord]:
@@ -651,7 +651,7 @@ def scan(
 
 
 def class_labels(
-    records: Sequence[ClipRecord], task: str, with_domain: bool = False
+    records: Sequence[ClipRecord], task: str, *, with_domain: bool = False
 ) -> tuple[np.ndarray, list[str]]:
     """Integer class labels of the auxiliary classification task.
 

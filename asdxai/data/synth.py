@@ -399,7 +399,7 @@ def render_clip(job: _Job, seed: int, n: int, components: bool = False) -> Rende
     if anomaly is not None:
         both = np.stack([_filter(normal * gain, mic), _filter(machine, mic)])
         with torch.no_grad():
-            s_norm, s_anom = spectrogram(torch.from_numpy(both), cfg).numpy()
+            s_norm, s_anom = spectrogram(torch.from_numpy(both), cfg=cfg).numpy()
         mask = np.abs(s_anom - s_norm) >= s_norm.max() * 10 ** (-MASK_THRESHOLD_DB / 20)
     if not components:
         return RenderedClip(pcm, mask, anomaly, float(mbr_db))
@@ -426,7 +426,7 @@ def _work(args: tuple[str, int, int, list[_Job]]) -> list[tuple]:
             sf.write(tmp, clip.pcm, SR, subtype="PCM_16", format="WAV")
         parts = None
         if test:
-            truth = component_truth(clip.machine, clip.background, clip.events, cfg)
+            truth = component_truth(clip.machine, clip.background, clip.events, cfg=cfg)
             parts = (
                 encode_level(truth.level_db).tobytes(),
                 np.packbits(truth.events).tobytes(),
@@ -643,6 +643,7 @@ def _interrupted(out: Path, cfg: PresetConfig, seed: int, sections: Sequence[int
 
 def generate(
     out: str | os.PathLike,
+    *,
     preset: str | PresetConfig = "mini",
     seed: int = 0,
     workers: int | None = None,

@@ -50,7 +50,7 @@ class CheckpointDetector:
         self.path = Path(path).resolve()
         self.ckpt = load_checkpoint(self.path) if ckpt is None else ckpt
         self.device = resolve_device(device)
-        self.scorer = AnomalyScorer.from_checkpoint(self.ckpt, self.device)
+        self.scorer = AnomalyScorer.from_checkpoint(self.ckpt, device=self.device)
         self.features = self.ckpt.features
         self.arch = self.ckpt.net.arch
         self.name = self.path.name
@@ -88,7 +88,7 @@ class CheckpointDetector:
         waves = torch.as_tensor(waves, dtype=torch.float32).to(self.device)
         if waves.shape[-1] != n:  # pad / trim at the end, as read_clip does
             waves = torch.nn.functional.pad(waves, (0, max(n - waves.shape[-1], 0)))[..., :n]
-        return encoder_inputs(waves, self.features, self.arch)
+        return encoder_inputs(waves, self.features, arch=self.arch)
 
     @torch.no_grad()
     def score(self, waves: torch.Tensor, section: str | None = None) -> torch.Tensor:

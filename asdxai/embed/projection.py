@@ -157,9 +157,9 @@ def _tsne(cfg: TSNEConfig, n: int, callbacks: Any = None) -> Any:
 
 def project(
     embeddings: np.ndarray,
+    *,
     cfg: TSNEConfig | None = None,
     callbacks: Any = None,
-    *,
     progress: bool = False,
 ) -> Any:
     """Project embeddings to 2-D with openTSNE.
@@ -233,7 +233,7 @@ def transform(embedding: Any, new_points: np.ndarray, **kwargs: Any) -> np.ndarr
 
 
 def reference_embedding(
-    embeddings: np.ndarray, projection: np.ndarray, cfg: TSNEConfig | None = None
+    embeddings: np.ndarray, projection: np.ndarray, *, cfg: TSNEConfig | None = None
 ) -> Any:
     """Rebuild a transformable ``TSNEEmbedding`` from stored embeddings and their projection.
 

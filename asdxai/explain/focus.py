@@ -273,7 +273,7 @@ class FocusResult:
     machine_area: float = math.nan
     event_area: float = math.nan
 
-    def to_dict(self, prefix: str = "") -> dict[str, float]:
+    def to_dict(self, *, prefix: str = "") -> dict[str, float]:
         """``{prefix + name: value}`` of every measure (plain floats, NaN where undefined)."""
         return {prefix + k: float(v) for k, v in asdict(self).items()}
 
@@ -322,7 +322,7 @@ def map_focus(
         mask = mask.astype(bool)
         if mask.any() and not mask.all():
             values["pixel_auc"] = pixel_auc(importance, mask)
-            values["pointing_game"] = float(pointing_game(importance, mask, tolerance))
+            values["pointing_game"] = float(pointing_game(importance, mask, tolerance=tolerance))
     if level_db is not None:
         values["machine_focus"] = machine_focus(importance, level_db)
         values["machine_contrast"] = machine_contrast(importance, level_db)

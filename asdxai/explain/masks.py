@@ -161,7 +161,7 @@ class RISEMaskConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def block_seed(seed: int, block: int, stream: int = 0) -> int:
+def block_seed(seed: int, block: int, *, stream: int = 0) -> int:
     """63-bit generator seed of mask block ``block`` for run seed ``seed`` (both ≥ 0).
 
     ``stream`` separates independent mask streams of one run: 0 = the masks of the
@@ -207,7 +207,7 @@ def cell_size(cells: int, size: int) -> int:
 
 
 def draw_block(
-    cfg: RISEMaskConfig, shape: tuple[int, int], seed: int, block: int, stream: int = 0
+    cfg: RISEMaskConfig, shape: tuple[int, int], *, seed: int, block: int, stream: int = 0
 ) -> MaskBlock:
     """Draw the cell bits and shifts of block ``block`` (deterministic in (seed, block, stream)).
 
@@ -215,7 +215,7 @@ def draw_block(
     (axes that are not randomised are skipped); "grid" mode: the 2-D cell grid, time
     shifts, frequency shifts.
     """
-    gen = torch.Generator(device="cpu").manual_seed(block_seed(seed, block, stream))
+    gen = torch.Generator(device="cpu").manual_seed(block_seed(seed, block, stream=stream))
     n = cfg.block_size
     if cfg.sampling != "iid":
         return _coupled_block(cfg, shape, gen)
@@ -238,7 +238,7 @@ def draw_block(
     return MaskBlock(*out)
 
 
-def coupled_uniforms(n: int, k: int, sampling: str, gen: torch.Generator) -> torch.Tensor:
+def coupled_uniforms(n: int, k: int, *, sampling: str, gen: torch.Generator) -> torch.Tensor:
     """Uniforms [shape=(n, k)] in [0, 1), each marginally U(0, 1), coupled by ``sampling``.
 
     Rows 0, 2, 4, ... (fold 0) and 1, 3, 5, ... (fold 1) are drawn independently; within a
@@ -269,7 +269,7 @@ def _coupled_block(cfg: RISEMaskConfig, shape: tuple[int, int], gen: torch.Gener
 
     if cfg.dense:
         tc, fc = cfg.time_cells, cfg.freq_cells
-        u = coupled_uniforms(n, tc * fc + 2, cfg.sampling, gen)
+        u = coupled_uniforms(n, tc * fc + 2, sampling=cfg.sampling, gen=gen)
         cells = (u[:, : tc * fc] < p).to(torch.float32).view(n, tc, fc)
         t_shift = shifts(u[:, -2], tc, shape[0])
         f_shift = shifts(u[:, -1], fc, shape[1])
@@ -281,7 +281,7 @@ def _coupled_block(cfg: RISEMaskConfig, shape: tuple[int, int], gen: torch.Gener
         if not use:
             out += [None, None]
             continue
-        u = coupled_uniforms(n, cells + 1, cfg.sampling, gen)
+        u = coupled_uniforms(n, cells + 1, sampling=cfg.sampling, gen=gen)
         out += [(u[:, :cells] < p).to(torch.float32), shifts(u[:, cells], cells, size)]
     return MaskBlock(*out)
 
@@ -307,7 +307,11 @@ def upsample(grid: torch.Tensor, shift: torch.Tensor, size: int) -> torch.Tensor
 
 
 def upsample_grid(
-    cells: torch.Tensor, time_shift: torch.Tensor, freq_shift: torch.Tensor, shape: tuple[int, int]
+    cells: torch.Tensor,
+    time_shift: torch.Tensor,
+    freq_shift: torch.Tensor,
+    *,
+    shape: tuple[int, int],
 ) -> torch.Tensor:
     """Bilinear up-sampling of 2-D cell grids and a crop of ``shape`` at a 2-D shift.
 
@@ -365,7 +369,7 @@ class MaskBatch:
             return self.dense.clone()
         return torch.einsum("bt,bf->btf", self.t, self.f)
 
-    def apply(self, x_shifted: torch.Tensor, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
+    def apply(self, x_shifted: torch.Tensor, *, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
         """A fresh masked batch ``x_shifted ⊙ M + fill`` [shape=(B, T, F)].
 
         ``x_shifted`` [shape=(T, F)] is the input minus the fill, so that
@@ -410,6 +414,7 @@ class MaskBatch:
 def block_masks(
     block: MaskBlock,
     shape: tuple[int, int],
+    *,
     start: int = 0,
     stop: int | None = None,
     device: torch.device | str = "cpu",
@@ -426,16 +431,17 @@ def block_masks(
         cells = block.cells[start:stop].to(device, non_blocking=True)
         return MaskBatch(
             dense=upsample_grid(
-                cells, block.time_shift[start:stop], block.freq_shift[start:stop], shape
+                cells, block.time_shift[start:stop], block.freq_shift[start:stop], shape=shape
             )
         )
-    t, f = block_factors(block, shape, start, stop, device)
+    t, f = block_factors(block, shape, start=start, stop=stop, device=device)
     return MaskBatch(t=t, f=f)
 
 
 def block_factors(
     block: MaskBlock,
     shape: tuple[int, int],
+    *,
     start: int = 0,
     stop: int | None = None,
     device: torch.device | str = "cpu",
@@ -495,7 +501,7 @@ def generate_masks(
         raise ConfigError("grid masks are not separable; use generate_full_masks()")
     ts, fs = [], []
     for b in range(first_block, first_block + n_blocks):
-        t, f = block_factors(draw_block(cfg, shape, seed, b), shape, device=device)
+        t, f = block_factors(draw_block(cfg, shape, seed=seed, block=b), shape, device=device)
         ts.append(t)
         fs.append(f)
     return torch.cat(ts), torch.cat(fs)
@@ -504,6 +510,7 @@ def generate_masks(
 def generate_full_masks(
     cfg: RISEMaskConfig,
     shape: tuple[int, int],
+    *,
     n_blocks: int = 1,
     seed: int = 0,
     first_block: int = 0,
@@ -518,7 +525,7 @@ def generate_full_masks(
     """
     cfg.check_input(shape)
     out = [
-        block_masks(draw_block(cfg, shape, seed, b), shape, device=device).full()
+        block_masks(draw_block(cfg, shape, seed=seed, block=b), shape, device=device).full()
         for b in range(first_block, first_block + n_blocks)
     ]
     return torch.cat(out)
@@ -555,7 +562,7 @@ def mask_second_moment(cells: int, size: int, p_keep: float) -> torch.Tensor:
 
 
 def block_features(
-    block: MaskBlock, start: int = 0, stop: int | None = None, device: torch.device | str = "cpu"
+    block: MaskBlock, *, start: int = 0, stop: int | None = None, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
     """Features of masks ``start:stop`` for a linear surrogate of the score: [1, cell bits].
 

@@ -176,7 +176,11 @@ class RISEResult:
         if self.cv_state is not None:
             expect = expected_feature_masks(self.mask_config, self.shape).numpy()
             even, odd, _ = cv_maps(
-                (self.sum_even, self.sum_odd), (self.n_even, self.n_odd), self.cv_state, expect, e
+                (self.sum_even, self.sum_odd),
+                (self.n_even, self.n_odd),
+                state=self.cv_state,
+                expect=expect,
+                expected_mask=e,
             )
             return even, odd
         return (
@@ -203,6 +207,7 @@ def _surrogate(gram: np.ndarray, zs: np.ndarray, n: int) -> np.ndarray:
 def cv_maps(
     sums: tuple[np.ndarray, np.ndarray],
     counts: tuple[int, int],
+    *,
     state: dict[str, np.ndarray],
     expect: np.ndarray,
     expected_mask: float,
@@ -252,8 +257,6 @@ def agreement_for_correlation(r: float) -> float:
     return r * r / (2.0 - r * r)
 
 
-
-
 def noise_ratio(n_even: int, n_odd: int, agreement: float) -> float:
     """x = k / V, the noise variance of a one-mask map over the converged map's spatial
     variance, from the agreement of two halves of ``n_even`` and ``n_odd`` masks.
@@ -269,7 +272,7 @@ def noise_ratio(n_even: int, n_odd: int, agreement: float) -> float:
     return (-qb + math.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa)
 
 
-def projected_masks(x: float, target: float, n: int, n_max: int, block: int) -> int | None:
+def projected_masks(x: float, target: float, *, n: int, n_max: int, block: int) -> int | None:
     """Masks at which the agreement is projected to reach ``target``: the n with
     r² = 1 / (1 + x / n) = r_target² (:func:`noise_ratio`, r_target =
     :func:`estimated_correlation` of ``target``), in whole blocks, between ``n`` and
@@ -348,7 +351,7 @@ class RISE:
         ``mode`` picks separable, time-only, frequency-only or 2-D grid masks.
     """
 
-    def __init__(self, score_fn: ScoreFn, mask_config: RISEMaskConfig | None = None) -> None:
+    def __init__(self, score_fn: ScoreFn, *, mask_config: RISEMaskConfig | None = None) -> None:
         if not callable(score_fn):
             raise ConfigError("RISE needs a callable score function (B, T, F) -> (B,)")
         self.score_fn = score_fn
@@ -542,7 +545,7 @@ class _Run:
     # -- scoring ---------------------------------------------------------------
     def masked(self, masks: MaskBatch) -> torch.Tensor:
         """Fresh masked inputs (B, T, F) = (X − fill) ⊙ M + fill."""
-        return masks.apply(self.spec_shifted, self.fill)
+        return masks.apply(self.spec_shifted, fill=self.fill)
 
     def score(self, masks: MaskBatch) -> torch.Tensor:
         """Scores (B,) float32 of the masked inputs; validates the score function's output."""
@@ -570,11 +573,13 @@ class _Run:
         if self.device.type != "cuda":
             return CPU_BATCH_SIZE
         probe = 16
-        blk = draw_block(self.cfg, self.shape, self.seed, 0)
+        blk = draw_block(self.cfg, self.shape, seed=self.seed, block=0)
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         base = torch.cuda.memory_allocated(self.device)
-        self.score(block_masks(blk, self.shape, 0, probe, self.device))  # masks counted too
+        self.score(
+            block_masks(blk, self.shape, start=0, stop=probe, device=self.device)
+        )  # masks counted too
         torch.cuda.synchronize(self.device)
         per_mask = max((torch.cuda.max_memory_allocated(self.device) - base) / probe, 1.0)
         free, _ = torch.cuda.mem_get_info(self.device)
@@ -587,11 +592,11 @@ class _Run:
     def pilot_center(self) -> float:
         """Mean score over a pilot block (stream 1), independent of the estimate's masks."""
         n = min(PILOT_MASKS, self.cfg.block_size)
-        blk = draw_block(self.cfg, self.shape, self.seed, 0, stream=1)
+        blk = draw_block(self.cfg, self.shape, seed=self.seed, block=0, stream=1)
         total = 0.0
         for start in range(0, n, self.batch_size):
             stop = min(n, start + self.batch_size)
-            masks = block_masks(blk, self.shape, start, stop, self.device)
+            masks = block_masks(blk, self.shape, start=start, stop=stop, device=self.device)
             total += float(self.score(masks).double().sum())
         c = total / n
         if self.ctx is not None:  # every rank uses rank 0's value
@@ -625,7 +630,7 @@ class _Run:
     def _feature_sums(self, blk, start: int, stop: int, masks: MaskBatch, s: torch.Tensor):
         """(Σ z M (K, T, F), Σ z zᵀ (K, K), Σ z s (K,)) of masks ``start:stop`` of a block,
         float64 (float32 products, like the map's sums)."""
-        z = block_features(blk, start, stop, self.device)  # (B, K)
+        z = block_features(blk, start=start, stop=stop, device=self.device)  # (B, K)
         b, k = z.shape
         zt = (z[:, :, None] * masks.t[:, None, :]).reshape(b, -1)  # (B, K·T)
         zm = (zt.T @ masks.f).view(k, *self.shape)
@@ -643,7 +648,7 @@ class _Run:
         per = max(1, bsz // block)
         for g in range(0, len(whole), per):
             group = whole[g : g + per]
-            drawn = [draw_block(self.cfg, self.shape, self.seed, b) for b in group]
+            drawn = [draw_block(self.cfg, self.shape, seed=self.seed, block=b) for b in group]
             masks = MaskBatch.cat([block_masks(d, self.shape, device=self.device) for d in drawn])
             s = self.score(masks)
             k = len(group)
@@ -662,11 +667,11 @@ class _Run:
         step = min(bsz, block)
         for i in range(len(whole), len(blocks)):
             b = blocks[i]
-            blk = draw_block(self.cfg, self.shape, self.seed, b)
+            blk = draw_block(self.cfg, self.shape, seed=self.seed, block=b)
             n = self.block_len(b)
             for start in range(0, n, step):
                 stop = min(n, start + step)
-                masks = block_masks(blk, self.shape, start, stop, self.device)
+                masks = block_masks(blk, self.shape, start=start, stop=stop, device=self.device)
                 s = self.score(masks)
                 sums[i] += masks.weighted_sum(s - self.center).double()  # (T, F)
                 sd = s.double()
@@ -706,7 +711,9 @@ class _Run:
         counts = (self.n_even, self.n_odd)
         if self.cv is not None:
             state = {k: v.cpu().numpy() for k, v in self.cv.items()}
-            return cv_maps((even, odd), counts, state, self.feat_expect.numpy(), e)
+            return cv_maps(
+                (even, odd), counts, state=state, expect=self.feat_expect.numpy(), expected_mask=e
+            )
         whole = _normalise(even + odd, self.n_even + self.n_odd, e, self.center)
         return (
             *(_normalise(a, n, e, self.center) for a, n in zip((even, odd), counts, strict=True)),
@@ -810,7 +817,9 @@ class _Run:
             recent = [x for m, x in self.noise_ratios if 2 * m >= n]  # the last half of the run
             if recent:
                 mean_x = sum(recent) / len(recent)
-                bar.total = projected_masks(mean_x, target, n, self.n_total, self.cfg.block_size)
+                bar.total = projected_masks(
+                    mean_x, target, n=n, n_max=self.n_total, block=self.cfg.block_size
+                )
         bar.refresh()
 
     def _comm_device(self) -> torch.device:
@@ -872,7 +881,7 @@ class _Run:
             while self.next_block < n_blocks and not stopped:
                 per_rank = max(1, self.batch_size // block)
                 if self.ctx is not None:  # ranks must agree on the round's block assignment
-                    per_rank = self.ctx.min_int(per_rank, self._comm_device())
+                    per_rank = self.ctx.min_int(per_rank, device=self._comm_device())
                 start = self.next_block
                 mine = [
                     b

@@ -195,6 +195,7 @@ def _draw(
 def plot_tsne(
     points: np.ndarray,
     is_anomaly: np.ndarray,
+    *,
     color_by: Sequence[Any] | None = None,
     ax: Axes | None = None,
     title: str | None = None,
@@ -233,6 +234,7 @@ def plot_tsne(
 
 def plot_tsne_panels(
     panels: Sequence[tuple[Any, ...]],
+    *,
     ncols: int = 3,
     panel_size: float = 3.6,
 ) -> Figure:
@@ -293,7 +295,7 @@ def result_panel(result: Any, title: str) -> tuple[Any, ...]:
             result.nearest_normal_2d)  # fmt: skip
 
 
-def save_figure(fig: Figure, path: Any, dpi: int = 150) -> Any:
+def save_figure(fig: Figure, path: Any, *, dpi: int = 150) -> Any:
     """Save ``fig`` as PNG (or any format matplotlib knows from the suffix) atomically.
 
     Every figure asdxai writes goes through here. Texts holding file-name bytes that are

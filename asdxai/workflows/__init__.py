@@ -18,7 +18,7 @@ from .defaults import bundled_checkpoint, default_checkpoint, default_data_root
 from .evaluate import ScoreReport, ScoreSettings, fit_backend, score_checkpoint
 from .explain import ExplainedClip, Explainer, MapSettings, explain_clips, output_stem
 from .listen_report import ListenReport, listen_to_map
-from .rise_run import run_rise
+from .rise_run import RunSettings, run_rise
 from .training import train_recipe
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Explainer",
     "ListenReport",
     "MapSettings",
+    "RunSettings",
     "ScoreReport",
     "ScoreSettings",
     "bundled_checkpoint",

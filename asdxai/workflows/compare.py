@@ -74,14 +74,14 @@ def default_checkpoints() -> list[Path]:
     return [bundled_checkpoint(name) for name in DEFAULT_MODELS]
 
 
-def default_clips(root: str | os.PathLike, n: int = 6) -> list[Path]:
+def default_clips(root: str | os.PathLike, *, n: int = 6) -> list[Path]:
     """``n`` anomalous dev-test clips with a ground-truth mask: of the machine types in name
     order, the first clip of each (section, then index order), then the second of each, ..."""
     from ..data.anomaly_masks import find_anomaly_mask
     from ..data.records import scan
 
     per_machine: dict[str, list[Path]] = {}
-    for r in scan(root, "dev-test"):
+    for r in scan(root, split="dev-test"):
         if r.label == "anomaly" and find_anomaly_mask(r.path) is not None:
             per_machine.setdefault(r.machine, []).append(r.path)
     queues = [per_machine[m] for m in sorted(per_machine)]
@@ -127,7 +127,9 @@ class Comparison:
         """The models compared, in order."""
         return list(dict.fromkeys(r["model"] for r in self.rows))
 
-    def summary(self, model: str | None = None) -> dict[str, dict[str, tuple[float, float, int]]]:
+    def summary(
+        self, *, model: str | None = None
+    ) -> dict[str, dict[str, tuple[float, float, int]]]:
         """method -> measure -> (mean, sample std, count of finite values) over clips and models
         (over the clips of ``model`` only, if given)."""
         out = {}
@@ -137,7 +139,7 @@ class Comparison:
             out[method] = {k: _mean_std([r[k] for r in rows]) for k in MEASURES}
         return out
 
-    def agreement_summary(self, model: str | None = None) -> dict[str, tuple[float, float, int]]:
+    def agreement_summary(self, *, model: str | None = None) -> dict[str, tuple[float, float, int]]:
         """faithfulness measure -> (mean, std, n) of its rank agreement with the pixel AUC (over
         the clips of ``model`` only, if given)."""
         rows = [a for a in self.agreement if model is None or a["model"] == model]
@@ -165,7 +167,7 @@ class Comparison:
             per_model = ["pixel_auc", "deviation_auc", "machine_correlation", "ins_minus_del",
                          "band_deletion", "stability"]  # fmt: skip
             for model in self.models:
-                by = self.summary(model)
+                by = self.summary(model=model)
                 lines += ["", f"{model} alone:", "",
                           "| method | " + " | ".join(HEADINGS[k] for k in per_model) + " |",
                           "|---|" + "---|" * len(per_model)]  # fmt: skip
@@ -176,7 +178,7 @@ class Comparison:
         return "\n".join(lines) + "\n"
 
     def _agreement_line(self, model: str | None) -> str:
-        agree = self.agreement_summary(model)
+        agree = self.agreement_summary(model=model)
         return (
             f"Rank agreement of the methods{'' if model is None else f' ({model})'} (Spearman "
             "over the methods, per model and clip, mean ± std): pixel AUC against "
@@ -276,8 +278,8 @@ def _tex(text: str) -> str:
 def compare_explainers(
     checkpoints: Sequence[str | os.PathLike],
     clips: Sequence[str | os.PathLike],
-    out: str | os.PathLike | None = None,
     *,
+    out: str | os.PathLike | None = None,
     methods: Sequence[str] = tuple(METHODS),
     settings: MethodSettings | None = None,
     measures: MeasureSettings | None = None,
@@ -364,7 +366,7 @@ def compare_explainers(
                          and r["method"] in methods]  # fmt: skip
             agreement.append(
                 {"model": model, "clip": str(clip),
-                 **{k: rank_agreement(clip_rows, "pixel_auc", k) for k in AGREEMENT}}
+                 **{k: rank_agreement(clip_rows, first="pixel_auc", second=k) for k in AGREEMENT}}
             )  # fmt: skip
     bar.close()
     order = {key: i for i, key in enumerate(wanted)}

@@ -31,9 +31,9 @@ def cache_dir() -> Path:
 
 def ensure_synthetic(
     root: str | os.PathLike,
+    *,
     preset: str = DEFAULT_PRESET,
     seed: int = DEFAULT_SEED,
-    *,
     splits: tuple[str, ...] | None = None,
     sections: tuple[int, ...] | None = None,
     progress: bool = True,
@@ -101,7 +101,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def default_data_root(splits: tuple[str, ...] | None = None) -> Path:
+def default_data_root(*, splits: tuple[str, ...] | None = None) -> Path:
     """The dataset root used when none is given.
 
     ``$ASDXAI_DATA`` if set (e.g. a real DCASE2022/2023 tree); otherwise the synthetic ``small``
@@ -128,7 +128,7 @@ def default_data_root(splits: tuple[str, ...] | None = None) -> Path:
     return root
 
 
-def bundled_checkpoint(name: str = DEFAULT_MODEL) -> Path:
+def bundled_checkpoint(name: str) -> Path:
     """Path of a bundled model (``sc-adacos-attribute``, ``compactness-none`` and their
     ``-spectrogram`` twins; see ``asdxai/bundled/TRAINING.md``)."""
     from ..errors import ConfigError
@@ -146,4 +146,4 @@ def default_checkpoint() -> Path:
     env = os.environ.get(CHECKPOINT_ENV)
     if env:
         return Path(env)
-    return bundled_checkpoint()
+    return bundled_checkpoint(DEFAULT_MODEL)

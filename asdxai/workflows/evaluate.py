@@ -131,8 +131,8 @@ def score_checkpoint(
     ckpt: Any,
     test_records: list,
     train_records: list | None,
-    out_dir: Path,
     *,
+    out_dir: Path,
     settings: ScoreSettings | None = None,
 ) -> ScoreReport:
     """Score test clips with one checkpoint and write the organisers' files and metric tables.
@@ -197,7 +197,7 @@ def score_checkpoint(
             "checkpoint has no fitted backend; fit one on the training clips first (or let "
             "scoring fit it in memory)"
         )
-    scorer = AnomalyScorer.from_checkpoint(ckpt, device)
+    scorer = AnomalyScorer.from_checkpoint(ckpt, device=device)
     scores = score_records(
         scorer, ckpt, test_records, batch_size=batch_size, progress=progress,
         num_workers=num_workers, on_error=on_error,
@@ -291,8 +291,8 @@ def score_detector(
     detector: Any,
     test_records: list,
     train_records: list | None,
-    out_dir: Path,
     *,
+    out_dir: Path,
     settings: ScoreSettings | None = None,
 ) -> ScoreReport:
     """:func:`score_checkpoint` for any detector: the organisers' files and metric tables.
@@ -356,7 +356,7 @@ def _report(
             thresholds = None
     else:
         log.info("no training clips: writing anomaly scores without decision files")
-    files = metrics.write_dcase_files(out_dir, test_records, scores, thresholds)
+    files = metrics.write_dcase_files(out_dir, test_records, scores, thresholds=thresholds)
 
     evaluations = {}
     labelled = {
@@ -375,7 +375,7 @@ def _report(
         keep = [i for i, r in enumerate(test_records) if r.section_key in labelled]
         recs = [test_records[i] for i in keep]
         for protocol in settings.protocols:
-            ev = metrics.evaluate(recs, scores[keep], protocol)
+            ev = metrics.evaluate(recs, scores[keep], protocol=protocol)
             evaluations[protocol] = ev
             files += metrics.write_tables(
                 ev.table_rows(), Layout(out_dir).results(protocol), digits=settings.digits

@@ -136,7 +136,7 @@ class ExplainedClip:
         return float(self.result.meta["clip_score"])
 
 
-def top_anomalous_clips(records: Sequence[Any], scores: Any, n: int = 2) -> list:
+def top_anomalous_clips(records: Sequence[Any], scores: Any, *, n: int = 2) -> list:
     """The anomalous clips with a ground-truth mask that ``scores`` rank highest, one per
     machine type (the clips Fig. 4 and the demo explain)."""
     from ..data.anomaly_masks import find_anomaly_mask
@@ -377,7 +377,7 @@ class Explainer:
         def score(masks: torch.Tensor) -> torch.Tensor:
             return detector.score(resynthesise(masks), section)
 
-        log_x = log_spectrogram(spectrogram(wave.float(), grid)).cpu().numpy()
+        log_x = log_spectrogram(spectrogram(wave.float(), cfg=grid)).cpu().numpy()
         x = torch.ones(log_x.shape, device=wave.device)  # the masked input is the mask itself
         return MaskedInput(x, score, log_x, grid)
 
@@ -450,8 +450,9 @@ class Explainer:
             prev = load_result(h5)
             try:
                 check_resumable(
-                    prev, settings.mask_config, settings.seed, settings.estimator,
-                    {k: meta[k] for k in RESUME_KEYS}, h5,
+                    prev, mask_config=settings.mask_config, seed=settings.seed,
+                    estimator=settings.estimator,
+                    meta={k: meta[k] for k in RESUME_KEYS}, path=h5,
                 )  # fmt: skip
             except ResultError as exc:
                 raise ResultError(f"{exc} (overwrite it, or write elsewhere)") from None
@@ -476,7 +477,7 @@ class Explainer:
             ex = replace(ex, checkpoint=save_partial)
         else:
             ex = replace(ex, checkpoint=None)
-        res = RISE(inputs.score, settings.mask_config).attribute(
+        res = RISE(inputs.score, mask_config=settings.mask_config).attribute(
             inputs.x, n_masks=settings.n_masks, seed=settings.seed,
             estimator=settings.estimator, until_agreement=settings.until_agreement,
             resume_from=resume_from, execution=ex,
@@ -495,7 +496,7 @@ class Explainer:
 
             where = "" if section is None else f" ({section})"
             fig = plot_importance(
-                inputs.log_x, res.importance, inputs.grid,
+                inputs.log_x, res.importance, cfg=inputs.grid,
                 title=f"{clip.name}{where}, {self.detector.name} [{self.domain}], "
                 f"score {clip_score:.3f}",
             )  # fmt: skip

@@ -263,8 +263,7 @@ def listen_to_map(
         spec = checkpoint or meta.get("detector_spec") or meta.get("checkpoint")
         if not spec:
             raise CheckpointError(
-                f"{map_path}: the result records no loadable detector; name the model that made "
-                "it",
+                f"{map_path}: the result records no loadable detector; name the model that made it",
                 param="checkpoint",
             )
         if checkpoint is None and ":" not in str(spec) and not Path(spec).is_file():
@@ -298,13 +297,13 @@ def listen_to_map(
     if section is None and getattr(det, "sections", None):
         raise ResultError(f"{map_path}: the result records no section key")
     wave = read_clip(clip, feat)
-    mask = soft_top_mask(res.importance, top_percent, smooth_cells)
-    parts = resynthesise(wave, mask, feat)
+    mask = soft_top_mask(res.importance, top_percent, smooth_cells=smooth_cells)
+    parts = resynthesise(wave, mask, cfg=feat)
 
     rng = np.random.default_rng(seed)
-    hard = soft_top_mask(res.importance, top_percent, 0.0) > 0.5
+    hard = soft_top_mask(res.importance, top_percent, smooth_cells=0.0) > 0.5
     random_rest = [
-        resynthesise(wave, _random_region(mask, hard, rng), feat).rest for _ in range(n_random)
+        resynthesise(wave, _random_region(mask, hard, rng), cfg=feat).rest for _ in range(n_random)
     ]
     versions = [parts.original, parts.flagged, parts.rest, *random_rest]
     scores = _score(det, section, versions, dev)
@@ -378,6 +377,6 @@ def _write_overlay(
     from ..plots.listen import plot_flagged_overlay
     from ..plots.tsne import save_figure
 
-    spec_log = log_spectrogram(spectrogram(torch.from_numpy(wave), feat)).numpy()
-    fig = plot_flagged_overlay(spec_log, mask, feat, title=title)
+    spec_log = log_spectrogram(spectrogram(torch.from_numpy(wave), cfg=feat)).numpy()
+    fig = plot_flagged_overlay(spec_log, mask, cfg=feat, title=title)
     return save_figure(fig, path, dpi=110)

@@ -26,7 +26,7 @@ def training_records(data: str | os.PathLike, splits: tuple[str, ...]) -> list:
 
     records: list = []
     for split in splits:
-        records += scan(data, split)
+        records += scan(data, split=split)
     return records
 
 

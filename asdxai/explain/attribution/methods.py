@@ -235,7 +235,7 @@ def stft_resynthesis(wave: torch.Tensor, cfg: FeatureConfig) -> Resynthesis:
     from ..signal import stft_masking
 
     resynthesise = stft_masking(wave, cfg)
-    return lambda masks: spectrogram(resynthesise(masks), cfg)
+    return lambda masks: spectrogram(resynthesise(masks), cfg=cfg)
 
 
 def cell_ids(shape: tuple[int, int], cells: tuple[int, int]) -> torch.Tensor:
@@ -319,7 +319,7 @@ def _rise(
 ) -> np.ndarray:
     mode, estimator = _RISE[method]
     cfg = RISEMaskConfig(mode=mode, time_cells=s.cells[0], freq_cells=s.cells[1])
-    res = RISE(f, cfg).attribute(
+    res = RISE(f, mask_config=cfg).attribute(
         x, n_masks=s.n_masks, seed=seed, estimator=estimator,
         execution=RISEExecution(device=device, batch_size=s.batch_size),
     )  # fmt: skip
