@@ -125,6 +125,27 @@ class Checkpoint:
             ) from None
         return encoder.eval()
 
+    @classmethod
+    def untrained(
+        cls,
+        features: FeatureConfig,
+        net: NetConfig,
+        *,
+        seed: int = 0,
+        backend: dict | None = None,
+    ) -> Checkpoint:
+        """One encoder of one class (``"normal"``) with freshly initialised weights (drawn after
+        ``torch.manual_seed(seed)``, the global generator left as it was): a stand-in model for
+        benchmarks and tests. ``backend`` is a fitted ``KMeansBackend.to_dict()`` or None."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            weights = build_encoder(net, features).state_dict()
+        return cls(
+            feature_config=features.to_dict(), net_config=net.to_dict(), train_config={},
+            task="none", per_section=False, class_names={"all": ["normal"]},
+            encoders={"all": weights}, seed=seed, backend=backend,
+        )  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         """The plain dict written to disk."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -127,9 +127,7 @@ class DemoSettings:
     progress: bool = True
 
 
-def run_demo(
-    out: str | Path, *, settings: DemoSettings | None = None
-) -> DemoOutputs:
+def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> DemoOutputs:
     """Run the whole demo into ``out`` (the synthetic data goes to ``out/data`` unless already
     there; :class:`~asdxai.layout.Layout` names the rest) and return where its outputs went."""
     s = settings or DemoSettings()

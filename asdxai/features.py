@@ -9,12 +9,13 @@ spectrum of 80,000 bins (the first half of the FFT of the whole clip).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import torch
 
 from ._checks import Interval, check_params
+from ._io import config_to_dict
 from .errors import ConfigError, NonFiniteError
 
 #: Sane ranges for the settings (a checkpoint carries them, so they are untrusted input).
@@ -104,7 +105,7 @@ class FeatureConfig:
         return torch.arange(self.n_bins, dtype=torch.float64) * self.sample_rate / self.n_fft
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return config_to_dict(self)
 
 
 def _as_batch(wave: torch.Tensor) -> tuple[torch.Tensor, bool]:

@@ -39,12 +39,13 @@ outputs (1250 / 40 / 10 for 80,000 bins, as the reference).
 from __future__ import annotations
 
 import operator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ._io import config_from_dict, config_to_dict
 from .constants import ARCHS, BATCH_NORMS, RESIDUALS, SPECTRUM_PADDINGS
 from .errors import ConfigError
 from .features import FeatureConfig, spectrogram, spectrum, temporal_mean_normalise
@@ -134,18 +135,13 @@ class NetConfig:
         return max(1, int(round(base * self.width)))
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["stage_channels"] = list(self.stage_channels)
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> NetConfig:
         """Rebuild from :meth:`to_dict`; a missing variant field takes its :data:`LEGACY_VARIANTS`
         value (what checkpoints written before the field existed were trained with)."""
-        d = {**LEGACY_VARIANTS, **d}
-        if "stage_channels" in d:
-            d["stage_channels"] = tuple(d["stage_channels"])
-        return cls(**d)
+        return config_from_dict(cls, d, missing=LEGACY_VARIANTS)
 
 
 def _count(value: object, name: str, top: int) -> int:

@@ -29,12 +29,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from ._io import config_from_dict, config_to_dict
 from ._runtime import provenance, resolve_device
 from .checkpoint import Checkpoint
 from .constants import PRECISIONS, TASKS
@@ -110,16 +111,11 @@ class TrainConfig:
         object.__setattr__(self, "splits", tuple(self.splits))
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["splits"] = list(self.splits)
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        d = dict(d)
-        if "splits" in d:
-            d["splits"] = tuple(d["splits"])
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 def infer_feature_config(records: Sequence, *, base: FeatureConfig | None = None) -> FeatureConfig:
@@ -413,18 +409,10 @@ def train_model(
             on_error=on_error,
         )
         encoder, hist = fit_encoder(
-            loader,
-            labels,
-            n_classes=len(names),
-            feat_cfg=feat_cfg,
-            net_cfg=net_cfg,
-            train_cfg=train_cfg,
-            device=dev,
-            seed=seed,
-            progress=progress,
-            desc=key,
+            loader, labels, n_classes=len(names), feat_cfg=feat_cfg, net_cfg=net_cfg,
+            train_cfg=train_cfg, device=dev, seed=seed, progress=progress, desc=key,
             callback=callback,
-        )
+        )  # fmt: skip
         encoders[key] = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
         history[key] = hist
         class_names[key] = list(names)

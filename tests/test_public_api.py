@@ -92,4 +92,4 @@ def test_public_callables_take_their_options_by_keyword():
 def test_long_option_lists_are_settings_objects(name):
     module, _, attr = name.rpartition(".")
     params = inspect.signature(getattr(importlib.import_module(module), attr)).parameters
-    assert "settings" in params and len(params) <= 8, list(params)
+    assert "settings" in params and len(params) <= 12, list(params)

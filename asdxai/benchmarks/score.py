@@ -91,22 +91,13 @@ def bench_scoring(
     from ..data.records import ClipRecord
     from ..features import FeatureConfig
     from ..inference import score_records
-    from ..nets import NetConfig, build_encoder, encoder_inputs
+    from ..nets import NetConfig, encoder_inputs
     from ..scoring import AnomalyScorer, KMeansBackend
 
     dev = resolve_device(device)
     feat = FeatureConfig(duration_s=duration_s)
     net = NetConfig(arch=arch, width=width)
-    torch.manual_seed(seed)
-    ckpt = Checkpoint(
-        feature_config=feat.to_dict(),
-        net_config=net.to_dict(),
-        train_config={},
-        task="none",
-        per_section=False,
-        class_names={"all": ["normal"]},
-        encoders={"all": build_encoder(net, feat).state_dict()},
-    )
+    ckpt = Checkpoint.untrained(feat, net, seed=seed)
     rng = np.random.default_rng(seed)
     dim = int(net.embed_dim)
     backend = KMeansBackend(k=16, seed=seed).fit(

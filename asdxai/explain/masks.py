@@ -79,13 +79,14 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._io import config_from_dict, config_to_dict
 from ..constants import MASK_MODES as MODES
 from ..constants import SAMPLINGS
 from ..errors import ConfigError
@@ -153,12 +154,11 @@ class RISEMaskConfig:
             raise ConfigError(f"freq_cells {self.freq_cells} exceeds the {f} bins of the input")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RISEMaskConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return config_from_dict(cls, data, known_only=True)
 
 
 def block_seed(seed: int, block: int, *, stream: int = 0) -> int:
