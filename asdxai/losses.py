@@ -103,15 +103,15 @@ class _Loss(nn.Module):
     ) -> None:
         super().__init__()
         positive = (Integral, Interval(1, None))
-        check_params({"n_classes": positive, "embed_dim": positive, "sub_clusters": positive,
+        check_params({"n_classes": positive, "embed_dim": positive,
+                      "sub_clusters": (Integral, Interval(1, MAX_SUB_CLUSTERS)),
                       "weight_decay": (Real, Interval(0, None))},
                      n_classes=n_classes, embed_dim=embed_dim, sub_clusters=n_sub,
                      weight_decay=weight_decay)  # fmt: skip
-        if n_sub > MAX_SUB_CLUSTERS or n_classes * n_sub * embed_dim > MAX_CENTRE_VALUES:
+        if n_classes * n_sub * embed_dim > MAX_CENTRE_VALUES:
             raise ConfigError(
                 f"{n_classes} classes x {n_sub} sub-clusters x {embed_dim} dimensions of fixed "
-                f"centres is too many (at most {MAX_SUB_CLUSTERS} sub-clusters and "
-                f"{MAX_CENTRE_VALUES} centre values)",
+                f"centres is too many (at most {MAX_CENTRE_VALUES} centre values)",
                 param="sub_clusters",
             )
         self.n_classes = int(n_classes)

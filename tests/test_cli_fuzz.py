@@ -1090,10 +1090,12 @@ def test_nonsense_counts_of_models_and_backends_are_refused():
     from asdxai.losses import build_loss
     from asdxai.scoring import KMeansBackend
 
-    with pytest.raises(ConfigError, match="k must be at most"):
+    with pytest.raises(ConfigError, match=r"^k must be an integer in \[1, 4096\], got 100000$"):
         KMeansBackend(k=100_000).fit({"fan_section_00": (np.ones((40, 4)), np.ones((2, 4)))})
-    with pytest.raises(ConfigError, match="sub-clusters"):
+    with pytest.raises(ConfigError, match=r"^sub_clusters must be an integer in \[1, 1024\]"):
         build_loss("sc-adacos", 10, 256, sub_clusters=100_000, mixup=True)
+    with pytest.raises(ConfigError, match="centre values"):
+        build_loss("sc-adacos", 100_000, 1024, sub_clusters=1024, mixup=True)
 
 
 def test_train_out_naming_a_folder_is_refused(tmp_path, capsys):

@@ -217,6 +217,17 @@ def test_refuses_other_tree_and_bad_preset(tiny):
         PresetConfig("x", machines=("drone",))
 
 
+def test_clips_shorter_than_the_sound_models_are_refused_up_front(tmp_path):
+    from asdxai.data.synth import MIN_DURATION_S
+
+    with pytest.raises(ConfigError, match=r"^duration_s must be a number >= 1, got 0.5$"):
+        PresetConfig("x", duration_s=0.5)  # was a ValueError deep in the babble event model
+    short = PresetConfig("short", machines=MACHINES, dev_sections=(0,), eval_sections=(3,),
+                         duration_s=MIN_DURATION_S, n_train_source=1, n_train_target=1,
+                         n_test=2)  # fmt: skip
+    generate(tmp_path / "short", preset=short, seed=0, workers=1, progress=False)
+
+
 def test_cli(tmp_path, monkeypatch, capsys):
     from asdxai.cli import main
 

@@ -148,6 +148,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_text, ensure_writable_dir
+from .._checks import Integral, Interval, Real, check_params
 from .._h5 import write_h5
 from ..errors import ConfigError
 from ..features import FeatureConfig, spectrogram
@@ -179,6 +180,9 @@ GENERATOR_VERSION = "5"
 MASK_THRESHOLD_DB = 30.0  # mask: |S_anom - S_norm| >= max(S_norm) * 10**(-30/20)
 MBR_RANGE_DB = (-6.0, 6.0)  # machine-to-background ratio, uniform per clip
 LEVEL_RANGE_DBFS = (-32.0, -22.0)  # final RMS, uniform per clip
+#: Shortest clip the sound models can render (s): a background babble event lasts at least 1 s
+#: (``synth_sounds._event``); shorter clips are refused up front.
+MIN_DURATION_S = 1.0
 MASK_RULE = (
     "mask = |S_anomalous - S_normal| >= max(S_normal) * 10**(-threshold_db/20); S = magnitude "
     "spectrogram (n_fft 1024, hop 512, Hann, no centre padding) of the machine signal alone, "
@@ -210,10 +214,11 @@ class PresetConfig:
             raise ConfigError("a section cannot be both a dev and an eval section")
         if any(not 0 <= s <= 99 for s in self.dev_sections + self.eval_sections):
             raise ConfigError("sections must lie in 0..99")
-        if min(self.n_train_source, self.n_train_target, self.n_test) < 1:
-            raise ConfigError("every clip count must be at least 1")
-        if self.duration_s * SR < 1024:
-            raise ConfigError(f"duration_s {self.duration_s} is shorter than one STFT window")
+        count = (Integral, Interval(1, None))
+        check_params({"n_train_source": count, "n_train_target": count, "n_test": count,
+                      "duration_s": (Real, Interval(MIN_DURATION_S, None))},
+                     n_train_source=self.n_train_source, n_train_target=self.n_train_target,
+                     n_test=self.n_test, duration_s=self.duration_s)  # fmt: skip
 
     @property
     def n_samples(self) -> int:
@@ -695,8 +700,7 @@ def generate(
         raise ConfigError(f"{out} already holds a DCASE tree that is not synthetic; choose another")
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
+    check_params({"workers": (Integral, Interval(1, None))}, workers=workers)
     all_jobs = _jobs(cfg, seed)
     if sections is not None:
         unknown = sorted(set(sections) - set(cfg.dev_sections + cfg.eval_sections))

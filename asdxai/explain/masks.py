@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +85,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._checks import Integral, Interval, Real, check_params
 from .._io import config_from_dict, config_to_dict
 from ..constants import MASK_MODES as MODES
 from ..constants import SAMPLINGS
@@ -116,14 +116,11 @@ class RISEMaskConfig:
             raise ConfigError(
                 f"mask sampling {self.sampling!r} is not one of {list(SAMPLINGS)}", param="sampling"
             )
-        for name in ("time_cells", "freq_cells", "block_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.p_keep, (int, float)) and 0.0 < float(self.p_keep) < 1.0):
-            raise ConfigError(f"p_keep must lie strictly between 0 and 1, got {self.p_keep!r}")
-        if not math.isfinite(float(self.fill)):
-            raise ConfigError(f"fill must be a finite number, got {self.fill!r}")
+        count = (Integral, Interval(1, None))
+        check_params({"time_cells": count, "freq_cells": count, "block_size": count,
+                      "p_keep": (Real, Interval(0, 1, closed="neither")), "fill": (Real, None)},
+                     time_cells=self.time_cells, freq_cells=self.freq_cells,
+                     block_size=self.block_size, p_keep=self.p_keep, fill=self.fill)  # fmt: skip
 
     @property
     def random_axes(self) -> tuple[bool, bool]:
@@ -168,8 +165,8 @@ def block_seed(seed: int, block: int, *, stream: int = 0) -> int:
     estimate (entropy ``[seed, block]``), 1 = the pilot block of the centred estimator
     (entropy ``[seed, block, 1]``).
     """
-    if seed < 0 or block < 0:
-        raise ConfigError(f"seed and block index must be non-negative, got {seed}, {block}")
+    check_params({"seed": (Integral, Interval(0, None)), "block": (Integral, Interval(0, None))},
+                 seed=seed, block=block)  # fmt: skip
     entropy = [int(seed), int(block)] + ([int(stream)] if stream else [])
     lo, hi = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
     return ((int(hi) << 32) | int(lo)) & (2**63 - 1)

@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._checks import Integral, Interval, Real, check_params
 from ..constants import (
     ESTIMATORS,
     PRECISIONS,
@@ -411,13 +412,10 @@ class RISE:
         x = _as_input(spec)
         shape = (int(x.shape[0]), int(x.shape[1]))
         cfg.check_input(shape)
-        _check_int("n_masks", n_masks)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-        if batch_size is not None:
-            _check_int("batch_size", batch_size)
-        if checkpoint_every is not None:
-            _check_int("checkpoint_every", checkpoint_every)
+        optional = {"batch_size": batch_size, "checkpoint_every": checkpoint_every,
+                    "until_agreement": until_agreement}  # fmt: skip
+        check_params(_RUN_NUMBERS, n_masks=n_masks, seed=seed,
+                     **{k: v for k, v in optional.items() if v is not None})  # fmt: skip
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         if estimator not in ESTIMATORS:
@@ -428,8 +426,6 @@ class RISE:
             )
         if estimator == "cv" and ex.distributed is not None:
             raise ConfigError("the cv estimator runs in one process", param="estimator")
-        if until_agreement is not None and not 0.0 < until_agreement < 1.0:
-            raise ConfigError(f"until_agreement must lie in (0, 1), got {until_agreement}")
         if device is None:
             device = x.device if isinstance(spec, torch.Tensor) else torch.device("cpu")
         device = torch.device(device)
@@ -466,9 +462,14 @@ class RISE:
 
 
 # ---------------------------------------------------------------------- internals
-def _check_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+#: What the numbers of :meth:`RISE.attribute` may be.
+_RUN_NUMBERS = {
+    "n_masks": (Integral, Interval(1, None)),
+    "seed": (Integral, Interval(0, None)),
+    "batch_size": (Integral, Interval(1, None)),
+    "checkpoint_every": (Integral, Interval(1, None)),
+    "until_agreement": (Real, Interval(0, 1, closed="neither")),
+}
 
 
 def _as_input(spec: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -34,11 +34,11 @@ import numpy as np
 import torch
 
 from .._atomic import check_output_file, ensure_writable_dir
-from .._checks import Integral, Interval, check_params
+from .._checks import Integral, Interval, Real, check_params
 from .._runtime import resolve_device
 from ..data.audio import read_clip, write_wav
 from ..detectors import CheckedDetector, load_detector
-from ..errors import CheckpointError, ConfigError, ResultError
+from ..errors import CheckpointError, ResultError
 from ..explain.result import load_result
 from ..features import FeatureConfig, log_spectrogram, spectrogram
 from ..layout import Layout
@@ -217,20 +217,12 @@ def listen_to_map(
         Bad ``top_percent`` / ``smooth_cells`` / ``seed``.
     """
 
-    check_params({"seed": (Integral, Interval(0, None))}, seed=seed)
-    if (isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer))
-            or not 0 <= n_random <= MAX_RANDOM):  # fmt: skip
-        raise ConfigError(f"random regions must be an integer in 0 ... {MAX_RANDOM}, got "
-                          f"{n_random!r}", param="n_random")  # fmt: skip
-    if not (isinstance(top_percent, (int, float, np.floating)) and 0.0 < top_percent < 100.0):
-        raise ConfigError(f"top percent must lie in (0, 100), got {top_percent}",
-                          param="top_percent")  # fmt: skip
-    if not (isinstance(smooth_cells, (int, float, np.floating)) and np.isfinite(smooth_cells)
-            and smooth_cells >= 0):  # fmt: skip
-        raise ConfigError(
-            f"smoothing must be a finite number >= 0 cells, got {smooth_cells}",
-            param="smooth_cells",
-        )
+    check_params({"seed": (Integral, Interval(0, None)),
+                  "n_random": (Integral, Interval(0, MAX_RANDOM)),
+                  "top_percent": (Real, Interval(0, 100, closed="neither")),
+                  "smooth_cells": (Real, Interval(0, None))},
+                 seed=seed, n_random=n_random, top_percent=top_percent,
+                 smooth_cells=smooth_cells)  # fmt: skip
     map_path = Path(map_path)
     res = load_result(map_path)
     check_smoothing(smooth_cells, tuple(res.importance.shape))
