@@ -243,7 +243,9 @@ def _refuse_other_results(target: Layout, path: Path, sha: str, split: str) -> N
         return
     try:
         old = json.loads(previous.read_text())
-        same = old.get("checkpoint_sha256") == sha and old.get("split") == split
+        # a detector's run names its fingerprint; a checkpoint's (and older detector runs) the sha
+        done = old.get("detector_fingerprint") or old.get("checkpoint_sha256")
+        same = done == sha and old.get("split") == split
     except (OSError, ValueError, AttributeError):
         same = False
     if not same:
@@ -416,7 +418,8 @@ def _run_detector(args: argparse.Namespace) -> int:
                              on_error=args.on_error)  # fmt: skip
     res = score_detector(detector, test_records, train_records, out_dir=out, settings=settings)
     about = {"detector": detector.name, "detector_spec": str(args.detector),
-             "checkpoint_sha256": detector.fingerprint, "detector_describe": detector.describe(),
+             "detector_fingerprint": detector.fingerprint,
+             "detector_describe": detector.describe(),
              "data": str(root), "ground_truth": _text(args.ground_truth)}  # fmt: skip
     write_score_record(res, out, about=about, settings=settings, split=args.split, fitted=False)
     print(f"\n{detector.name}: {len(res.records)} clips scored -> {out}")
