@@ -29,6 +29,8 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_path
+from ._runtime import provenance
+from ._version import __version__
 from .errors import CheckpointError
 from .features import FeatureConfig
 from .nets import Encoder, NetConfig, build_encoder
@@ -76,8 +78,6 @@ class Checkpoint:
 
     def __post_init__(self) -> None:
         if not self.asdxai_version:
-            from ._version import __version__
-
             self.asdxai_version = __version__
 
     @property
@@ -180,8 +180,6 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
     Library versions missing from ``ckpt.provenance`` (a checkpoint not made by
     :func:`asdxai.train.train_model`) are filled in with those of the writing process.
     """
-    from ._runtime import provenance
-
     payload = ckpt.to_dict()
     payload["provenance"] = {**provenance(), **(payload.get("provenance") or {})}
     return write_weights_only(payload, path)

@@ -19,8 +19,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ._runtime import resolve_device
+from .data.dataset import ClipDataset, clip_loader
 from .errors import DataError, NonFiniteError
 from .features import FeatureConfig
+from .nets import encoder_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from .checkpoint import Checkpoint
@@ -60,9 +62,6 @@ def _stream(
     A non-finite value computed from a readable clip raises :class:`NonFiniteError` naming
     the clip, whatever ``on_error`` says (it is the model's fault, not the clip's).
     """
-    from .data.dataset import ClipDataset, clip_loader
-    from .nets import encoder_inputs
-
     out: np.ndarray | None = None
     skipped: list[str] = []
     bar = tqdm(total=len(records), desc=desc, unit="clip", disable=not progress, leave=False)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ._checks import Integral, Interval, check_params
+from ._runtime import resolve_device
 from .constants import BACKEND_VARIANTS
 from .errors import CheckpointError, ConfigError, DataError
 
@@ -448,8 +449,6 @@ class AnomalyScorer(nn.Module):
         CheckpointError
             The checkpoint has no backend (run ``asdxai fit-backend``).
         """
-        from ._runtime import resolve_device
-
         if getattr(ckpt, "backend", None) is None:
             raise CheckpointError(
                 "checkpoint has no fitted backend (k-means means / target embeddings); fit one "

@@ -28,18 +28,23 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
+from tqdm.auto import tqdm
 
 from ._io import config_from_dict, config_to_dict
 from ._runtime import provenance, resolve_device
 from .checkpoint import Checkpoint
 from .constants import PRECISIONS, TASKS
-from .errors import ConfigError, DataError, NonFiniteError
+from .data.audio import clip_duration
+from .data.dataset import clip_loader
+from .data.records import class_labels
+from .errors import AudioError, ConfigError, DataError, NonFiniteError
 from .features import FeatureConfig
 from .losses import (
     LOSSES,
@@ -127,10 +132,6 @@ def infer_feature_config(records: Sequence, *, base: FeatureConfig | None = None
     Unreadable headers are left to the loader (and its ``on_error`` policy); if none is
     readable, the first one's error is raised.
     """
-    from collections import Counter
-
-    from .data.audio import clip_duration
-    from .errors import AudioError
 
     base = base or FeatureConfig()
     if not records:
@@ -213,8 +214,6 @@ def fit_encoder(
         Training diverged: a step's loss, or a weight after the epoch's last step, is NaN or
         inf. Nothing is returned, so nothing can be saved.
     """
-    from tqdm.auto import tqdm
-
     dev = resolve_device(device)
     seed = train_cfg.seed if seed is None else int(seed)
     labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
@@ -359,9 +358,6 @@ def train_model(
     -------
     Checkpoint with ``encoders``, ``class_names`` and ``history`` per model key.
     """
-    from .data.dataset import clip_loader
-    from .data.records import class_labels
-
     net_cfg = net_cfg or NetConfig()
     train_cfg = train_cfg or TrainConfig()
     train = [r for r in records if getattr(r, "subset", "train") == "train"]

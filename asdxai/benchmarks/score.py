@@ -21,6 +21,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from .._runtime import resolve_device
+from ..checkpoint import Checkpoint
+from ..data.audio import write_wav
+from ..data.records import ClipRecord
+from ..features import FeatureConfig
+from ..inference import score_records
+from ..nets import NetConfig, encoder_inputs
+from ..scoring import AnomalyScorer, KMeansBackend
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +57,6 @@ def bench_backend_fit(
     structured: bool = True,
 ) -> float:
     """Seconds to fit the k-means backend on synthetic embeddings (data generation excluded)."""
-    from ..scoring import KMeansBackend
-
     rng = np.random.default_rng(seed)
     data = {}
     for s in range(sections):
@@ -83,16 +91,6 @@ def bench_scoring(
     dict
         ``end_to_end_clips_per_s``, ``compute_clips_per_s``, ``device``.
     """
-    import torch
-
-    from .._runtime import resolve_device
-    from ..checkpoint import Checkpoint
-    from ..data.audio import write_wav
-    from ..data.records import ClipRecord
-    from ..features import FeatureConfig
-    from ..inference import score_records
-    from ..nets import NetConfig, encoder_inputs
-    from ..scoring import AnomalyScorer, KMeansBackend
 
     dev = resolve_device(device)
     feat = FeatureConfig(duration_s=duration_s)
@@ -160,7 +158,5 @@ def bench_scoring(
 
 
 def _sync(dev) -> None:
-    import torch
-
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)

@@ -11,6 +11,12 @@ import time
 
 import torch
 
+from .._runtime import resolve_device
+from ..features import FeatureConfig
+from ..losses import build_loss, mixup
+from ..nets import NetConfig, build_encoder, encoder_inputs
+from ..train import _autocast
+
 
 def bench_train_step(
     *,
@@ -25,12 +31,6 @@ def bench_train_step(
     n_classes: int = 342,
 ) -> float:
     """Clips per second of full training steps (mean over ``steps`` after ``warmup``)."""
-    from .._runtime import resolve_device
-    from ..features import FeatureConfig
-    from ..losses import build_loss, mixup
-    from ..nets import NetConfig, build_encoder, encoder_inputs
-    from ..train import _autocast
-
     dev = resolve_device(device)
     feat = FeatureConfig(duration_s=duration_s)
     net = NetConfig(arch=arch, width=width)

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..embed import TSNEConfig, project
+
 log = logging.getLogger(__name__)
 
 
@@ -104,8 +106,6 @@ def benchmark(
     ``knn_opentsne``, ``knn_sklearn``, ``trust_opentsne``, ``trust_sklearn``.
     """
     from threadpoolctl import threadpool_limits
-
-    from ..embed import TSNEConfig, project
 
     rows = []
     for n in sizes:

@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .._atomic import atomic_path
 from .._checks import Interval, check_params
@@ -521,8 +522,6 @@ def _fit(
     progress: bool,
 ) -> list[float]:
     """Train ``model.net`` to reconstruct standardised ``vectors`` (N, D); mean loss per epoch."""
-    from tqdm.auto import tqdm
-
     optimiser = torch.optim.Adam(model.net.parameters(), lr=lr)
     history = []
     model.train()

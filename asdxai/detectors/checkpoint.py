@@ -14,8 +14,13 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import Checkpoint
+from .._io import sha256_file
+from .._runtime import resolve_device
+from ..checkpoint import Checkpoint, load_checkpoint
 from ..errors import DataError
+from ..features import log_spectrogram
+from ..nets import encoder_inputs
+from ..scoring import AnomalyScorer
 from .base import TFInput
 
 
@@ -42,11 +47,6 @@ class CheckpointDetector:
         device: str | torch.device = "auto",
         ckpt: Checkpoint | None = None,
     ) -> None:
-        from .._io import sha256_file
-        from .._runtime import resolve_device
-        from ..checkpoint import load_checkpoint
-        from ..scoring import AnomalyScorer
-
         self.path = Path(path).resolve()
         self.ckpt = load_checkpoint(self.path) if ckpt is None else ckpt
         self.device = resolve_device(device)
@@ -82,8 +82,6 @@ class CheckpointDetector:
     def model_inputs(self, waves: torch.Tensor) -> dict:
         """The model inputs of waveforms [shape=(B, L)] (padded / trimmed at the end to the
         checkpoint's clip length): ``spec`` (B, T, F) and ``spectrum`` (B, S) or None."""
-        from ..nets import encoder_inputs
-
         n = self.features.n_samples
         waves = torch.as_tensor(waves, dtype=torch.float32).to(self.device)
         if waves.shape[-1] != n:  # pad / trim at the end, as read_clip does
@@ -99,8 +97,6 @@ class CheckpointDetector:
     def time_frequency(self, wave: torch.Tensor, section: str | None = None) -> TFInput:
         """The clip's linear magnitude spectrogram (T, F) and its scorer (dual: the clip's own
         spectrum held fixed)."""
-        from ..features import log_spectrogram
-
         inputs = self.model_inputs(torch.as_tensor(wave)[None])
         spec = inputs["spec"][0]
         scorer = self.scorer.bind(self._section(section), spectrum=inputs["spectrum"])

@@ -69,6 +69,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .._checks import Integral, Interval, Real, check_params
 from ..constants import (
@@ -864,8 +865,6 @@ class _Run:
         bar = None
         first = ex.on_first_batch if rank == 0 else None
         if ex.progress and rank == 0:
-            from tqdm.auto import tqdm
-
             # with a stop, the total is the projected stopping point (no ETA until known)
             bar = tqdm(
                 total=self.n_total if target is None else None,

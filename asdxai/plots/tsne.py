@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .._atomic import atomic_path, escape_undecodable
 from ..errors import DataError
 
 NORMAL_COLOR = "#4c72b0"  # muted blue
@@ -245,11 +247,7 @@ def save_figure(fig: Figure, path: Any, *, dpi: int = 150) -> Any:
     not UTF-8 (titles naming a clip) show those bytes as ``\\xNN``: the font renderer
     cannot draw them.
     """
-    from pathlib import Path
-
     from matplotlib.text import Text
-
-    from .._atomic import atomic_path, escape_undecodable
 
     for text in fig.findobj(Text):
         text.set_text(escape_undecodable(text.get_text()))

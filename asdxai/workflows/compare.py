@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -33,6 +34,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_write_text, ensure_writable_dir
+from ..data.anomaly_masks import find_anomaly_mask, load_anomaly_mask
+from ..data.components import load_components
+from ..data.records import scan
 from ..errors import ConfigError, ResultError
 from ..explain.attribution import (
     COST,
@@ -47,6 +51,8 @@ from ..explain.attribution import (
     stft_resynthesis,
 )
 from ..layout import Layout, table_files
+from .defaults import bundled_checkpoint
+from .explain import Explainer
 
 #: The bundled models compared by default: the study's Fig. 4 pair (spectrogram-only encoders).
 DEFAULT_MODELS = ("sc-adacos-attribute-spectrogram", "compactness-none-spectrogram")
@@ -69,17 +75,12 @@ HEADINGS = {
 
 def default_checkpoints() -> list[Path]:
     """The bundled models of :data:`DEFAULT_MODELS`."""
-    from .defaults import bundled_checkpoint
-
     return [bundled_checkpoint(name) for name in DEFAULT_MODELS]
 
 
 def default_clips(root: str | os.PathLike, *, n: int = 6) -> list[Path]:
     """``n`` anomalous dev-test clips with a ground-truth mask: of the machine types in name
     order, the first clip of each (section, then index order), then the second of each, ..."""
-    from ..data.anomaly_masks import find_anomaly_mask
-    from ..data.records import scan
-
     per_machine: dict[str, list[Path]] = {}
     for r in scan(root, split="dev-test"):
         if r.label == "anomaly" and find_anomaly_mask(r.path) is not None:
@@ -240,8 +241,6 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 def _resume(out: Path, setup: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows already in ``out`` from a run with the same ``setup`` (refused otherwise)."""
-    import json
-
     rows_file, setup_file = Layout(out).csv("rows"), Layout(out).record("setup")
     if not rows_file.exists():
         atomic_write_text(setup_file, json.dumps(setup, indent=2, sort_keys=True) + "\n")
@@ -316,8 +315,6 @@ def compare_explainers(
     -------
     Comparison
     """
-    from .explain import Explainer
-
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ConfigError(f"methods must be among {', '.join(METHODS)}; got {unknown or 'none'}",
@@ -394,9 +391,6 @@ def _compare_clip(explainer, clip: Path, section: str, **options) -> tuple[Any, 
     explainer's domain: the clip's :class:`~.explain.MaskedInput`, its anomaly mask (or None)
     and the :class:`MethodResult` list (``rise-stft`` only where the detector's own STFT front
     end is known: it re-computes a checkpoint's spectrogram input from the masked STFT)."""
-    from ..data.anomaly_masks import load_anomaly_mask
-    from ..data.components import load_components
-
     wave = explainer.read(clip)
     inputs = explainer.masked_input(wave, section)
     own_stft = explainer.domain == "input" and hasattr(explainer.detector, "model_inputs")

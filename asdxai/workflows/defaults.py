@@ -6,8 +6,12 @@ Every face (CLI, demo, figure scripts, benchmarks) resolves its defaults here, s
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
+
+from ..data.synth import GENERATOR_VERSION, generate, missing_splits
+from ..errors import ConfigError
 
 #: Environment variable naming the dataset root every command uses when ``--data`` is absent.
 DATA_ENV = "ASDXAI_DATA"
@@ -49,9 +53,6 @@ def ensure_synthetic(
     interrupted run never leaves a half-written tree at ``root``; the partial trees of
     processes that no longer run (killed) are removed first.
     """
-    import shutil
-
-    from ..data.synth import generate, missing_splits
 
     root = Path(root)
     if (root / "synth.json").is_file():
@@ -80,8 +81,6 @@ def ensure_synthetic(
 
 def _remove_stale_partials(root: Path) -> None:
     """Remove the ``root.partial-<pid>`` folders whose process no longer exists."""
-    import shutil
-
     for partial in root.parent.glob(f"{root.name}.partial-*"):
         pid = partial.name.rsplit("-", 1)[1]
         if not pid.isdigit() or _alive(int(pid)):
@@ -108,15 +107,12 @@ def default_data_root(*, splits: tuple[str, ...] | None = None) -> Path:
     tree (seed 0) in the user cache, ``<cache>/synthetic-small-seed0-g<generator version>``, with
     at least ``splits`` (None = all) generated on first use; its location is printed to stderr.
     """
-    from ..errors import ConfigError
-
     env = os.environ.get(DATA_ENV)
     if env:
         path = Path(env)
         if not path.exists():
             raise ConfigError(f"${DATA_ENV}={env}: no such directory")
         return path
-    from ..data.synth import GENERATOR_VERSION
 
     name = f"synthetic-{DEFAULT_PRESET}-seed{DEFAULT_SEED}-g{GENERATOR_VERSION}"
     root = cache_dir() / name
@@ -131,8 +127,6 @@ def default_data_root(*, splits: tuple[str, ...] | None = None) -> Path:
 def bundled_checkpoint(name: str) -> Path:
     """Path of a bundled model (``sc-adacos-attribute``, ``compactness-none`` and their
     ``-spectrogram`` twins; see ``asdxai/bundled/TRAINING.md``)."""
-    from ..errors import ConfigError
-
     path = BUNDLED_DIR / f"{name}.pt"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in BUNDLED_DIR.glob("*.pt"))) or "none"

@@ -17,13 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from .. import metrics
 from .._atomic import atomic_write_text
 from .._runtime import provenance
 from ..constants import PROTOCOLS
-from ..errors import CheckpointError, DataError, NonFiniteError
+from ..data.audio import clip_duration, read_clip
+from ..detectors import CheckedDetector
+from ..errors import AudioError, CheckpointError, DataError, NonFiniteError
+from ..explain.signal import signal_grid
+from ..features import FeatureConfig
+from ..inference import embed_records, score_records
 from ..layout import Layout
+from ..scoring import AnomalyScorer, KMeansBackend, backend_from_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +94,6 @@ def fit_backend(
     Checkpoint
         A copy of ``ckpt`` with ``backend`` set (the input is not modified).
     """
-    from ..inference import embed_records
-    from ..scoring import backend_from_embeddings
-
     train = [r for r in records if r.subset == "train" and r.label in (None, "normal")]
     if not train:
         raise DataError("no training clips to fit the backend on (use a *-train split)")
@@ -142,9 +147,6 @@ def score_checkpoint(
     unless ``settings.fit_missing_backend`` (then it is fitted in memory on ``train_records``,
     with ``settings.k``, ``seed`` and ``backend_variant``).
     """
-    from ..inference import embed_records, score_records
-    from ..scoring import AnomalyScorer, KMeansBackend, backend_from_embeddings
-
     opts = settings or ScoreSettings()
     device, batch_size, num_workers = opts.device, opts.batch_size, opts.num_workers
     progress, on_error, k, seed = opts.progress, opts.on_error, opts.k, opts.seed
@@ -240,14 +242,6 @@ def detector_scores(
     -------
     np.ndarray [shape=(N,)] float32, higher = more anomalous, in record order
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from ..data.audio import clip_duration, read_clip
-    from ..detectors import CheckedDetector
-    from ..errors import AudioError
-    from ..explain.signal import signal_grid
-    from ..features import FeatureConfig
 
     det = CheckedDetector(detector)
     own = getattr(det.inner, "features", None)

@@ -48,10 +48,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._io import sha256_file
+from .._runtime import provenance, resolve_device
 from ..constants import DEFAULT_STOP_AGREEMENT, DOMAINS, STUDY_MASKS
+from ..data.anomaly_masks import find_anomaly_mask, load_anomaly_mask
+from ..data.audio import clip_duration, read_clip
+from ..data.components import load_components
+from ..data.records import parse_name
+from ..detectors import CheckedDetector, has_time_frequency, load_detector
 from ..errors import ConfigError, DataError, ResultError
+from ..explain import RISE
+from ..explain import distributed as D
+from ..explain.focus import map_focus
 from ..explain.masks import RISEMaskConfig
+from ..explain.result import check_resumable, load_log_spectrogram, load_result, save_result
 from ..explain.rise import ESTIMATORS, RISEExecution, RISEResult
+from ..explain.signal import signal_grid, stft_masking
+from ..features import FeatureConfig, log_spectrogram, spectrogram
 from ..layout import Layout, output_stem, with_suffix  # noqa: F401  (output_stem: re-exported)
 from .placement import Placement, place_clip
 
@@ -139,8 +152,6 @@ class ExplainedClip:
 def top_anomalous_clips(records: Sequence[Any], scores: Any, *, n: int = 2) -> list:
     """The anomalous clips with a ground-truth mask that ``scores`` rank highest, one per
     machine type (the clips Fig. 4 and the demo explain)."""
-    from ..data.anomaly_masks import find_anomaly_mask
-
     picked, machines = [], set()
     for i in np.argsort(-np.asarray(scores), kind="stable"):
         r = records[int(i)]
@@ -166,10 +177,6 @@ def map_measures(
     nothing of the model), prefixed ``energy_``, are the baseline row. Measures without ground
     truth are left out; empty for a clip outside a synthetic tree.
     """
-    from ..data.anomaly_masks import load_anomaly_mask
-    from ..data.components import load_components
-    from ..explain.focus import map_focus
-
     truth = load_anomaly_mask(clip)
     parts = load_components(clip)
     if truth is not None and truth.shape != importance.shape:
@@ -232,9 +239,6 @@ class Explainer:
         domain: str | None = None,
         grid: Any = None,
     ):
-        from .._runtime import resolve_device
-        from ..detectors import CheckedDetector, has_time_frequency, load_detector
-
         self.device = resolve_device(device)
         self.spec: str | None = None
         if isinstance(detector, (str, os.PathLike)):
@@ -282,10 +286,6 @@ class Explainer:
     def read(self, clip: str | os.PathLike) -> torch.Tensor:
         """The clip as the detector reads it [shape=(L,)] float32 on the explainer's device: at
         its sample rate, padded / trimmed to a checkpoint's clip length (else as long as it is)."""
-        from ..data.audio import clip_duration, read_clip
-        from ..explain.signal import signal_grid
-        from ..features import FeatureConfig
-
         cfg = getattr(self.detector.inner, "features", None)
         if not isinstance(cfg, FeatureConfig):
             rate = self.detector.sample_rate
@@ -299,8 +299,6 @@ class Explainer:
         (:func:`~.placement.place_clip`, logged; the placement goes into the result's
         ``meta["placement"]``); None for a detector without sections and a clip outside the
         DCASE layout."""
-        from ..data.records import parse_name
-
         clip = Path(clip)
         sections = self.sections
         known = ", ".join(sections[:20])
@@ -332,8 +330,6 @@ class Explainer:
 
     def inputs(self, clip: str | os.PathLike) -> ClipInputs:
         """Read ``clip`` and compute an asdxai checkpoint's model inputs for it."""
-        from ..features import log_spectrogram
-
         model_inputs = self._checkpoint_attr("model_inputs")
         wave = self.read(clip)
         inputs = model_inputs(wave[None])
@@ -343,9 +339,6 @@ class Explainer:
     def map_shape(self, clip: str | os.PathLike) -> tuple[int, int]:
         """(T, F) of the map of ``clip`` in this explainer's domain (reads only the header
         where it can)."""
-        from ..data.audio import clip_duration
-        from ..explain.signal import signal_grid
-
         feat = getattr(self.detector.inner, "features", None)
         if self.domain == "input" and feat is not None:
             return (feat.n_frames, feat.n_bins)
@@ -363,8 +356,6 @@ class Explainer:
             tf = self.detector.time_frequency(wave, section)
             grid = getattr(self.detector.inner, "features", None)
             return MaskedInput(tf.x, tf.score, tf.log_x, grid)
-        from ..explain.signal import signal_grid, stft_masking
-        from ..features import FeatureConfig, log_spectrogram, spectrogram
 
         rate, n = self.detector.sample_rate, wave.shape[-1]
         grid = signal_grid(rate, n)
@@ -415,11 +406,6 @@ class Explainer:
             The detector returns the wrong shape, non-finite or non-deterministic scores
             (checked on the unmasked clip before anything is written).
         """
-        from .._io import sha256_file
-        from .._runtime import provenance
-        from ..explain import RISE
-        from ..explain.result import check_resumable, load_result, save_result
-
         clip = Path(clip)
         if not clip.is_file():
             raise DataError(f"{clip}: no such clip")
@@ -509,9 +495,6 @@ class Explainer:
 
 
 def _stored_log_spec(h5: Path, result: RISEResult) -> np.ndarray:
-    from ..explain.result import load_log_spectrogram
-    from ..features import log_spectrogram
-
     stored = load_log_spectrogram(h5)
     if stored is not None:
         return stored
@@ -539,8 +522,6 @@ def explain_clips(
     after each clip this process explained (e.g. to print a line). Returns this process's
     clips.
     """
-    from ..explain import distributed as D
-
     ex = execution or RISEExecution()
     sections = list(sections) if sections is not None else [None] * len(clips)
     keys = [explainer.section_for(c, s) for c, s in zip(clips, sections, strict=True)]

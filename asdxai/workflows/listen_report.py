@@ -43,6 +43,8 @@ from ..explain.result import load_result
 from ..features import FeatureConfig, log_spectrogram, spectrogram
 from ..layout import Layout
 from ..listen import check_smoothing, resynthesise, soft_top_mask
+from ..plots.listen import plot_flagged_overlay
+from ..plots.tsne import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -366,8 +368,6 @@ def _write_overlay(
 ) -> Path:
     # matplotlib costs 0.8 s at import (measured after ``import asdxai.workflows``): only the
     # overlay needs it, so ``import asdxai.workflows`` does not pay for it
-    from ..plots.listen import plot_flagged_overlay
-    from ..plots.tsne import save_figure
 
     spec_log = log_spectrogram(spectrogram(torch.from_numpy(wave), cfg=feat)).numpy()
     fig = plot_flagged_overlay(spec_log, mask, cfg=feat, title=title)

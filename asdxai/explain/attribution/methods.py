@@ -31,6 +31,7 @@ scorer is needed (RISE still runs under ``torch.no_grad``).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -43,9 +44,10 @@ from torch import nn
 from ..._checks import Integral, Interval, check_params
 from ...constants import METHODS
 from ...errors import ConfigError
-from ...features import FeatureConfig
+from ...features import FeatureConfig, log_spectrogram, spectrogram
 from ..masks import RISEMaskConfig
 from ..rise import RISE, RISEExecution
+from ..signal import stft_masking
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -201,7 +203,6 @@ def _rss() -> int | None:
             pages = int(fh.read().split()[1])
     except (OSError, ValueError, IndexError):
         return None
-    import os
 
     return pages * os.sysconf("SC_PAGE_SIZE")
 
@@ -231,9 +232,6 @@ def stft_resynthesis(wave: torch.Tensor, cfg: FeatureConfig) -> Resynthesis:
     -------
     callable, Tensor [shape=(B, T, F)] -> Tensor [shape=(B, T, F)], on ``wave``'s device
     """
-    from ...features import spectrogram
-    from ..signal import stft_masking
-
     resynthesise = stft_masking(wave, cfg)
     return lambda masks: spectrogram(resynthesise(masks), cfg=cfg)
 
@@ -376,8 +374,6 @@ def _gradient(
 def _baseline(
     method: str, f: _Counted, x: torch.Tensor, s: MethodSettings, seed: int, device: torch.device
 ) -> np.ndarray:
-    from ...features import log_spectrogram
-
     if method == "random":
         return np.random.default_rng(seed).random(tuple(x.shape))
     return log_spectrogram(x).cpu().numpy()
