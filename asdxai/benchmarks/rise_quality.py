@@ -33,6 +33,9 @@ from typing import Any
 
 import numpy as np
 
+# The library loads inside the functions: `asdxai bench --help` imports this module for its
+# option lists and must stay torch-free (tests/test_help.py).
+
 log = logging.getLogger(__name__)
 
 #: Variants measured by default: "<estimator>" or "<estimator>+<sampling>".

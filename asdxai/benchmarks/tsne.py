@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..embed import TSNEConfig, project
 
@@ -58,6 +59,7 @@ def synthetic_embeddings(
 
 def knn_accuracy(points: np.ndarray, labels: np.ndarray, *, k: int = 10, seed: int = 0) -> float:
     """5-fold cross-validated accuracy of a k-nearest-neighbour classifier on ``points``."""
+    # scikit-learn on first use: its import costs ~3/4 of torch's (measured); most runs skip it
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -69,6 +71,7 @@ def trust(
     x: np.ndarray, y: np.ndarray, *, k: int = 10, max_points: int = 2000, seed: int = 0
 ) -> float:
     """scikit-learn's trustworthiness on at most ``max_points`` random rows."""
+    # scikit-learn on first use: its import costs ~3/4 of torch's (measured); most runs skip it
     from sklearn.manifold import trustworthiness
 
     if len(x) > max_points:
@@ -105,7 +108,6 @@ def benchmark(
     list of dict with ``n``, ``opentsne_s``, ``sklearn_s``, ``speedup``, ``knn_input``,
     ``knn_opentsne``, ``knn_sklearn``, ``trust_opentsne``, ``trust_sklearn``.
     """
-    from threadpoolctl import threadpool_limits
 
     rows = []
     for n in sizes:
@@ -125,6 +127,7 @@ def benchmark(
             )
             log.info("N=%d openTSNE %.1f s", n, t)
             if sklearn:
+                # scikit-learn on first use (its import costs ~3/4 of torch's, measured)
                 from sklearn.manifold import TSNE
 
                 kw: dict[str, Any] = {"max_iter": sklearn_max_iter} if sklearn_max_iter else {}

@@ -59,6 +59,7 @@ def score_split(detector, records: list, *, batch_size: int = 32) -> np.ndarray:
 def check_onnx(path: Path, detector, records: list, torch_scores: np.ndarray) -> float:
     """Score ``records`` with onnxruntime from ``path``; return the largest relative difference
     to ``torch_scores``; raise AssertionError above :data:`ONNX_TOLERANCE`."""
+    # onnxruntime is the optional extra asdxai[onnx]
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -39,6 +39,7 @@ class OnnxDetector:
         name: str | None = None,
     ) -> None:
         try:
+            # onnxruntime is the optional extra asdxai[onnx]
             import onnxruntime as ort
         except ImportError:
             raise DetectorError(

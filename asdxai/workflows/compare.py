@@ -420,6 +420,7 @@ def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str
     }
     ex = comparison.example
     if ex is not None:
+        # plots (matplotlib, ~2/5 of torch's import, measured) load only when a figure is asked
         from ..plots.compare import plot_method_maps
         from ..plots.tsne import save_figure
 
