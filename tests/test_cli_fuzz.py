@@ -1051,7 +1051,6 @@ def test_stale_partial_trees_of_dead_processes_are_removed(tmp_path, monkeypatch
     import subprocess
     import sys
 
-    import asdxai.data.synth as synth
     from asdxai.workflows.defaults import ensure_synthetic
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -1066,7 +1065,9 @@ def test_stale_partial_trees_of_dead_processes_are_removed(tmp_path, monkeypatch
         (Path(out) / "synth.json").write_text("{}")
         return Path(out)
 
-    monkeypatch.setattr(synth, "generate", fake)
+    from asdxai.workflows import defaults  # the name ensure_synthetic calls
+
+    monkeypatch.setattr(defaults, "generate", fake)
     ensure_synthetic(root)
     assert (root / "synth.json").is_file() and not stale.exists() and live.is_dir()
     assert f"removing {stale}" in capsys.readouterr().err

@@ -630,6 +630,7 @@ def test_a_converged_runs_bar_never_shows_an_eta_longer_than_the_run(monkeypatch
     import tqdm.auto
 
     from asdxai.constants import DEFAULT_STOP_AGREEMENT
+    from asdxai.explain import rise as rise_module
 
     shown = []
 
@@ -638,7 +639,7 @@ def test_a_converged_runs_bar_never_shows_an_eta_longer_than_the_run(monkeypatch
             shown.append((self.n, self.total, self.postfix))
             return super().refresh(*args, **kwargs)
 
-    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    monkeypatch.setattr(rise_module, "tqdm", Recording)
     _, box = _linear()
     res = RISE(box, mask_config=CFG).attribute(
         _spec(), n_masks=640_000, estimator="centered", until_agreement=DEFAULT_STOP_AGREEMENT,

@@ -57,7 +57,9 @@ def test_single_checkpoint_outputs_and_cache(setup, capsys, monkeypatch):
         calls.append(1)
         return real(*a, **kw)
 
-    monkeypatch.setattr(inference, "embed_records", counting)
+    from asdxai.workflows import embedding  # the workflow's own name for it
+
+    monkeypatch.setattr(embedding, "embed_records", counting)
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "mean nearest-normal distance" in printed and "machine=fan" in printed
