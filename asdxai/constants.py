@@ -49,8 +49,29 @@ MASK_MODES: dict[str, tuple[bool, bool]] = {
     "freq": (False, True),  # M = 1 fᵀ: whole frequency bins kept / masked (FreqRISE)
     "grid": (True, True),  # 2-D RISE: one grid of time x frequency cells, dense masks
 }
-#: RISE estimators: the study's plain weighted mean, and the centred one (same expectation).
+#: Modes whose masks are not an outer product of factors (built and summed densely).
+DENSE_MODES: frozenset[str] = frozenset({"grid"})
+#: RISE estimators: the study's plain weighted mean, the centred one and the control variate
+#: (same expectation; :mod:`asdxai.explain.rise`).
 ESTIMATORS: tuple[str, ...] = ("plain", "centered", "cv")
+#: The default estimator of a map: the control variate, which reaches a converged map in the
+#: fewest forward passes (docs/results/rise_quality_small_g5_sc.md).
+DEFAULT_ESTIMATOR = "cv"
+#: Masks per reproducible block (a map stops only at a block boundary, after at least 4
+#: blocks, and the cv estimator fits its surrogate across blocks): 250 lets a converged cv map
+#: stop at about 1,750 passes (docs/results/rise_quality_small_g5_sc.md, measured in blocks of
+#: 250); with blocks of 1,000 no default map could stop before 4,000.
+DEFAULT_BLOCK_SIZE = 250
+#: The default estimator of :data:`DENSE_MODES`, which the control variate cannot serve (it
+#: needs the cell factors of separable / time / frequency masks).
+DENSE_ESTIMATOR = "centered"
+
+
+def default_estimator(mask_mode: str) -> str:
+    """The default estimator for a mask mode of :data:`MASK_MODES`: :data:`DEFAULT_ESTIMATOR`,
+    :data:`DENSE_ESTIMATOR` for the :data:`DENSE_MODES`."""
+    return DENSE_ESTIMATOR if mask_mode in DENSE_MODES else DEFAULT_ESTIMATOR
+
 #: How the uniforms of a block of RISE masks are drawn (every single mask keeps the study's
 #: distribution; see :mod:`asdxai.explain.masks`).
 SAMPLINGS: tuple[str, ...] = ("iid", "antithetic", "latin", "latin-antithetic")
@@ -85,3 +106,6 @@ METHODS: dict[str, tuple[str, bool]] = {
 }
 #: What a removed cell becomes in the faithfulness measures.
 FILLS: tuple[str, ...] = ("median", "zero")
+#: Fills of normal content built from the normal training clips of the explained clip's section
+#: (:func:`asdxai.explain.reference.normal_reference`): fill name -> reference kind.
+NORMAL_FILLS: dict[str, str] = {"normal-mean": "mean", "normal-nearest": "nearest"}

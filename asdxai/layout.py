@@ -15,7 +15,8 @@ root. The demo's tree::
     <root>/tsne/<model>.h5                t-SNE results (+ <model>_distances.csv)
     <root>/<table>.csv|.md|.tex           tables, <root>/<figure>.png figures, <root>/<run>.json
 
-``asdxai rise --out X`` is one model's map folder (``X/<machine>/<clip>``), ``asdxai score
+``asdxai rise --out X`` is one model's map folder (``X/<machine>/<clip>``; with ``--data``
+also ``X/rise_summary.*``), ``asdxai score
 --out X`` one model's score folder (several checkpoints: ``X/<label>/``), ``asdxai tsne
 --out X`` one t-SNE folder. Layer 0: imports nothing of asdxai and no torch.
 """
@@ -36,6 +37,9 @@ LISTEN_FILES: dict[str, str] = {"flagged": ".wav", "rest": ".wav", "original": "
                                 "overlay": ".png"}  # fmt: skip
 #: Stems of what ``asdxai tsne`` writes for several models: the panel figure, Table III.
 TSNE_PANELS, TSNE_TABLE = "tsne_panels", "table3"
+#: Stem of the table (and its ``.json`` record) ``asdxai rise --data`` writes at its root:
+#: where the run's maps look, per machine type.
+RISE_SUMMARY = "rise_summary"
 #: The three formats of every table (:func:`asdxai.metrics.write_tables`).
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".md", ".tex")
 

@@ -6,7 +6,8 @@ of these are nearly the same input -- one that SC-AdaCos scores as more anomalou
 clips. Here the two models of Fig. 4 (``focus_claim.py``'s, trial ``--seed``) explain the first
 anomalous source clip of section 00 of each machine type in ``--machines`` with RISE under three
 fills (:func:`asdxai.explain.reference.normal_reference` from the section's normal training
-clips of the clip's domain):
+clips of the clip's domain, :meth:`asdxai.workflows.explain.Explainer.normal_fill`, as
+``asdxai rise --fill normal-mean`` / ``normal-nearest`` build them):
 
 * ``silence`` -- 0 (the study);
 * ``normal-mean`` -- the cell-wise mean of those clips' spectrograms;
@@ -28,7 +29,9 @@ import sys
 from _common import Study, parser
 from focus_claim import MODELS
 
-FILLS = ("silence", "normal-mean", "normal-nearest")
+from asdxai.constants import NORMAL_FILLS
+
+FILLS = ("silence", *NORMAL_FILLS)
 OTHERS = ("energy", "saliency", "occlusion", "random")
 SHOWN = ("machine_focus", "machine_contrast", "machine_correlation", "machine_partial_r",
          "pixel_auc")  # fmt: skip
@@ -40,23 +43,20 @@ def pearson(a, b) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
-def explain_clip(explainer, clip, normals, n_masks: int, seed: int) -> dict:
+def explain_clip(explainer, clip, n_masks: int, seed: int) -> dict:
     """Maps, measures, reference scores and faithfulness of one clip under one model."""
     import numpy as np
     import torch
 
     from asdxai.explain import RISE, RISEExecution, RISEMaskConfig
     from asdxai.explain.attribution import MethodSettings, compute_map, faithfulness_measures
-    from asdxai.explain.reference import normal_reference
     from asdxai.workflows.explain import map_measures
 
     inputs = explainer.inputs(clip.path)
     score_fn = explainer.scorer.bind(clip.section_key, spectrum=inputs.spectrum)
-    feat, dev = explainer.ckpt.features, explainer.device
+    dev, normals = explainer.device, explainer.normal_clips(clip.path)
     refs = {"silence": torch.zeros_like(inputs.spec),
-            "normal-mean": normal_reference(normals, feat, device=dev),
-            "normal-nearest": normal_reference(normals, feat, kind="nearest", like=inputs.spec,
-                                               device=dev)}  # fmt: skip
+            **{f: explainer.normal_fill(clip.path, f, inputs.spec) for f in NORMAL_FILLS}}
     with torch.no_grad():
         normal_scores = np.concatenate([
             score_fn(torch.stack([explainer.inputs(p).spec for p in normals[i : i + 32]])).cpu()
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-masks", type=int, default=4000, help="masks per map (default: 4000)")
     args = p.parse_args(argv)
     study = Study(args)
-    test, train = study.records("dev-test"), study.records("dev-train")
+    test = study.records("dev-test")
     clips = [next((r for r in test if r.machine == m and r.section == "00" and r.domain == "source"
                    and r.label == "anomaly"), None) for m in args.machines]  # fmt: skip
     if None in clips:
@@ -142,10 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         path, _ = study.checkpoint(recipe, study.seed)
         explainer = Explainer(path, device=study.device)
         for clip in clips:
-            normals = [r.path for r in train if r.section_key == clip.section_key
-                       and r.domain == clip.domain and r.label == "normal"]  # fmt: skip
             results[f"{title}, {clip.machine} {clip.name}"] = explain_clip(
-                explainer, clip, normals, args.n_masks, study.seed
+                explainer, clip, args.n_masks, study.seed
             )
     text = (f"{len(clips)} clips x {len(MODELS)} models, trial (seed) {study.seed}, "
             f"{args.n_masks} masks per map, centred estimator\n" + report(results))  # fmt: skip

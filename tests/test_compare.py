@@ -273,3 +273,31 @@ def test_an_interrupted_comparison_keeps_its_rows_and_resumes(tmp_path):
     with pytest.raises(ResultError, match="rows.csv"):
         compare_explainers([ckpt], [clip], out=out, methods=methods, device="cpu", progress=False,
                            settings=MethodSettings(n_masks=61, kernel_samples=30))  # fmt: skip
+
+
+def test_cli_normal_fill_of_the_faithfulness_measures(tmp_path, capsys):
+    """``--fill normal-mean`` / ``normal-nearest``: the faithfulness measures remove cells to the
+    section's normal content (other numbers than the median fill), the fill is in the settings;
+    a clip outside a DCASE tree with training clips is refused before any map."""
+    from conftest import tiny_tree
+
+    from asdxai.workflows.compare import read_rows
+
+    tiny_tree(tmp_path / "tree", FEAT.n_samples)
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt", FEAT)
+    clip = sorted((tmp_path / "tree/dev_data/fan/test").glob("*_source_test_anomaly_*"))[0]
+    args = ["compare-explainers", "--checkpoint", str(ckpt), "--clip", str(clip),
+            "--methods", "energy", "--device", "cpu", "--no-progress"]  # fmt: skip
+    ins_del = {}
+    for fill in ("median", "normal-mean", "normal-nearest"):
+        out = tmp_path / fill
+        assert main([*args, "--fill", fill, "--out", str(out)]) == 0
+        assert f"fill = {fill}" in (out / "summary.md").read_text()
+        ins_del[fill] = read_rows(out / "rows.csv")[0]["ins_minus_del"]
+    assert len(set(ins_del.values())) == 3, ins_del
+    _, loose = _setup(tmp_path / "loose")  # a dev_data/fan/test clip without train/ beside it
+    assert main([*args[:4], str(loose), *args[5:], "--fill", "normal-mean",
+                 "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "normal training clips" in err and "--fill" in err
+    assert not (tmp_path / "o" / "rows.csv").exists()

@@ -59,6 +59,19 @@ def test_help_texts_render_percent_signs_and_name_the_default_data(helps):
     assert "'small' tree" in helps["asdxai tsne"][1]
 
 
+def test_the_fills_are_documented(helps):
+    """``--fill`` of ``rise`` and ``compare-explainers`` names every normal fill, and the
+    choices of ``compare-explainers`` are the library's names."""
+    from asdxai.constants import FILLS, NORMAL_FILLS
+
+    for command in ("asdxai rise", "asdxai compare-explainers"):
+        parser, text = helps[command]
+        assert all(name in text for name in NORMAL_FILLS), command
+        assert "silence" in text and "normal training clips" in text, command
+    fill = next(a for a in helps["asdxai compare-explainers"][0]._actions if a.dest == "fill")
+    assert tuple(fill.choices) == (*FILLS, *NORMAL_FILLS)
+
+
 def test_synthetic_recipes_state_the_class_counts_of_the_small_tree():
     """The class counts ``train --recipe list`` prints for the synthetic recipes are those of
     the small tree, as the bundled models (trained on it) and the README have them."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asdxai.layout import KINDS, Layout, output_stem, safe_name, table_files
+from asdxai.layout import KINDS, RISE_SUMMARY, Layout, output_stem, safe_name, table_files
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What names a result: its file types and the folders of :data:`asdxai.layout.KINDS`.
@@ -67,6 +67,11 @@ def test_demo_tree(tmp_path):
     assert layout.tsne.tsne_files("m")["distances"] == tmp_path / "tsne" / "m_distances.csv"
     assert layout.figure("fig4_rise") == tmp_path / "fig4_rise.png"
     assert layout.record("demo") == tmp_path / "demo.json"
+    # `asdxai rise --data`: the run's summary beside the machine folders of its maps
+    maps = layout.maps.model("m")
+    assert [p.name for p in table_files(maps.table(RISE_SUMMARY))] == [
+        "rise_summary.csv", "rise_summary.md", "rise_summary.tex"]  # fmt: skip
+    assert maps.record(RISE_SUMMARY) == tmp_path / "rise" / "m" / "rise_summary.json"
 
 
 def test_a_dot_in_a_stem_stays(tmp_path):

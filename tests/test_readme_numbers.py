@@ -10,10 +10,12 @@ file. A new table with numbers fails until it is one or the other.
 * "The study's explanation, measured": ``docs/results/focus_claim_small_g5.csv``
   (``python figures/focus_claim.py``): mean ± std over the maps, the per-trial means, the
   paired Wilcoxon p (recomputed with the script's own functions);
-* the demo's table: ``docs/results/demo_performance_small_g5.csv`` (``asdxai demo``'s
+* the demo's table: ``docs/results/demo_performance_small_g6.csv`` (``asdxai demo``'s
   ``performance.csv``);
 * "Is it the masking?": ``docs/results/focus_factors_small_g5.csv``
   (``python figures/focus_factors.py``);
+* "Nothing leaks, per machine type": ``docs/results/leakage_small_g6{,_section00}.json``
+  (``asdxai bench leakage``);
 * "Three detector families": ``docs/results/focus_families_small_g5.csv``
   (``python figures/focus_families.py``): mean ± std over the clips, the paired Wilcoxon p and
   the per-clip wins against the autoencoder.
@@ -217,9 +219,21 @@ def check_focus_families_tests() -> None:
             check_cell(cell, [fc.paired_p(mine, theirs), *won], f"focus_families {row[0]} {head}")
 
 
+def check_leakage() -> None:
+    every = json.loads((RESULTS / "leakage_small_g6.json").read_text())
+    section = json.loads((RESULTS / "leakage_small_g6_section00.json").read_text())
+    table = _table("| machine type | trivial detector AUC |")
+    assert [row[0] for row in table[1:]] == list(every)
+    for row in table[1:]:
+        m = row[0]
+        expected = (every[m]["unsupervised"], section[m]["unsupervised"], every[m]["supervised"])
+        for cell, value in zip(row[1:], expected, strict=True):
+            check_cell(cell, [value], f"leakage {m}")
+
+
 #: Tables with a results file behind them (header start -> the check).
 def check_demo() -> None:
-    with (RESULTS / "demo_performance_small_g5.csv").open() as fh:
+    with (RESULTS / "demo_performance_small_g6.csv").open() as fh:
         results = {r["model"]: r for r in csv.DictReader(fh)}
     table = _table("| model (dev-test, section 00 of 7 machine types")
     assert len(table) - 1 == len(results)
@@ -240,6 +254,7 @@ SOURCED = {
     ),
     "| detector (signal domain) | machine focus |": check_focus_families,
     "| vs the DCASE autoencoder |": check_focus_families_tests,
+    "| machine type | trivial detector AUC |": check_leakage,
 }
 
 
@@ -256,3 +271,17 @@ def test_the_check_catches_a_drifted_number():
         check_cell("0.861 ± 0.002", [0.861, 0.021], "drift")
     with pytest.raises(AssertionError):
         check_cell("0.861", [0.861, 0.002], "a number left out")
+
+
+def test_the_bundled_models_show_the_studys_ordering():
+    """The ordering the README states: SC-AdaCos above the one-class model by >= 0.15 AUC, in
+    both domains over the 21 dev sections (train_bundled) and over both domains of the demo's
+    seven sections (the demo's performance.csv)."""
+    bundled = json.loads((ROOT / "asdxai" / "bundled" / "training.json").read_text())
+    for key in ("auc_source", "auc_target"):
+        gap = bundled["sc-adacos-attribute"][key] - bundled["compactness-none"][key]
+        assert gap >= 0.15, f"bundled {key}: SC-AdaCos leads by {gap:.3f}"
+    with (RESULTS / "demo_performance_small_g6.csv").open() as fh:
+        demo = {r["model"]: float(r["auc_all"]) for r in csv.DictReader(fh)}
+    gap = demo["SC-AdaCos, attribute classes"] - demo["IC compactness, 1 class"]
+    assert gap >= 0.15, f"demo: SC-AdaCos leads by {gap:.3f}"

@@ -469,3 +469,28 @@ def test_ground_truth_for_other_sections_warns(tmp_path, caplog):
         recs = scan(tmp_path, split="eval-test", ground_truth=GT2023)
     assert recs[0].label is None
     assert "no ground_truth_<machine>_section_<xx>_test.csv for any scanned section" in caplog.text
+
+
+def test_normal_train_clips_of_a_clip_are_its_sections_and_domains(tmp_path):
+    from conftest import tiny_tree
+
+    from asdxai.data.records import normal_train_clips
+
+    tiny_tree(tmp_path, 400, n_source=3, n_target=2)
+    pump = tmp_path / "dev_data" / "pump"
+    source = pump / "test" / "section_01_source_test_anomaly_0003_a_1.wav"
+    target = pump / "test" / "section_01_target_test_normal_0006_a_1.wav"
+    found = normal_train_clips(source)
+    assert [p.name for p in found] == [f"section_01_source_train_normal_{i:04d}_a_1.wav"
+                                       for i in range(3)]  # fmt: skip
+    assert all(p.is_absolute() and p.parent == (pump / "train").resolve() for p in found)
+    assert len(normal_train_clips(target)) == 2
+    unlabeled = pump / "test" / "section_01_0099.wav"  # no domain in the name: every domain
+    shutil.copy(source, unlabeled)
+    assert len(normal_train_clips(unlabeled)) == 5
+    for bad in (pump / "test" / "section_02_source_test_normal_0000_a_1.wav",
+                tmp_path / "loose" / source.name):  # fmt: skip
+        bad.parent.mkdir(exist_ok=True)
+        shutil.copy(source, bad)
+        with pytest.raises(DataError):
+            normal_train_clips(bad)

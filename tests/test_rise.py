@@ -593,6 +593,28 @@ def test_cv_refuses_grid_masks():
         RISEMaskConfig(sampling="sobol")
 
 
+@pytest.mark.parametrize("mode", ["separable", "time", "freq", "grid"])
+def test_default_estimator_per_mask_mode(mode):
+    from asdxai.constants import default_estimator
+    from asdxai.workflows.explain import MapSettings
+
+    expected = "centered" if mode == "grid" else "cv"
+    assert default_estimator(mode) == expected
+    cfg = RISEMaskConfig(mode=mode, **MODE_CFG)
+    assert MapSettings(cfg).estimator == expected
+    assert MapSettings(cfg, estimator="plain").estimator == "plain"
+    assert MapSettings.study(mask_config=cfg).estimator == "plain"
+
+
+def test_cv_with_one_block_is_plain_and_says_so(caplog):
+    _, box = _linear()
+    with caplog.at_level(logging.WARNING):
+        cv = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=CFG.block_size, estimator="cv")
+    assert "two blocks" in caplog.text
+    plain = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=CFG.block_size, estimator="plain")
+    np.testing.assert_allclose(cv.importance, plain.importance, rtol=1e-9, atol=1e-9)
+
+
 # ---------------------------------------------------------------- convergence rule and bar
 def test_estimated_correlation_matches_the_truth_on_simulated_maps():
     from asdxai.explain.rise import agreement_for_correlation, estimated_correlation

@@ -7,7 +7,7 @@ import pytest
 from conftest import tiny_checkpoint
 
 from asdxai.cli import main
-from asdxai.constants import DEFAULT_STOP_AGREEMENT
+from asdxai.constants import DEFAULT_ESTIMATOR, DEFAULT_STOP_AGREEMENT, DENSE_ESTIMATOR
 from asdxai.data.audio import write_wav
 from asdxai.explain.result import load_result
 from asdxai.features import FeatureConfig
@@ -82,13 +82,35 @@ def test_rise_cli_defaults_converge_and_report_speed(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "masks/s measured" in printed and "min per clip" in printed
     res = load_result(tmp_path / "o" / "fan" / (clip.stem + ".h5"))
-    assert res.estimator == "centered" and res.until_agreement == DEFAULT_STOP_AGREEMENT
+    assert res.estimator == DEFAULT_ESTIMATOR and res.until_agreement == DEFAULT_STOP_AGREEMENT
     assert res.estimated_correlation >= 0.99 if res.stopped_early else res.n_masks == 20_000
     assert main(argv + ["--until-agreement", "0.5", "--overwrite"]) == 0
     res = load_result(tmp_path / "o" / "fan" / (clip.stem + ".h5"))
     assert res.stopped_early and res.n_masks < 20_000 and res.agreement >= 0.5
     assert main(argv[:-2] + ["--study", "--until-agreement", "0.9"]) == 2
     assert "--study" in capsys.readouterr().err
+
+
+def test_rise_cli_default_estimator_per_mask_mode_and_old_results(tmp_path, capsys):
+    ckpt, clip = _checkpoint(tmp_path), _clip(tmp_path)
+    out, h5 = tmp_path / "o", tmp_path / "o" / "fan" / (clip.stem + ".h5")
+    base = ["rise", "--checkpoint", str(ckpt), "--clip", str(clip), "--out", str(out),
+            "--block-size", "50", "--no-plot", "--no-progress", "--device", "cpu",
+            "--until-agreement", "0.999"]  # fmt: skip
+    # a result of the old default (centred) is refused with the defaults, naming both estimators
+    assert main(base + ["--n-masks", "100", "--estimator", "centered"]) == 0
+    assert main(base + ["--n-masks", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "'centered'" in err and f"'{DEFAULT_ESTIMATOR}'" in err
+    # ... and continued when its estimator is named
+    assert main(base + ["--n-masks", "200", "--estimator", "centered"]) == 0
+    res = load_result(h5)
+    assert res.estimator == "centered" and res.n_masks == 200
+    # grid masks default to the centred estimator; cv is refused for them
+    grid = base + ["--n-masks", "100", "--mask-mode", "grid", "--overwrite"]
+    assert main(grid) == 0 and load_result(h5).estimator == DENSE_ESTIMATOR
+    assert main(grid + ["--estimator", "cv"]) == 2
+    assert "grid" in capsys.readouterr().err
 
 
 def test_rise_cli_clips_of_two_machines_with_one_name(tmp_path):
@@ -167,3 +189,58 @@ def test_nearest_section_is_the_one_whose_normals_the_clip_matches(tmp_path):
     loose.write_bytes(clip.read_bytes())
     assert Explainer(two, device="cpu").section_for(loose) == "pump_section_01"
     assert Explainer(two, device="cpu").section_for(clip) == "fan_section_00"
+
+
+def test_rise_cli_normal_fill_is_the_library_reference_and_is_kept_on_resume(tmp_path, capsys):
+    """``--fill normal-mean``: masked cells take the mean spectrogram of the section's normal
+    training clips of the clip's domain, the map is the library's with that reference (same
+    seed) and not the silence-filled one; resume refuses another fill; a clip outside a DCASE
+    tree or the signal domain is refused with one line naming --fill."""
+    import torch
+    from conftest import tiny_tree
+
+    from asdxai.data.audio import read_clip
+    from asdxai.detectors import load_detector
+    from asdxai.explain import RISE, RISEExecution, RISEMaskConfig
+    from asdxai.explain.reference import normal_reference
+
+    tiny_tree(tmp_path / "tree", FEAT.n_samples)
+    ckpt = _checkpoint(tmp_path)
+    fan = tmp_path / "tree" / "dev_data" / "fan"
+    clip = sorted((fan / "test").glob("section_00_source_test_anomaly_*.wav"))[0]
+    out, silent = tmp_path / "out", tmp_path / "silent"
+    assert main(_args(ckpt, clip, out, "--no-plot", "--fill", "normal-mean")) == 0
+    assert main(_args(ckpt, clip, silent, "--no-plot")) == 0
+    res = load_result(out / "fan" / (clip.stem + ".h5"))
+    assert res.meta["fill"] == "normal-mean"
+    assert load_result(silent / "fan" / (clip.stem + ".h5")).meta["fill"] == 0.0
+
+    normals = sorted((fan / "train").glob("section_00_source_train_normal_*.wav"))
+    assert len(normals) == 6  # the source clips only: the clip's domain
+    tf = load_detector(ckpt, device="cpu").time_frequency(
+        torch.from_numpy(read_clip(clip, FEAT)), SECTION
+    )
+    expect = RISE(tf.score, mask_config=RISEMaskConfig(block_size=50)).attribute(
+        tf.x, n_masks=100, seed=0, estimator="plain", fill=normal_reference(normals, FEAT),
+        execution=RISEExecution(batch_size=50, device="cpu", progress=False),
+    )  # fmt: skip
+    np.testing.assert_allclose(res.importance, expect.importance, rtol=1e-5, atol=1e-7)
+    other = load_result(silent / "fan" / (clip.stem + ".h5")).importance
+    assert np.abs(res.importance - other).max() > 1e-3 * np.abs(other).max()
+
+    for fill in ("0", "normal-nearest"):  # another fill into the same result is refused
+        assert main(_args(ckpt, clip, out, "--no-plot", "--fill", fill, "--n-masks", "150")) == 2
+        err = capsys.readouterr().err
+        assert "cannot resume" in err and "fill" in err
+    assert main(_args(ckpt, clip, out, "--no-plot", "--fill", "normal-nearest",
+                      "--overwrite")) == 0  # fmt: skip
+    assert load_result(out / "fan" / (clip.stem + ".h5")).meta["fill"] == "normal-nearest"
+
+    loose = _clip(tmp_path)  # <tmp>/data/fan/test/...: no train/ folder beside it
+    assert main(_args(ckpt, loose, tmp_path / "o2", "--fill", "normal-mean")) == 2
+    err = capsys.readouterr().err
+    assert "normal training clips" in err and "--fill" in err and len(err.splitlines()) == 1
+    assert main(_args(ckpt, clip, tmp_path / "o3", "--fill", "normal-mean", "--domain",
+                      "signal")) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "signal domain" in err and "--fill" in err

@@ -67,3 +67,24 @@ def test_summary_corrects_for_the_reference_noise_and_renders():
                 "ref_masks": 8000}  # fmt: skip
     text = q.markdown(result, settings, "asdxai bench rise --quality")
     assert "| cv | > 1250 (0/1) | > 1250 (0/1) | 750 (1/1) |" in text
+
+
+def test_run_computes_and_caches_references_of_a_checkpoint(tmp_path):
+    """The whole benchmark on a tiny tree and checkpoint: references are cached per detector
+    fingerprint and reused by a second run."""
+    from conftest import tiny_checkpoint, tiny_tree
+
+    from asdxai.features import FeatureConfig
+
+    feat = FeatureConfig(duration_s=0.4, n_fft=256, hop_length=128)
+    tiny_tree(tmp_path / "data", int(0.4 * 16000))
+    ck = tiny_checkpoint(tmp_path / "m.pt", feat)
+    clips = q.pick_clips(tmp_path / "data", 2)
+    kw = dict(variants=[q.Variant("cv", "iid")], ref_masks=400, max_passes=200, block_size=50,
+              cache=tmp_path / "cache", progress=False)  # fmt: skip
+    first = q.run([str(ck)], clips, **kw)
+    assert len(first["references"]) == 2 and len(first["rows"]) == 2
+    assert not any(r["cached"] for r in first["references"])
+    again = q.run([str(ck)], clips, **kw)
+    assert all(r["cached"] for r in again["references"])
+    assert [r["r_at_1000"] for r in again["rows"]] == [r["r_at_1000"] for r in first["rows"]]

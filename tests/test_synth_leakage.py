@@ -77,13 +77,6 @@ def test_the_probes_run_per_machine_type_on_full_length_clips(probed):
         assert 0.0 <= r.unsupervised <= 1.0 and 0.0 <= r.supervised <= 1.0
 
 
-@pytest.mark.xfail(
-    reason="generator v5 leaks per machine type (issue 24): on small section 00 (160 + 100 "
-    "clips per machine type) the unsupervised probe gives bearing 0.802, slider 0.756, fan "
-    "0.704, ToyTrain 0.608 (ToyCar 0.563, valve 0.549, gearbox 0.520); on this reduced set "
-    "slider 0.735. A generator that passes makes this XPASS, which fails the run: remove the mark.",
-    strict=True,
-)
 def test_no_global_statistic_finds_the_anomalies_of_any_machine_type(probed):
     worst = max(r.unsupervised for r in probed.values())
     assert worst <= MAX_UNSUPERVISED_AUC + MARGIN, leakage_table(probed)

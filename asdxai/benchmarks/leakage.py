@@ -37,13 +37,16 @@ the models' input.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from .._atomic import atomic_write_text
 from ..data.records import ClipRecord, scan
 from ..errors import DataError
 from ..metrics import auc
@@ -261,3 +264,24 @@ def leakage_table(results: dict[str, MachineLeakage]) -> str:
             f"| {r.n_train} / {r.n_normal + r.n_anomaly} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def write(
+    results: dict[str, MachineLeakage], out: str | os.PathLike, *, command: str
+) -> tuple[Path, Path]:
+    """Write :func:`probe_tree`'s results as ``<out>.md`` (the table, the bound, the command)
+    and ``<out>.json`` (every number, per-statistic AUCs included); return both paths."""
+    stem = Path(out)
+    worst = max(results.values(), key=lambda r: r.unsupervised)
+    text = (
+        "# Per-machine shortcut probes (SYNTH.md principle 5)\n\n"
+        f"Command: `{command}`\n\n"
+        f"{leakage_table(results)}\n"
+        f"Bound on the unsupervised AUC: {MAX_UNSUPERVISED_AUC:.2f} on every machine type; "
+        f"highest here: {worst.machine} {worst.unsupervised:.3f} "
+        f"({'within' if worst.unsupervised <= MAX_UNSUPERVISED_AUC else 'above'} the bound).\n"
+    )
+    data = {m: asdict(r) for m, r in results.items()}
+    md = atomic_write_text(stem.with_suffix(".md"), text)
+    js = atomic_write_text(stem.with_suffix(".json"), json.dumps(data, indent=2) + "\n")
+    return md, js

@@ -113,7 +113,7 @@ def reference(explainer, clip: Path, *, n_masks: int, cache: Path, progress: boo
 
     settings = MapSettings(n_masks=n_masks, seed=REF_SEED, estimator="centered",
                            until_agreement=None)  # fmt: skip
-    stem = cache / explainer.sha256[:12] / clip.stem
+    stem = cache / explainer.detector.fingerprint[:12] / clip.stem
     return explainer.explain(
         clip, settings=settings, out_stem=stem, plot=False,
         execution=RISEExecution(progress=progress, checkpoint_every=8_000),

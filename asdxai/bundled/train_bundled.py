@@ -146,12 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     data = args.data or default_data_root()
     done_path = HERE / "training.json"
-    records = json.loads(done_path.read_text()) if done_path.is_file() else {}
     for name in args.only or MODELS:
         print(f"training {name} on {data} ...", flush=True)
-        records[name] = train_one(name, data, HERE / f"{name}.pt")
-        print(json.dumps(records[name]), flush=True)
+        record = train_one(name, data, HERE / f"{name}.pt")
+        print(json.dumps(record), flush=True)
+        # read again just before writing: runs of other models (``--only``) may run beside
+        records = json.loads(done_path.read_text()) if done_path.is_file() else {}
+        records[name] = record
         done_path.write_text(json.dumps(records, indent=2) + "\n")
+    records = json.loads(done_path.read_text())
     print(f"wrote {write_training_md({k: records[k] for k in MODELS if k in records}, data)}")
     return 0
 

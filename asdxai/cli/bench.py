@@ -9,6 +9,8 @@ import argparse
 import ast
 import importlib.util
 import logging
+import shlex
+import sys
 from pathlib import Path
 
 from ..constants import ARCHS, ESTIMATORS, PRECISIONS, SAMPLINGS, STUDY_MASKS
@@ -252,10 +254,12 @@ def _register_rise(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_rise)
 
 
-def _run_rise_quality(args: argparse.Namespace) -> int:
-    import shlex
-    import sys
+def _command_line() -> str:
+    """The command as typed (shell-quoted), for a results file to name how it was made."""
+    return "asdxai " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
+
+def _run_rise_quality(args: argparse.Namespace) -> int:
     from ..benchmarks import rise_quality as quality
     from ..workflows.defaults import bundled_checkpoint, cache_dir, default_data_root
 
@@ -276,7 +280,7 @@ def _run_rise_quality(args: argparse.Namespace) -> int:
         max_passes=args.max_passes, block_size=args.block_size,
         cache=cache_dir() / "rise-references", progress=True,
     )  # fmt: skip
-    command = "asdxai " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command_line()
     print(quality.markdown(res, settings, command))
     if args.out:
         for path in quality.write(res, settings, args.out, command=command):
@@ -380,6 +384,44 @@ def _run_tsne(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_leakage(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "leakage",
+        help="per-machine shortcut probes: do global clip statistics find the anomalies?",
+        description=_doc("leakage").split("\n\n")[0] + " Prints a table per machine type.",
+    )
+    parser.add_argument(
+        "--data", type=Path, default=None,
+        help="DCASE-layout tree with a labelled dev-test split (default: the synthetic small "
+        "tree, generated on first use)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sections", nargs="+", default=None, metavar="NN",
+        help="section numbers as in the file names, e.g. 00 (default: every dev section)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help="write <out>.md and <out>.json (default: print only)",
+    )  # fmt: skip
+    add_seed(parser, help="shuffles the cross-validation folds of the supervised probe "
+             "(default: 0)")  # fmt: skip
+    parser.set_defaults(func=_run_leakage)
+
+
+def _run_leakage(args: argparse.Namespace) -> int:
+    from ..benchmarks import leakage
+    from ..workflows.defaults import default_data_root
+
+    root = args.data or default_data_root(splits=("dev",))
+    results = leakage.probe_tree(root, sections=args.sections, seed=args.seed)
+    print(leakage.leakage_table(results))
+    if args.out:
+        command = _command_line()
+        for path in leakage.write(results, args.out, command=command):
+            print(f"wrote {path}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "bench",
@@ -391,3 +433,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_score(inner)
     _register_rise(inner)
     _register_tsne(inner)
+    _register_leakage(inner)

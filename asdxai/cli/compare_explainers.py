@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..constants import FILLS, METHODS
+from ..constants import FILLS, METHODS, NORMAL_FILLS
 from ._common import (
     add_data,
     add_device,
@@ -132,10 +132,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--fill",
-        choices=FILLS,
+        choices=(*FILLS, *NORMAL_FILLS),
         default="median",
         help="what a removed cell becomes in the faithfulness measures: the clip's "
-        "median frame (default) or silence (zero)",
+        "median frame (default), silence (zero), or normal content from the normal training "
+        "clips of the clip's section in its DCASE tree: their cell-wise mean spectrogram "
+        "(normal-mean) or the one nearest to the clip (normal-nearest)",
     )
     p.add_argument(
         "--no-stability",

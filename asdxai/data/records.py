@@ -650,6 +650,54 @@ def scan(
     return records
 
 
+def normal_train_clips(clip: str | os.PathLike) -> list[Path]:
+    """The normal training clips of ``clip``'s machine type and section, from the DCASE tree
+    around it: ``<machine>/train/section_XX_[<domain>_]train_normal_*.wav`` beside the clip's
+    ``<machine>/<train|test>/`` folder (``dev_data/`` or ``eval_data/``), of the clip's domain
+    where its name states one.
+
+    Parameters
+    ----------
+    clip : path-like, a clip of a DCASE-layout tree (its name gives the section)
+
+    Returns
+    -------
+    list of Path
+        Absolute paths, sorted by name (at least one).
+
+    Raises
+    ------
+    DataError
+        The clip's name or folder is not of a DCASE layout, there is no ``train/`` folder beside
+        it, or its section (and domain) has no normal training clip.
+    """
+    clip = Path(clip).resolve()
+    try:
+        fields = parse_name(clip.name)
+    except DataError:
+        fields = None
+    machine_dir = clip.parent.parent
+    if fields is None or clip.parent.name not in ("train", "test") or not (
+        machine_dir / "train"
+    ).is_dir():
+        raise DataError(
+            f"{clip}: not a clip of a DCASE layout (<machine>/<train|test>/section_XX_...wav "
+            "with a train/ folder beside it); its section's normal training clips cannot be found"
+        )
+    split_dir = machine_dir.parent
+    part = "eval" if "eval_data" in (split_dir.name, split_dir.parent.name) else "dev"
+    domain = fields["domain"]
+    found = [
+        r.path for r in scan(split_dir, split=f"{part}-train", machines=[machine_dir.name])
+        if r.section == fields["section"] and r.label == "normal"
+        and (domain is None or r.domain == domain)
+    ]  # fmt: skip
+    if not found:
+        what = f"section {fields['section']}" + ("" if domain is None else f", {domain} domain")
+        raise DataError(f"{machine_dir / 'train'}: no normal training clip of {what}")
+    return found
+
+
 def class_labels(
     records: Sequence[ClipRecord], task: str, *, with_domain: bool = False
 ) -> tuple[np.ndarray, list[str]]:

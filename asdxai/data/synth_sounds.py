@@ -372,6 +372,13 @@ def draw_clip(rng: np.random.Generator) -> dict:
         "phases": rng.uniform(0, 2 * np.pi, 64),
         "offset": float(rng.uniform(0, 1)),  # phase of the cycle / pattern
         "noise_db": float(rng.normal(0, 1.0)),
+        # v6: per-clip nuisance of the impulsive parts (SYNTH.md principle 5): how hard the
+        # slider's end stops hit and how rough and how evenly the bearing runs vary from clip
+        # to clip, so the crest factor and kurtosis of normal clips spread as far as an
+        # anomaly moves them
+        "hardness_db": float(rng.uniform(-12.0, 8.0)),
+        "roughness_db": float(rng.uniform(-18.0, -4.0)),
+        "irregularity_db": float(rng.uniform(0.0, 5.0)),
     }
 
 
@@ -401,21 +408,33 @@ def draw_anomaly(rng: np.random.Generator, cond: Condition, duration: float) -> 
         target = hi * beyond if up else lo / beyond
         a.update(factor=float(target / cond.speed), glide=float(rng.uniform(0.2, 0.6)))
     elif kind in ("rattle", "knock"):
+        # v6: the band of a knock / rattle is drawn (v5: a knock always 300-3000 Hz)
         if kind == "knock":
-            a.update(rate=float(rng.uniform(3.0, 7.0)), lo=300.0, hi=3000.0, tau=0.012)
+            fc = np.exp(rng.uniform(np.log(500), np.log(2500)))
+            a.update(rate=float(rng.uniform(3.0, 7.0)), lo=fc / 2, hi=fc * 2, tau=0.012)
         else:
-            fc = rng.uniform(1500, 5000)
+            fc = np.exp(rng.uniform(np.log(800), np.log(5000)))
             a.update(
                 rate=float(rng.uniform(5.0, 11.0)),
                 lo=float(fc / 1.5),
                 hi=float(fc * 1.5),
                 tau=0.006,
             )
-        a.update(level_db=float(rng.uniform(-4, 0)), irregular=bool(rng.uniform() < 0.4))
+        # v6: a slider is quiet between its strokes, so its rattle sits 10-4 dB below the
+        # machine (v5: 4-0 dB like the others, which raised the crest factor of every
+        # rattling slider clip far beyond the normal ones' -- SYNTH.md principles 4 and 5)
+        lo, hi = (-10.0, -4.0) if cond.machine == "slider" else (-4.0, 0.0)
+        a.update(level_db=float(rng.uniform(lo, hi)), irregular=bool(rng.uniform() < 0.4))
     elif kind == "fault_train":
-        ratio = rng.uniform(1.55, 1.85) if rng.uniform() < 0.5 else rng.uniform(2.2, 2.5)
+        # v6: the fault's impact train runs slower or faster than the normal one (v5: only
+        # faster, so a fault always added impacts and the kurtosis fell -- SYNTH.md principle 5)
+        ratio = rng.uniform(0.45, 0.7) if rng.uniform() < 0.5 else rng.uniform(1.55, 2.5)
         a.update(ratio=float(ratio), amp=float(rng.uniform(0.6, 1.0)))
-    elif kind in ("missing_opening", "missing_clicks", "stall"):
+    elif kind == "stall":
+        # v6: 1-2 of the clip's 4-5 stroke cycles (v5: 2-3, which removed half the machine's
+        # sound: not a small change, and its crest factor alone found it -- SYNTH.md 4 and 5)
+        a.update(n=int(rng.integers(1, 3)))
+    elif kind in ("missing_opening", "missing_clicks"):
         a.update(n=int(rng.integers(2, 4)))
     elif kind == "extra_opening":
         a.update(n=int(rng.integers(2, 5)), level=float(rng.uniform(0.9, 1.3)))
@@ -505,6 +524,7 @@ def _bearing(sp, c, clip, a, n):
     times = np.arange(clip["offset"] / rate, dur, 1 / rate)
     times = times + rng.normal(0, 0.002, len(times))
     amps = 1.0 + rng.normal(0, 0.1 + 0.05 * c.load, len(times))
+    amps = amps * 10 ** (rng.normal(0, clip["irregularity_db"], len(times)) / 20)
     res = sp["res"][c.variant]
     tau = 0.004 + 0.002 * c.load
     kernel = _resonator(res, [tau, tau * 0.7], int(0.05 * SR), amps=[1.0, 0.7])
@@ -518,7 +538,7 @@ def _bearing(sp, c, clip, a, n):
         k2 = _resonator([r * 1.07 for r in res], [tau, tau * 0.7], int(0.05 * SR), amps=[0.7, 1.0])
         impacts = impacts + _place(n, ft, a["amp"] * ar.uniform(0.8, 1.2, len(ft)), k2)
     impacts = impacts / norm
-    friction = _band_noise(rng, n, 200, 6000, -2.0) * 10 ** (-14 / 20)
+    friction = _band_noise(rng, n, 200, 6000, -2.0) * 10 ** (clip["roughness_db"] / 20)
     x = 0.35 * low + impacts + friction
     return _with_rattle(x, a, n)
 
@@ -572,7 +592,8 @@ def _slider(sp, c, clip, a, n):
     )
     ends = [e for _, e in strokes] + [s for s, _ in strokes]
     kern = _noise_burst(rng, int(0.03 * SR), 800, 5000, 0.005)
-    clicks = _place(n, ends, np.full(len(ends), 2.0), kern)
+    hits = 2.0 * 10 ** ((clip["hardness_db"] + rng.normal(0, 4.0, len(ends))) / 20)
+    clicks = _place(n, ends, hits, kern)
     x = env * (fric + 0.6 * motor) + clicks * 0.5 + 0.05 * motor
     if a is not None and a["kind"] == "rattle":
         r = _rattle(n, a, _rms(x))
@@ -751,11 +772,21 @@ def render_background_parts(
     )
     dur = n / SR
     events = np.zeros(n)
-    rates = {"impact": 0.5, "hammer": 0.2, "hum": 0.6, "babble": 0.2, "slam": 0.12}
+    # v6: "tick" -- trains of short clicks in a random band (a neighbouring machine's
+    # rattle), so normal clips carry the impulsive events a rattle anomaly adds (SYNTH.md
+    # principle 5)
+    rates = {"impact": 0.5, "hammer": 0.2, "hum": 0.6, "babble": 0.2, "slam": 0.12, "tick": 1.0}
     if bank == 1:
-        rates = {"impact": 0.3, "hammer": 0.35, "hum": 0.9, "babble": 0.35, "slam": 0.2}
+        rates = {
+            "impact": 0.3,
+            "hammer": 0.35,
+            "hum": 0.9,
+            "babble": 0.35,
+            "slam": 0.2,
+            "tick": 0.6,
+        }
     for kind, rate in rates.items():
-        lam = rate * (1.0 if kind in ("hum", "babble", "hammer") else dur)
+        lam = rate * (1.0 if kind in ("hum", "babble", "hammer", "tick") else dur)
         for _ in range(int(rng.poisson(lam))):
             event = _event(rng, kind, n) * 10 ** (rng.uniform(-12, 4) / 20)
             x += event
@@ -814,6 +845,19 @@ def _event(rng: np.random.Generator, kind: str, n: int) -> np.ndarray:
                 out[i0:i1] += seg / (_rms(seg) + 1e-12)
             t += syl + rng.uniform(0.0, 0.08)
         return out
+    if kind == "tick":
+        fc = np.exp(rng.uniform(np.log(500), np.log(6000)))
+        rate = rng.uniform(3.0, 11.0)
+        t0 = rng.uniform(0, 0.6 * dur)
+        t1 = min(dur, t0 + rng.uniform(0.4, 1.0) * dur)
+        if rng.uniform() < 0.4:
+            times = np.sort(rng.uniform(t0, t1, max(2, int(round((t1 - t0) * rate)))))
+        else:
+            times = np.arange(t0 + rng.uniform(0, 1 / rate), t1, 1 / rate)
+        kern = _noise_burst(rng, int(0.06 * SR), fc / 1.5, fc * 1.5, rng.uniform(0.004, 0.012))
+        x = _place(n, times, rng.uniform(0.6, 1.0, len(times)), kern)
+        seg = _seg_env(n, t0, t1) > 0.5
+        return x / (_rms(x[seg]) if seg.any() else _rms(x)) if x.any() else x
     if kind == "slam":
         t0 = rng.uniform(0, dur)
         tt = np.arange(int(0.4 * SR)) / SR

@@ -571,8 +571,8 @@ def train_autoencoder(
     ----------
     records : sequence of ClipRecord
         Clips of ``subset == "train"`` labelled normal (or unlabelled) are used, e.g.
-        ``scan(root, "dev-train") + scan(root, "eval-train")``; others are ignored. A machine's
-        clips are read at the length of its first clip (padded or trimmed).
+        ``scan(root, split="dev-train") + scan(root, split="eval-train")``; others are
+        ignored. A machine's clips are read at the length of its first clip (padded or trimmed).
     config : AutoencoderConfig
     epochs : int, passes over every context vector of the machine (shuffled each epoch)
     batch_size : int, vectors per Adam step (the baseline's 512)

@@ -117,6 +117,12 @@ def local_device(device: torch.device | str) -> torch.device:
     return device
 
 
+def env_rank() -> tuple[int, int]:
+    """(rank, world size) ``torchrun`` gives this process, before any group exists ((0, 1)
+    outside ``torchrun``)."""
+    return int(os.environ.get("RANK", "0")), max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+
+
 def shard(items: Sequence[T], ctx: DistContext | None) -> list[T]:
     """The items of this rank: ``items[rank::world_size]`` (all of them without a context)."""
     if ctx is None:

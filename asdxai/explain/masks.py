@@ -87,14 +87,12 @@ import torch.nn.functional as F
 
 from .._checks import Integral, Interval, Real, check_params
 from .._io import config_from_dict, config_to_dict
+from ..constants import DEFAULT_BLOCK_SIZE, DENSE_MODES, SAMPLINGS
 from ..constants import MASK_MODES as MODES
-from ..constants import SAMPLINGS
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: Modes whose masks are not an outer product of factors (built and summed densely).
-DENSE_MODES = frozenset({"grid"})
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ class RISEMaskConfig:
     p_keep: float = 0.75  # probability that a cell is kept (study: masked with 0.25)
     mode: str = "separable"  # "separable" (t fᵀ, the study), "time", "freq" or "grid" (2-D)
     fill: float = 0.0  # value of masked-out input: X·M + fill·(1 − M); 0 = silence
-    block_size: int = 1000  # masks per reproducible block (keyed by seed and block index)
+    block_size: int = DEFAULT_BLOCK_SIZE  # masks per reproducible block (keyed by seed, index)
     sampling: str = "iid"  # "iid" (the study), "antithetic", "latin", "latin-antithetic"
 
     def __post_init__(self) -> None:

@@ -28,14 +28,15 @@ from collections.abc import Sequence
 import torch
 
 from .._checks import Integral, Interval, check_params
+from ..constants import NORMAL_FILLS
 from ..data.audio import read_clip
 from ..errors import ConfigError
 from ..features import FeatureConfig, log_spectrogram, spectrogram
 
 __all__ = ["REFERENCES", "normal_reference"]
 
-#: Kinds of normal reference.
-REFERENCES = ("mean", "nearest")
+#: Kinds of normal reference (the values of :data:`asdxai.constants.NORMAL_FILLS`).
+REFERENCES = tuple(NORMAL_FILLS.values())
 
 
 def normal_reference(

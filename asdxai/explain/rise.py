@@ -51,8 +51,13 @@ How the work is organised
   versa, so β is independent of the masks it is applied to and the expectation is
   the plain estimator's. It keeps Σ z_k M for every feature and parity, i.e.
   2 (1 + cells) maps in memory and in the result (110 maps for the default 20 + 34
-  cells), not for "grid" masks nor across processes. Split-half agreement for it is
-  that of the two cross-fitted halves.
+  cells), not for "grid" masks. Across processes these sums travel per block with
+  the map sums (one block's K·T·F + K² + K numbers per rank and gather), so the map
+  is the single-process map. Split-half agreement for it is that of the two
+  cross-fitted halves. With one block (n_masks ≤ block_size) there is nothing to fit
+  the other half on and it is the plain estimator (a warning says so). It is the default
+  of ``asdxai rise`` and :class:`asdxai.workflows.explain.MapSettings`
+  (:func:`asdxai.constants.default_estimator`); ``attribute`` itself defaults to "plain".
 * The mask *sampling* (:attr:`RISEMaskConfig.sampling`: antithetic pairs, Latin
   hypercubes) is independent of the estimator: any estimator with any sampling.
 """
@@ -425,8 +430,6 @@ class RISE:
             raise ConfigError(
                 "the cv estimator needs separable masks, not 'grid'", param="estimator"
             )
-        if estimator == "cv" and ex.distributed is not None:
-            raise ConfigError("the cv estimator runs in one process", param="estimator")
         if device is None:
             device = x.device if isinstance(spec, torch.Tensor) else torch.device("cpu")
         device = torch.device(device)
@@ -434,6 +437,9 @@ class RISE:
             log.warning("fp16 autocast on CPU is slow and partial; consider bf16")
 
         n_blocks = -(-n_masks // cfg.block_size)
+        if estimator == "cv" and n_blocks < 2:
+            log.warning("the cv estimator needs two blocks of masks to cross-fit its surrogate; "
+                        "with one block it is the plain estimator")  # fmt: skip
         run = _Run(
             self,
             cfg,
@@ -828,10 +834,12 @@ class _Run:
         nccl = self.ctx is not None and self.ctx.backend == "nccl"
         return self.device if nccl else torch.device("cpu")
 
-    def _gather(self, sums: torch.Tensor, stats: torch.Tensor, blocks: list[int], per_rank: int):
-        """All ranks' per-block sums of one round, as (block, sums, stats) in block order."""
+    def _gather(self, sums, stats, extra, blocks: list[int], per_rank: int):
+        """All ranks' per-block sums of one round, as (block, sums, stats, cv sums or None)
+        in block order (``sums``, ``stats``, ``extra`` as :meth:`block_sums` gives them; None
+        on a rank without blocks this round)."""
         if self.ctx is None:
-            return list(zip(blocks, sums, stats, strict=True))
+            return list(zip(blocks, sums, stats, extra or [None] * len(blocks), strict=True))
         t_, f_ = self.shape
         dev = self._comm_device()
         pad_sums = torch.zeros(per_rank, t_, f_, dtype=torch.float64, device=dev)
@@ -844,13 +852,35 @@ class _Run:
             pad_stats[:k, 1:] = stats.to(dev)
         all_sums = self.ctx.all_gather(pad_sums)
         all_stats = self.ctx.all_gather(pad_stats)
+        all_extra = self._gather_cv(extra, per_rank) if self.cv is not None else None
         out = []
-        for s_r, st_r in zip(all_sums, all_stats, strict=True):
+        for r, (s_r, st_r) in enumerate(zip(all_sums, all_stats, strict=True)):
             for j in range(per_rank):
                 b = int(st_r[j, 0])
                 if b >= 0:
-                    out.append((b, s_r[j].to(self.device), st_r[j, 1:].to(self.device)))
+                    ext = None if all_extra is None else all_extra[j][r]
+                    out.append((b, s_r[j].to(self.device), st_r[j, 1:].to(self.device), ext))
         out.sort(key=lambda item: item[0])
+        return out
+
+    def _gather_cv(self, extra: list | None, per_rank: int) -> list[list[list[torch.Tensor]]]:
+        """All ranks' control-variate sums of one round: ``[slot][rank]`` -> (Σ z M, Σ z zᵀ,
+        Σ z s) of that rank's block in that slot (zeros for padding). One ``all_gather`` of
+        one block's sums (K·T·F + K² + K float64) per slot, so the memory of a round stays
+        at world size x one block."""
+        dev = self._comm_device()
+        shapes = [v.shape[1:] for v in self.cv.values()]  # per parity -> per block
+        sizes = [math.prod(sh) for sh in shapes]
+        out = []
+        for j in range(per_rank):
+            flat = torch.zeros(sum(sizes), dtype=torch.float64, device=dev)
+            if extra is not None and j < len(extra):
+                flat.copy_(torch.cat([part.reshape(-1) for part in extra[j]]).to(dev))
+            out.append([
+                [p.view(sh).to(self.device)
+                 for p, sh in zip(g.split(sizes), shapes, strict=True)]
+                for g in self.ctx.all_gather(flat)
+            ])  # fmt: skip
         return out
 
     def execute(self, n_blocks: int, target: float | None, ex: RISEExecution) -> RISEResult:
@@ -892,10 +922,7 @@ class _Run:
                     sums, stats, extra = self.block_sums(mine)
                 else:
                     sums = stats = extra = None
-                if extra is not None:  # "cv" runs in one process
-                    round_items = list(zip(mine, sums, stats, extra, strict=True))
-                else:
-                    round_items = [(*it, None) for it in self._gather(sums, stats, mine, per_rank)]
+                round_items = self._gather(sums, stats, extra, mine, per_rank)
                 if first is not None:
                     done = sum(self.block_len(b) for b, *_ in round_items)
                     first(done / max(time.perf_counter() - t0, 1e-9))

@@ -25,7 +25,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_write_text, ensure_writable_dir
+from ..constants import NORMAL_FILLS
 from ..data.anomaly_masks import find_anomaly_mask, load_anomaly_mask
 from ..data.components import load_components
 from ..data.records import scan
@@ -305,7 +306,9 @@ def compare_explainers(
         the baseline row of every table
     settings : :class:`~asdxai.explain.attribution.MethodSettings` (budgets, windows, cells)
     measures : :class:`~asdxai.explain.attribution.MeasureSettings` (stability, faithfulness;
-        its ``fill`` a name here: ``"median"``, the clip's median frame, or ``"zero"``)
+        its ``fill`` a name here: ``"median"``, the clip's median frame, ``"zero"``, or a normal
+        fill of :data:`~asdxai.constants.NORMAL_FILLS` built per clip from its section's
+        normal training clips, :meth:`~asdxai.workflows.explain.Explainer.normal_fill`)
     seed : seed of the maps (``seed + 1``: the second map of the stability measure)
     device : torch device or ``"auto"``
     on_result : called with (model name, clip, :class:`MethodResult`) after every map
@@ -334,6 +337,9 @@ def compare_explainers(
     for detector in checkpoints:
         explainer = Explainer(detector, device=device)
         explainers[Path(explainer.detector.name).stem] = explainer
+        if what.fill in NORMAL_FILLS:  # refused before any map
+            for clip in clips:
+                explainer.normal_clips(clip)
     wanted = [(model, str(clip), m) for model in explainers for clip in clips for m in methods]
     bar = tqdm(total=len(wanted), initial=len(done & set(wanted)), desc="maps", unit="map",
                disable=not progress, dynamic_ncols=True)  # fmt: skip
@@ -393,6 +399,10 @@ def _compare_clip(explainer, clip: Path, section: str, **options) -> tuple[Any, 
     end is known: it re-computes a checkpoint's spectrogram input from the masked STFT)."""
     wave = explainer.read(clip)
     inputs = explainer.masked_input(wave, section)
+    measures = options["measures"]
+    if isinstance(measures.fill, str) and measures.fill in NORMAL_FILLS:
+        fill = explainer.normal_fill(clip, measures.fill, inputs.x)
+        options["measures"] = replace(measures, fill=fill)
     own_stft = explainer.domain == "input" and hasattr(explainer.detector, "model_inputs")
     resynthesis = stft_resynthesis(wave, inputs.grid) if own_stft else None
     methods = [m for m in options.pop("methods") if m != "rise-stft" or resynthesis is not None]

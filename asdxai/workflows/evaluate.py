@@ -81,7 +81,7 @@ def fit_backend(
     ----------
     ckpt : Checkpoint
     records : sequence of ClipRecord
-        Training clips (``subset == "train"``, e.g. ``scan(root, "dev-train")``); normal
+        Training clips (``subset == "train"``, e.g. ``scan(root, split="dev-train")``); normal
         source-domain clips feed k-means, target-domain clips are kept as references. Test
         clips and anomalous clips are ignored.
     device, batch_size, progress, num_workers

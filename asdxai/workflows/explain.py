@@ -26,6 +26,10 @@ The ``meta`` contract of a result written here (what ``listen`` and the figures 
 ``detector_describe``    the detector's ``describe()`` (a checkpoint: path, feature settings,
                          architecture, task)
 ``domain``               ``input`` or ``signal``
+``fill``                 what a masked cell became: the constant of the mask settings (a
+                         float, 0.0 = silence) or a normal fill of
+                         :data:`~asdxai.constants.NORMAL_FILLS` (``normal-mean``,
+                         ``normal-nearest``; resume refuses another fill)
 ``grid``                 the map's STFT grid (``FeatureConfig`` dict: sample rate, clip length,
                          n_fft, hop), None for an input domain of unknown grid
 ``clip_score``           anomaly score of the unmasked clip
@@ -50,17 +54,24 @@ import torch
 
 from .._io import sha256_file
 from .._runtime import provenance, resolve_device
-from ..constants import DEFAULT_STOP_AGREEMENT, DOMAINS, STUDY_MASKS
+from ..constants import (
+    DEFAULT_STOP_AGREEMENT,
+    DOMAINS,
+    NORMAL_FILLS,
+    STUDY_MASKS,
+    default_estimator,
+)
 from ..data.anomaly_masks import find_anomaly_mask, load_anomaly_mask
 from ..data.audio import clip_duration, read_clip
 from ..data.components import load_components
-from ..data.records import parse_name
+from ..data.records import normal_train_clips, parse_name
 from ..detectors import CheckedDetector, has_time_frequency, load_detector
 from ..errors import ConfigError, DataError, ResultError
 from ..explain import RISE
 from ..explain import distributed as D
 from ..explain.focus import map_focus
 from ..explain.masks import RISEMaskConfig
+from ..explain.reference import normal_reference
 from ..explain.result import check_resumable, load_log_spectrogram, load_result, save_result
 from ..explain.rise import ESTIMATORS, RISEExecution, RISEResult
 from ..explain.signal import signal_grid, stft_masking
@@ -73,31 +84,52 @@ log = logging.getLogger(__name__)
 #: Keys every result written by :meth:`Explainer.explain` carries in ``meta``.
 META_KEYS = (
     "clip", "clip_sha256", "section", "detector", "detector_spec", "detector_fingerprint",
-    "detector_describe", "domain", "grid", "clip_score", "measures",
+    "detector_describe", "domain", "fill", "grid", "clip_score", "measures",
 )  # fmt: skip
 #: Keys that must agree between a partial result and the run that continues it.
-RESUME_KEYS = ("clip", "clip_sha256", "section", "detector_fingerprint", "domain", "grid")
+RESUME_KEYS = ("clip", "clip_sha256", "section", "detector_fingerprint", "domain", "fill", "grid")
 
 
 @dataclass(frozen=True)
 class MapSettings:
-    """What map to compute: masks, how many, seed, estimator and stopping rule.
+    """What map to compute: masks, how many, seed, estimator, stopping rule and fill.
 
-    The default is a *converged* map: the centred estimator (same expectation as the study's
-    plain one, far less noise), stopped once the split-half agreement reaches 0.961, i.e. an
-    estimated correlation of 0.99 with the converged map (``asdxai.explain.rise.
-    estimated_correlation``), at most 640,000 masks. :meth:`study` gives the study's exact setting.
+    The default is a *converged* map: the control-variate estimator "cv" (same expectation as
+    the study's plain one, far less noise; "centered" for "grid" masks, see
+    :func:`asdxai.constants.default_estimator`), stopped once the split-half agreement reaches
+    0.961, i.e. an estimated correlation of 0.99 with the converged map
+    (``asdxai.explain.rise.estimated_correlation``), at most 640,000 masks. :meth:`study` gives
+    the study's exact setting. ``estimator=None`` (the default) becomes the mask mode's default
+    estimator.
+
+    ``normal_fill``, one of :data:`~asdxai.constants.NORMAL_FILLS`, fills masked cells with
+    normal content built from the normal training clips of the clip's section
+    (:meth:`Explainer.normal_fill`) instead of the mask settings' constant ``fill``.
     """
 
     mask_config: RISEMaskConfig = field(default_factory=RISEMaskConfig)
     n_masks: int = STUDY_MASKS
     seed: int = 0
-    estimator: str = "centered"
+    estimator: str | None = None
     until_agreement: float | None = DEFAULT_STOP_AGREEMENT
+    normal_fill: str | None = None
 
     def __post_init__(self) -> None:
+        if self.estimator is None:
+            object.__setattr__(self, "estimator", default_estimator(self.mask_config.mode))
         if self.estimator not in ESTIMATORS:
             raise ConfigError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if self.normal_fill is not None and self.normal_fill not in NORMAL_FILLS:
+            raise ConfigError(f"normal_fill must be one of {tuple(NORMAL_FILLS)}, got "
+                              f"{self.normal_fill!r}", param="fill")  # fmt: skip
+        if self.normal_fill is not None and self.mask_config.fill:
+            raise ConfigError("a normal fill replaces the mask settings' constant fill; leave "
+                              "that at 0", param="fill")  # fmt: skip
+
+    @property
+    def fill(self) -> float | str:
+        """What a masked cell becomes: the normal fill's name, else the constant."""
+        return self.normal_fill or float(self.mask_config.fill)
 
     @classmethod
     def study(cls, *, seed: int = 0, mask_config: RISEMaskConfig | None = None) -> MapSettings:
@@ -261,6 +293,10 @@ class Explainer:
         self.grid = grid
         #: Clips placed in a section by :func:`~.placement.place_clip`, by resolved path.
         self.placements: dict[Path, Placement] = {}
+        #: Normal training clips already listed, by (clip folder, section, domain), and
+        #: the mean normal references already built, by their clips.
+        self._normal_clips: dict[tuple, list[Path]] = {}
+        self._normal_means: dict[tuple[Path, ...], torch.Tensor] = {}
 
     @property
     def ckpt(self) -> Any:
@@ -349,6 +385,58 @@ class Explainer:
         grid = signal_grid(rate, n) if self.grid is None else self.grid
         return (1 + (n - grid.n_fft) // grid.hop_length, grid.n_fft // 2 + 1)
 
+    def normal_clips(self, clip: str | os.PathLike) -> list[Path]:
+        """The normal training clips a normal fill of ``clip`` is built from
+        (:func:`asdxai.data.records.normal_train_clips`, listed once per section and domain);
+        refused where this explainer's input is not the detector's own spectrogram (the signal
+        domain, a detector without feature settings), or the clip has none."""
+        if self.domain != "input":
+            raise ConfigError(
+                "a normal fill replaces cells of the detector's own spectrogram input; the "
+                "signal domain masks the clip's STFT and cannot take one",
+                param="fill",
+            )
+        if not isinstance(getattr(self.detector.inner, "features", None), FeatureConfig):
+            raise ConfigError(
+                f"detector {self.detector.name} states no feature settings to build a normal "
+                "fill with (an asdxai checkpoint does)",
+                param="fill",
+            )
+        try:
+            fields = parse_name(clip)
+            key = (Path(clip).resolve().parent, fields["section"], fields["domain"])
+            if key not in self._normal_clips:
+                self._normal_clips[key] = normal_train_clips(clip)
+        except DataError as exc:
+            raise DataError(f"a normal fill needs the clip's normal training clips: {exc}",
+                            param="fill") from None  # fmt: skip
+        return self._normal_clips[key]
+
+    def normal_fill(
+        self, clip: str | os.PathLike, name: str, like: torch.Tensor
+    ) -> torch.Tensor:
+        """The normal fill ``name`` (:data:`~asdxai.constants.NORMAL_FILLS`) of ``clip``
+        [shape=(T, F)], linear magnitude, on the explainer's device: the cell-wise mean of its
+        section's normal training clips (built once per section), or the one nearest to
+        ``like`` [shape=(T, F)], the clip's masked input
+        (:func:`asdxai.explain.reference.normal_reference`)."""
+        if name not in NORMAL_FILLS:
+            raise ConfigError(f"fill must be one of {tuple(NORMAL_FILLS)}, got {name!r}",
+                              param="fill")  # fmt: skip
+        clips, kind = tuple(self.normal_clips(clip)), NORMAL_FILLS[name]
+        feat = self.detector.inner.features
+        if kind == "mean" and clips in self._normal_means:
+            return self._normal_means[clips]
+        log.info("building the %s fill of %s from %d normal training clips", name,
+                 Path(clip).name, len(clips))  # fmt: skip
+        ref = normal_reference(clips, feat, kind=kind, like=like, device=self.device)
+        if tuple(ref.shape) != tuple(like.shape):
+            raise ConfigError(f"the normal fill's shape {tuple(ref.shape)} is not the input's "
+                              f"{tuple(like.shape)}", param="fill")  # fmt: skip
+        if kind == "mean":
+            self._normal_means[clips] = ref
+        return ref
+
     def masked_input(self, wave: torch.Tensor, section: str | None = None) -> MaskedInput:
         """What RISE masks in this explainer's domain for the clip ``wave`` [shape=(L,)] (from
         :meth:`read`) in ``section``, and how it is scored."""
@@ -390,7 +478,9 @@ class Explainer:
         ----------
         clip : wav file
         section : section key; default: from the clip's DCASE name and folder
-        settings : :class:`MapSettings` (default: converged centred map)
+        settings : :class:`MapSettings` (default: converged map, the mask mode's default
+            estimator; with a ``normal_fill``, masked cells take normal content,
+            :meth:`normal_fill`)
         execution : device, batch size, precision, progress, checkpoints, process group;
             its ``device`` defaults to the explainer's
         out_stem : write ``<out_stem>.h5`` / ``.png`` (nothing is written when None). An
@@ -425,6 +515,7 @@ class Explainer:
             "detector_fingerprint": self.detector.fingerprint,
             "detector_describe": self.detector.describe(),
             "domain": self.domain,
+            "fill": settings.fill,
             "grid": None if inputs.grid is None else inputs.grid.to_dict(),
         }
         if clip.resolve() in self.placements:
@@ -434,6 +525,7 @@ class Explainer:
         resume_from = None
         if h5 is not None and h5.exists() and not overwrite:
             prev = load_result(h5)
+            prev.meta.setdefault("fill", float(prev.mask_config.fill))  # written before "fill"
             try:
                 check_resumable(
                     prev, mask_config=settings.mask_config, seed=settings.seed,
@@ -463,10 +555,13 @@ class Explainer:
             ex = replace(ex, checkpoint=save_partial)
         else:
             ex = replace(ex, checkpoint=None)
+        fill = None
+        if settings.normal_fill is not None:
+            fill = self.normal_fill(clip, settings.normal_fill, inputs.x)
         res = RISE(inputs.score, mask_config=settings.mask_config).attribute(
             inputs.x, n_masks=settings.n_masks, seed=settings.seed,
             estimator=settings.estimator, until_agreement=settings.until_agreement,
-            resume_from=resume_from, execution=ex,
+            resume_from=resume_from, execution=ex, fill=fill,
         )  # fmt: skip
         res.meta.update(meta)
         res.meta["clip_score"] = clip_score
@@ -482,9 +577,10 @@ class Explainer:
             from ..plots.tsne import save_figure
 
             where = "" if section is None else f" ({section})"
+            filled = f", fill {settings.fill}" if settings.fill else ""
             fig = plot_importance(
                 inputs.log_x, res.importance, cfg=inputs.grid,
-                title=f"{clip.name}{where}, {self.detector.name} [{self.domain}], "
+                title=f"{clip.name}{where}, {self.detector.name} [{self.domain}{filled}], "
                 f"score {clip_score:.3f}",
             )  # fmt: skip
             save_figure(fig, png, dpi=110)
@@ -518,7 +614,8 @@ def explain_clips(
     """Explain several clips with one detector, results laid out by
     :meth:`asdxai.layout.Layout.map_stem` below ``out``.
 
-    Every clip's section and output name is resolved before any map is computed. Under an
+    Every clip's section, output name and (with a normal fill) normal training clips are
+    resolved before any map is computed. Under an
     initialised process group (``execution.distributed``) one clip's mask blocks are shared
     among the ranks, or several clips are; rank 0 writes a shared clip. ``on_done`` is called
     after each clip this process explained (e.g. to print a line). Returns this process's
@@ -527,6 +624,9 @@ def explain_clips(
     ex = execution or RISEExecution()
     sections = list(sections) if sections is not None else [None] * len(clips)
     keys = [explainer.section_for(c, s) for c, s in zip(clips, sections, strict=True)]
+    if settings is not None and settings.normal_fill is not None:
+        for clip in clips:
+            explainer.normal_clips(clip)
     stems = [Layout(out).map_stem(c) for c in clips]
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)

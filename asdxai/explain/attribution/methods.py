@@ -7,7 +7,7 @@ perturbation method, as in RISE's masks.
 
 ========================== ====================================================================
 ``rise-separable-plain``   RISE, separable time x frequency masks, the study's plain estimator
-``rise-separable``         the same masks, centred estimator (asdxai's default)
+``rise-separable``         the same masks, centred estimator
 ``rise-time``              RISE, time-only masks (centred)
 ``rise-freq``              RISE, frequency-only masks (centred)
 ``rise-grid``              RISE, dense 2-D masks of the original RISE (centred)
@@ -51,7 +51,9 @@ from ..signal import stft_masking
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
-#: Mask mode and estimator of each RISE method.
+#: Mask mode and estimator of each RISE method: the centred estimator, not ``asdxai rise``'s
+#: default "cv": docs/COMPARE.md was measured with it, "grid" masks lack "cv", and the cross-fitted
+#: surrogate of "cv" needs two blocks (at a budget of one block, 1000 masks, it is plain RISE).
 _RISE = {
     "rise-separable-plain": ("separable", "plain"),
     "rise-separable": ("separable", "centered"),
