@@ -3,6 +3,8 @@
 The public API in one place; see the README for the command line.
 """
 
+import importlib
+
 from ._version import __version__
 
 #: Public name -> the module that defines it. Loaded on first use (PEP 562), so that
@@ -35,8 +37,6 @@ _WHERE = {
 def __getattr__(name: str):
     if name not in _WHERE:
         raise AttributeError(f"module 'asdxai' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(_WHERE[name], __name__), name)
     globals()[name] = value
     return value

@@ -1,7 +1,9 @@
-"""Small file helpers shared by the result formats: file hashes and JSON of numpy values."""
+"""Small file helpers shared by the result formats: file hashes, JSON of numpy values, and the
+plain dicts a config dataclass is written as (checkpoints, result files)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,3 +36,25 @@ def json_default(obj: Any) -> Any:
 def dumps(obj: Any) -> str:
     """JSON text of ``obj`` (numpy values and paths allowed; NaN kept as NaN)."""
     return json.dumps(obj, default=json_default, allow_nan=True)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as a plain dict: its fields, a tuple written as a list (JSON, HDF5)."""
+    plain = dataclasses.asdict(config)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in plain.items()}
+
+
+def config_from_dict(
+    cls: type, data: Any, *, missing: dict[str, Any] | None = None, known_only: bool = False
+) -> Any:
+    """Inverse of :func:`config_to_dict`: ``cls`` built from ``data``, a list read back as a tuple.
+
+    ``missing`` gives the value of a key ``data`` lacks (a field added since the file was
+    written); ``known_only`` drops keys ``cls`` does not have (a file of a newer version)
+    instead of refusing them.
+    """
+    d = {**(missing or {}), **data}
+    if known_only:
+        names = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in names}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

@@ -11,6 +11,7 @@ from numbers import Integral
 import numpy as np
 import torch
 
+from ._version import __version__
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -97,8 +98,6 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def provenance(device: torch.device | str | None = None) -> dict[str, str]:
     """Library versions and device, recorded in every output file."""
-    from ._version import __version__
-
     info = {
         "asdxai_version": __version__,
         "torch_version": torch.__version__,

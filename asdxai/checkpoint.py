@@ -29,6 +29,8 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_path
+from ._runtime import provenance
+from ._version import __version__
 from .errors import CheckpointError
 from .features import FeatureConfig
 from .nets import Encoder, NetConfig, build_encoder
@@ -76,8 +78,6 @@ class Checkpoint:
 
     def __post_init__(self) -> None:
         if not self.asdxai_version:
-            from ._version import __version__
-
             self.asdxai_version = __version__
 
     @property
@@ -105,7 +105,7 @@ class Checkpoint:
             )
         return section_key
 
-    def build_encoder(self, model_key: str = "all") -> Encoder:
+    def build_encoder(self, *, model_key: str = "all") -> Encoder:
         """The encoder ``model_key`` with its trained weights, in eval mode on the CPU."""
         if model_key not in self.encoders:
             have = ", ".join(sorted(self.encoders))
@@ -124,6 +124,27 @@ class Checkpoint:
                 f"checkpoint's net_config ({detail})"
             ) from None
         return encoder.eval()
+
+    @classmethod
+    def untrained(
+        cls,
+        features: FeatureConfig,
+        net: NetConfig,
+        *,
+        seed: int = 0,
+        backend: dict | None = None,
+    ) -> Checkpoint:
+        """One encoder of one class (``"normal"``) with freshly initialised weights (drawn after
+        ``torch.manual_seed(seed)``, the global generator left as it was): a stand-in model for
+        benchmarks and tests. ``backend`` is a fitted ``KMeansBackend.to_dict()`` or None."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            weights = build_encoder(net, features).state_dict()
+        return cls(
+            feature_config=features.to_dict(), net_config=net.to_dict(), train_config={},
+            task="none", per_section=False, class_names={"all": ["normal"]},
+            encoders={"all": weights}, seed=seed, backend=backend,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """The plain dict written to disk."""
@@ -159,8 +180,6 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
     Library versions missing from ``ckpt.provenance`` (a checkpoint not made by
     :func:`asdxai.train.train_model`) are filled in with those of the writing process.
     """
-    from ._runtime import provenance
-
     payload = ckpt.to_dict()
     payload["provenance"] = {**provenance(), **(payload.get("provenance") or {})}
     return write_weights_only(payload, path)
@@ -179,7 +198,7 @@ def write_weights_only(payload: dict, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None) -> Checkpoint:
     """Load a checkpoint with ``torch.load(weights_only=True)``.
 
     Parameters
@@ -226,8 +245,7 @@ def checkpoint_from_payload(
         value = data.get(key)
         if not isinstance(value, dict) and (key in required or value is not None):
             raise CheckpointError(
-                f"{path}: not an asdxai checkpoint ({key} is a {type(value).__name__}, "
-                "not a dict)"
+                f"{path}: not an asdxai checkpoint ({key} is a {type(value).__name__}, not a dict)"
             )
     _check_backend(data.get("backend"), path)
     names = {f.name for f in dataclasses.fields(Checkpoint)}

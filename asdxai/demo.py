@@ -18,9 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import metrics
 from ._atomic import atomic_write_text, ensure_writable_dir
 from ._runtime import provenance, resolve_device
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data.records import scan
+from .embed import TSNEConfig, save_result, write_distances_csv
+from .explain import RISEExecution
 from .layout import Layout
+from .plots.tsne import plot_tsne_panels, result_panel, save_figure
+from .recipes import Recipe
+from .workflows.defaults import bundled_checkpoint, ensure_synthetic
+from .workflows.embedding import project_split
+from .workflows.evaluate import ScoreSettings, score_checkpoint
+from .workflows.explain import Explainer, MapSettings
+from .workflows.figure4 import ExplainedModel, explain_top_clips
+from .workflows.training import train_recipe
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +87,6 @@ class DemoOutputs:
 def _models(layout: Layout, data: Path, train: bool, epochs: int, width: float, seed: int, dev,
             progress: bool) -> dict[str, tuple[Path, Path]]:  # fmt: skip
     """``{model name: (scored checkpoint, explained checkpoint)}``: bundled, or trained here."""
-    from .checkpoint import save_checkpoint
-    from .recipes import Recipe
-    from .workflows.defaults import bundled_checkpoint
-    from .workflows.training import train_recipe
-
     paths = {}
     for model in DEMO_MODELS:
         if not train:
@@ -127,37 +135,24 @@ class DemoSettings:
     progress: bool = True
 
 
-def run_demo(
-    out: str | Path = "asdxai-demo", *, settings: DemoSettings | None = None
-) -> DemoOutputs:
+def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> DemoOutputs:
     """Run the whole demo into ``out`` (the synthetic data goes to ``out/data`` unless already
     there; :class:`~asdxai.layout.Layout` names the rest) and return where its outputs went."""
     s = settings or DemoSettings()
     device, seed, train, preset, epochs = s.device, s.seed, s.train, s.preset, s.epochs
     width, n_clips, max_masks, agreement, progress = (s.width, s.n_clips, s.max_masks,
                                                       s.agreement, s.progress)  # fmt: skip
-    from . import metrics
-    from .checkpoint import load_checkpoint
-    from .data.records import scan
-    from .embed import TSNEConfig, save_result, write_distances_csv
-    from .explain import RISEExecution
-    from .plots.tsne import plot_tsne_panels, result_panel, save_figure
-    from .workflows.defaults import ensure_synthetic
-    from .workflows.embedding import project_split
-    from .workflows.evaluate import ScoreSettings, score_checkpoint
-    from .workflows.explain import Explainer, MapSettings
-    from .workflows.figure4 import ExplainedModel, explain_top_clips
 
     dev = resolve_device(device)
     out = ensure_writable_dir(out)
     layout = Layout(out)
     if train:  # the whole tree: the models train on it
-        data = ensure_synthetic(layout.data, preset, seed, progress=progress)
+        data = ensure_synthetic(layout.data, preset=preset, seed=seed, progress=progress)
     else:  # the bundled models only need test clips: one section per machine type
-        data = ensure_synthetic(layout.data, preset, seed, splits=("dev-test",), sections=(0,),
-                                progress=progress)  # fmt: skip
+        data = ensure_synthetic(layout.data, preset=preset, seed=seed,
+                                splits=("dev-test",), sections=(0,), progress=progress)  # fmt: skip
     res = DemoOutputs(out=out, data=data)
-    test = scan(data, "dev-test")
+    test = scan(data, split="dev-test")
     models = _models(layout, data, train, epochs, width, seed, dev, progress)
 
     rows, scored_ckpts = [], {}
@@ -167,7 +162,7 @@ def run_demo(
         scored_ckpts[model.name] = load_checkpoint(scored)
         log.info("scoring %s on dev-test (%d clips)", model.title, len(test))
         report = score_checkpoint(
-            scored_ckpts[model.name], test, None, layout.scores.model(model.name).root,
+            scored_ckpts[model.name], test, None, out_dir=layout.scores.model(model.name).root,
             settings=ScoreSettings(protocols=("study",), device=dev, progress=progress),
         )  # fmt: skip
         res.scores[model.name] = layout.scores.model(model.name).root

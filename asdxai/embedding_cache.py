@@ -39,7 +39,7 @@ class EmbeddingCache:
     max_entries : entries kept in the file
     """
 
-    def __init__(self, path: str | os.PathLike, max_entries: int = 16) -> None:
+    def __init__(self, path: str | os.PathLike, *, max_entries: int = 16) -> None:
         self.path = Path(path)
         self.max_entries = max_entries
         self.hits = 0
@@ -70,7 +70,7 @@ class EmbeddingCache:
         return read_dataset(f, f"{key}/embeddings", shape=("N" if rows is None else rows, "D"),
                             **kw)  # fmt: skip
 
-    def get(self, key: str, rows: int | None = None) -> np.ndarray | None:
+    def get(self, key: str, *, rows: int | None = None) -> np.ndarray | None:
         """The cached embeddings [shape=(N, D)] for ``key``, or None.
 
         ``rows`` is the number of clips the entry must hold (checked before reading). A
@@ -111,7 +111,9 @@ class EmbeddingCache:
             return []
         return sorted(entries, key=lambda e: e[0])
 
-    def put(self, key: str, embeddings: np.ndarray, meta: Mapping[str, Any] | None = None) -> None:
+    def put(
+        self, key: str, embeddings: np.ndarray, *, meta: Mapping[str, Any] | None = None
+    ) -> None:
         """Store ``embeddings`` [shape=(N, D)] under ``key`` (atomic rewrite of the file).
 
         The newest ``max_entries - 1`` intact other entries are kept; damaged ones are
@@ -141,6 +143,7 @@ class EmbeddingCache:
         checkpoint: str | os.PathLike,
         paths: Sequence[str | os.PathLike],
         compute: Callable[[], np.ndarray],
+        *,
         meta: Mapping[str, Any] | None = None,
     ) -> np.ndarray:
         """Cached embeddings of ``paths`` under ``checkpoint``, else ``compute()`` and store.
@@ -162,7 +165,6 @@ class EmbeddingCache:
         emb = np.asarray(compute())
         if emb.ndim != 2 or emb.shape[0] != len(paths):
             raise DataError(f"embedding function returned shape {emb.shape} for {len(paths)} clips")
-        self.put(
-            key, emb, {"checkpoint": os.fspath(checkpoint), "n_clips": len(paths), **(meta or {})}
-        )
+        about = {"checkpoint": os.fspath(checkpoint), "n_clips": len(paths), **(meta or {})}
+        self.put(key, emb, meta=about)
         return emb

@@ -9,12 +9,13 @@ spectrum of 80,000 bins (the first half of the FFT of the whole clip).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import torch
 
 from ._checks import Interval, check_params
+from ._io import config_to_dict
 from .errors import ConfigError, NonFiniteError
 
 #: Sane ranges for the settings (a checkpoint carries them, so they are untrusted input).
@@ -104,7 +105,7 @@ class FeatureConfig:
         return torch.arange(self.n_bins, dtype=torch.float64) * self.sample_rate / self.n_fft
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return config_to_dict(self)
 
 
 def _as_batch(wave: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -116,7 +117,7 @@ def _as_batch(wave: torch.Tensor) -> tuple[torch.Tensor, bool]:
 
 
 def check_finite(
-    values: torch.Tensor, what: str, names: Sequence[str] | None = None
+    values: torch.Tensor, what: str, *, names: Sequence[str] | None = None
 ) -> torch.Tensor:
     """Return ``values`` (B, ...) unchanged; raise when any row holds NaN or inf.
 
@@ -152,6 +153,7 @@ def check_finite(
 
 def spectrogram(
     wave: torch.Tensor,
+    *,
     cfg: FeatureConfig = FeatureConfig(),
     names: Sequence[str] | None = None,
 ) -> torch.Tensor:
@@ -183,7 +185,9 @@ def spectrogram(
         center=False,
         return_complex=True,
     )  # (B, F, T)
-    spec = check_finite(stft.abs().transpose(1, 2).contiguous(), "spectrogram", names)  # (B, T, F)
+    spec = check_finite(
+        stft.abs().transpose(1, 2).contiguous(), "spectrogram", names=names
+    )  # (B, T, F)
     return spec[0] if squeeze else spec
 
 
@@ -197,6 +201,7 @@ def temporal_mean_normalise(spec: torch.Tensor) -> torch.Tensor:
 
 def spectrum(
     wave: torch.Tensor,
+    *,
     cfg: FeatureConfig = FeatureConfig(),
     names: Sequence[str] | None = None,
 ) -> torch.Tensor:
@@ -220,11 +225,11 @@ def spectrum(
     """
     batch, squeeze = _as_batch(wave)
     half = batch.shape[-1] // 2
-    spec = check_finite(torch.fft.rfft(batch, dim=-1).abs()[..., :half], "spectrum", names)
+    spec = check_finite(torch.fft.rfft(batch, dim=-1).abs()[..., :half], "spectrum", names=names)
     return spec[0] if squeeze else spec
 
 
-def log_spectrogram(spec: torch.Tensor, floor_db: float = -100.0) -> torch.Tensor:
+def log_spectrogram(spec: torch.Tensor, *, floor_db: float = -100.0) -> torch.Tensor:
     """Decibel view of a linear magnitude spectrogram (for plots): ``20 log10(max(|S|, floor))``."""
     floor = 10.0 ** (floor_db / 20.0)
     return 20.0 * torch.log10(spec.clamp_min(floor))

@@ -19,8 +19,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ._runtime import resolve_device
+from .data.dataset import ClipDataset, clip_loader
 from .errors import DataError, NonFiniteError
 from .features import FeatureConfig
+from .nets import encoder_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from .checkpoint import Checkpoint
@@ -60,9 +62,6 @@ def _stream(
     A non-finite value computed from a readable clip raises :class:`NonFiniteError` naming
     the clip, whatever ``on_error`` says (it is the model's fault, not the clip's).
     """
-    from .data.dataset import ClipDataset, clip_loader
-    from .nets import encoder_inputs
-
     out: np.ndarray | None = None
     skipped: list[str] = []
     bar = tqdm(total=len(records), desc=desc, unit="clip", disable=not progress, leave=False)
@@ -77,7 +76,7 @@ def _stream(
                 )
                 for wave, where in loader:
                     wave = wave.to(device, non_blocking=True)
-                    inputs = encoder_inputs(wave, feat_cfg, arch)
+                    inputs = encoder_inputs(wave, feat_cfg, arch=arch)
                     res = fn(key, inputs["spec"], inputs.get("spectrum")).float().cpu().numpy()
                     bad = ~np.isfinite(res.reshape(len(res), -1)).all(axis=1)
                     if bad.any():  # an error, never an "unreadable" (NaN) row
@@ -155,7 +154,7 @@ def embed_records(
     def fn(key: str, spec: torch.Tensor, spectrum: torch.Tensor | None) -> torch.Tensor:
         if key not in encoders:
             encoders.clear()  # one encoder on the device at a time
-            encoders[key] = ckpt.build_encoder(key).to(dev).eval()
+            encoders[key] = ckpt.build_encoder(model_key=key).to(dev).eval()
         enc = encoders[key]
         return enc(spec) if spectrum is None else enc(spec, spectrum)
 

@@ -191,7 +191,7 @@ class Layout:
         """``<root>/<name>.md``."""
         return self.root / f"{name}.md"
 
-    def figure(self, name: str, suffix: str = ".png") -> Path:
+    def figure(self, name: str, *, suffix: str = ".png") -> Path:
         """``<root>/<name><suffix>``: a figure."""
         return self.root / f"{name}{suffix}"
 

@@ -69,7 +69,7 @@ MAX_CENTRE_VALUES = 2**26
 
 
 def random_centres(
-    n_classes: int, n_sub: int, embed_dim: int, generator: torch.Generator
+    n_classes: int, n_sub: int, embed_dim: int, *, generator: torch.Generator
 ) -> torch.Tensor:
     """Fixed class centres: uniform on ``[-1, 1]^D``, projected to the unit sphere.
 
@@ -103,15 +103,15 @@ class _Loss(nn.Module):
     ) -> None:
         super().__init__()
         positive = (Integral, Interval(1, None))
-        check_params({"n_classes": positive, "embed_dim": positive, "sub_clusters": positive,
+        check_params({"n_classes": positive, "embed_dim": positive,
+                      "sub_clusters": (Integral, Interval(1, MAX_SUB_CLUSTERS)),
                       "weight_decay": (Real, Interval(0, None))},
                      n_classes=n_classes, embed_dim=embed_dim, sub_clusters=n_sub,
                      weight_decay=weight_decay)  # fmt: skip
-        if n_sub > MAX_SUB_CLUSTERS or n_classes * n_sub * embed_dim > MAX_CENTRE_VALUES:
+        if n_classes * n_sub * embed_dim > MAX_CENTRE_VALUES:
             raise ConfigError(
                 f"{n_classes} classes x {n_sub} sub-clusters x {embed_dim} dimensions of fixed "
-                f"centres is too many (at most {MAX_SUB_CLUSTERS} sub-clusters and "
-                f"{MAX_CENTRE_VALUES} centre values)",
+                f"centres is too many (at most {MAX_CENTRE_VALUES} centre values)",
                 param="sub_clusters",
             )
         self.n_classes = int(n_classes)
@@ -119,7 +119,7 @@ class _Loss(nn.Module):
         self.embed_dim = int(embed_dim)
         self.weight_decay = float(weight_decay)
         gen = torch.Generator().manual_seed(int(seed))
-        self.register_buffer("centres", random_centres(n_classes, n_sub, embed_dim, gen))
+        self.register_buffer("centres", random_centres(n_classes, n_sub, embed_dim, generator=gen))
 
     @property
     def flat_centres(self) -> torch.Tensor:
@@ -164,7 +164,7 @@ class CompactnessLoss(_Loss):
 
     name = "compactness"
 
-    def __init__(self, n_classes: int, embed_dim: int, seed: int = 0, weight_decay: float = 0.0):
+    def __init__(self, n_classes: int, embed_dim: int, *, seed: int = 0, weight_decay: float = 0.0):
         super().__init__(n_classes, embed_dim, 1, seed, weight_decay)
 
     def data_term(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -179,8 +179,8 @@ class CompactnessCCELoss(CompactnessLoss):
 
     name = "compactness-cce"
 
-    def __init__(self, n_classes: int, embed_dim: int, seed: int = 0, weight_decay: float = 0.0):
-        super().__init__(n_classes, embed_dim, seed, weight_decay)
+    def __init__(self, n_classes: int, embed_dim: int, *, seed: int = 0, weight_decay: float = 0.0):
+        super().__init__(n_classes, embed_dim, seed=seed, weight_decay=weight_decay)
         self.head = nn.Linear(embed_dim, n_classes, bias=False)
         gen = torch.Generator().manual_seed(int(seed) + 1)
         bound = 1.0 / math.sqrt(embed_dim)
@@ -271,6 +271,7 @@ class AdaCosLoss(_AdaptiveScaleLoss):
         self,
         n_classes: int,
         embed_dim: int,
+        *,
         seed: int = 0,
         weight_decay: float = 0.0,
         theta_med: str = "closest",
@@ -301,6 +302,7 @@ class SubClusterAdaCosLoss(_AdaptiveScaleLoss):
         self,
         n_classes: int,
         embed_dim: int,
+        *,
         sub_clusters: int = 16,
         seed: int = 0,
         weight_decay: float = 0.0,
@@ -327,6 +329,7 @@ def build_loss(
     name: str,
     n_classes: int,
     embed_dim: int,
+    *,
     sub_clusters: int = 16,
     seed: int = 0,
     weight_decay: float = 0.0,
@@ -349,11 +352,13 @@ def build_loss(
         ignored by the compactness losses
     """
     if name == "compactness":
-        return CompactnessLoss(n_classes, embed_dim, seed, weight_decay)
+        return CompactnessLoss(n_classes, embed_dim, seed=seed, weight_decay=weight_decay)
     if name == "compactness-cce":
-        return CompactnessCCELoss(n_classes, embed_dim, seed, weight_decay)
+        return CompactnessCCELoss(n_classes, embed_dim, seed=seed, weight_decay=weight_decay)
     if name == "adacos":
-        return AdaCosLoss(n_classes, embed_dim, seed, weight_decay, theta_med)
+        return AdaCosLoss(
+            n_classes, embed_dim, seed=seed, weight_decay=weight_decay, theta_med=theta_med
+        )
     if name == "sc-adacos":
         if not mixup:
             logger.warning(
@@ -361,7 +366,12 @@ def build_loss(
                 "(see the study's remark after Def. 4); consider training with mixup"
             )
         return SubClusterAdaCosLoss(
-            n_classes, embed_dim, sub_clusters, seed, weight_decay, theta_med
+            n_classes,
+            embed_dim,
+            sub_clusters=sub_clusters,
+            seed=seed,
+            weight_decay=weight_decay,
+            theta_med=theta_med,
         )
     raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
 

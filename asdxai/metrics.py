@@ -165,7 +165,7 @@ def auc(y_true: Any, scores: Any) -> float:
     return float(roc_auc_score(y, s))
 
 
-def pauc(y_true: Any, scores: Any, max_fpr: float = MAX_FPR) -> float:
+def pauc(y_true: Any, scores: Any, *, max_fpr: float = MAX_FPR) -> float:
     """McClish-standardised partial AUC over false-positive rates 0..``max_fpr``.
 
     Identical to ``sklearn.metrics.roc_auc_score(y_true, scores, max_fpr=max_fpr)``
@@ -191,7 +191,7 @@ def pauc(y_true: Any, scores: Any, max_fpr: float = MAX_FPR) -> float:
     return float(roc_auc_score(y, s, max_fpr=max_fpr))
 
 
-def harmonic_mean(values: Any, eps: float = float(np.finfo(float).eps)) -> float:
+def harmonic_mean(values: Any, *, eps: float = float(np.finfo(float).eps)) -> float:
     """Harmonic mean of ``values`` clipped below at ``eps`` (the organisers' rule).
 
     Parameters
@@ -249,7 +249,7 @@ class Evaluation:
         )
         return out
 
-    def official_lines(self, digits: int = 4) -> str:
+    def official_lines(self, *, digits: int = 4) -> str:
         """The organisers' overall figures under their names, one line each (``dcase`` only).
 
         Returns
@@ -277,7 +277,7 @@ def _safe(fn, y: np.ndarray, s: np.ndarray, what: str) -> float:
         return float("nan")
 
 
-def evaluate(records: Sequence[Any], scores: Any, protocol: str = "study") -> Evaluation:
+def evaluate(records: Sequence[Any], scores: Any, *, protocol: str = "study") -> Evaluation:
     """AUC / pAUC per section and domain, and harmonic means over sections.
 
     Parameters
@@ -369,14 +369,14 @@ class MeanStd(NamedTuple):
     std: float
     n: int
 
-    def format(self, digits: int = 4) -> str:
+    def format(self, *, digits: int = 4) -> str:
         return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
 
     def __str__(self) -> str:
         return self.format()
 
 
-def trials_table(summaries: Sequence[Mapping[str, float]], ddof: int = 0) -> dict[str, MeanStd]:
+def trials_table(summaries: Sequence[Mapping[str, float]], *, ddof: int = 0) -> dict[str, MeanStd]:
     """Mean ± standard deviation of every summary value over trials.
 
     Parameters
@@ -432,13 +432,13 @@ def _columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None) -
 
 def _cell(value: Any, digits: int) -> str:
     if isinstance(value, MeanStd):
-        return value.format(digits)
+        return value.format(digits=digits)
     if isinstance(value, float | np.floating):
         return "nan" if math.isnan(value) else f"{value:.{digits}f}"
     return "" if value is None else str(value)
 
 
-def format_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+def format_csv(rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str] | None = None) -> str:
     """CSV text with a header; floats at full precision, a ``MeanStd`` as two columns."""
     cols = _columns(rows, columns)
     header: list[str] = []
@@ -464,7 +464,7 @@ def format_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None 
 
 
 def format_markdown(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, digits: int = 4
+    rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str] | None = None, digits: int = 4
 ) -> str:
     """GitHub Markdown table."""
     cols = _columns(rows, columns)
@@ -488,7 +488,7 @@ def _tex_escape(text: str) -> str:
 
 
 def format_latex(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, digits: int = 4
+    rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str] | None = None, digits: int = 4
 ) -> str:
     """LaTeX ``tabular`` (booktabs rules); ``MeanStd`` cells as ``$m \\pm s$``."""
     cols = _columns(rows, columns)
@@ -508,7 +508,7 @@ def format_latex(
 
 
 def format_terminal(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, digits: int = 4
+    rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str] | None = None, digits: int = 4
 ) -> str:
     """Plain fixed-width table for the terminal."""
     cols = _columns(rows, columns)
@@ -530,12 +530,14 @@ def format_terminal(
 def write_tables(
     rows: Sequence[Mapping[str, Any]],
     stem: str | Path,
+    *,
     columns: Sequence[str] | None = None,
     digits: int = 4,
 ) -> list[Path]:
     """Write ``<stem>.csv``, ``<stem>.md`` and ``<stem>.tex`` atomically; return the paths."""
-    texts = (format_csv(rows, columns), format_markdown(rows, columns, digits),
-             format_latex(rows, columns, digits))  # fmt: skip
+    texts = (format_csv(rows, columns=columns),
+             format_markdown(rows, columns=columns, digits=digits),
+             format_latex(rows, columns=columns, digits=digits))  # fmt: skip
     return [atomic_write_text(path, text)
             for path, text in zip(table_files(stem), texts, strict=True)]  # fmt: skip
 
@@ -554,6 +556,7 @@ def write_dcase_files(
     out_dir: str | Path,
     records: Sequence[Any],
     scores: Any,
+    *,
     thresholds: Mapping[str, float] | None = None,
 ) -> list[Path]:
     """Write the organisers' score (and decision) files, one pair per section.

@@ -39,12 +39,13 @@ outputs (1250 / 40 / 10 for 80,000 bins, as the reference).
 from __future__ import annotations
 
 import operator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ._io import config_from_dict, config_to_dict
 from .constants import ARCHS, BATCH_NORMS, RESIDUALS, SPECTRUM_PADDINGS
 from .errors import ConfigError
 from .features import FeatureConfig, spectrogram, spectrum, temporal_mean_normalise
@@ -134,18 +135,13 @@ class NetConfig:
         return max(1, int(round(base * self.width)))
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["stage_channels"] = list(self.stage_channels)
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> NetConfig:
         """Rebuild from :meth:`to_dict`; a missing variant field takes its :data:`LEGACY_VARIANTS`
         value (what checkpoints written before the field existed were trained with)."""
-        d = {**LEGACY_VARIANTS, **d}
-        if "stage_channels" in d:
-            d["stage_channels"] = tuple(d["stage_channels"])
-        return cls(**d)
+        return config_from_dict(cls, d, missing=LEGACY_VARIANTS)
 
 
 def _count(value: object, name: str, top: int) -> int:
@@ -458,7 +454,7 @@ def build_encoder(net_cfg: NetConfig, feat_cfg: FeatureConfig) -> Encoder:
 
 
 def encoder_inputs(
-    wave: torch.Tensor, feat_cfg: FeatureConfig, arch: str = "dual"
+    wave: torch.Tensor, feat_cfg: FeatureConfig, *, arch: str = "dual"
 ) -> dict[str, torch.Tensor | None]:
     """Model inputs from a waveform batch, computed on the waveform's device in float32.
 
@@ -478,6 +474,6 @@ def encoder_inputs(
         raise ConfigError(f"arch must be one of {ARCHS}, got {arch!r}")
     wave = wave.float()
     with torch.autocast(wave.device.type, enabled=False):
-        spec = spectrogram(wave, feat_cfg)
-        spec_full = spectrum(wave, feat_cfg) if arch == "dual" else None
+        spec = spectrogram(wave, cfg=feat_cfg)
+        spec_full = spectrum(wave, cfg=feat_cfg) if arch == "dual" else None
     return {"spec": spec, "spectrum": spec_full}

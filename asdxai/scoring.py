@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ._checks import Integral, Interval, check_params
+from ._runtime import resolve_device
 from .constants import BACKEND_VARIANTS
 from .errors import CheckpointError, ConfigError, DataError
 
@@ -39,7 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-#: Most k-means means per section a backend may ask for.
+#: Most k-means means per section a backend may ask for (the study uses 16; a section has a
+#: few hundred to a thousand training clips, so far fewer means than this are ever useful).
 MAX_K = 4096
 
 _EPS = 1e-12  # guards the norm of an all-zero vector
@@ -110,8 +113,8 @@ class KMeansBackend:
 
     def __init__(
         self,
-        k: int = 16,
         *,
+        k: int = 16,
         seed: int = 0,
         n_init: int = 5,
         max_iter: int = 300,
@@ -159,15 +162,10 @@ class KMeansBackend:
             return self._fit(embeddings)
 
     def _fit(self, embeddings: Mapping[str, tuple[Any, Any]]) -> KMeansBackend:
+        # scikit-learn on first use: its import costs ~3/4 of torch's (measured); most runs skip it
         from sklearn.cluster import KMeans
 
-        check_params({"k": (Integral, Interval(1, None))}, k=self.k)
-        if self.k > MAX_K:
-            raise ConfigError(
-                f"k must be at most {MAX_K} (k-means means per section; the study uses 16), "
-                f"got {self.k}",
-                param="k",
-            )
+        check_params({"k": (Integral, Interval(1, MAX_K))}, k=self.k)
         if not embeddings:
             raise DataError("no sections to fit the backend on")
         means, targets, ks = {}, {}, {}
@@ -320,8 +318,6 @@ class KMeansBackend:
 def _thread_limit(n_threads: int | None) -> contextlib.AbstractContextManager:
     if n_threads is None:
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
     return threadpool_limits(limits=n_threads)
 
 
@@ -444,7 +440,7 @@ class AnomalyScorer(nn.Module):
     # ------------------------------------------------------------------ checkpoint
     @classmethod
     def from_checkpoint(
-        cls, ckpt: Checkpoint, device: str | torch.device | None = "cpu"
+        cls, ckpt: Checkpoint, *, device: str | torch.device | None = "cpu"
     ) -> AnomalyScorer:
         """Build the scorer from a checkpoint with a fitted backend, in eval mode on ``device``.
 
@@ -453,15 +449,13 @@ class AnomalyScorer(nn.Module):
         CheckpointError
             The checkpoint has no backend (run ``asdxai fit-backend``).
         """
-        from ._runtime import resolve_device
-
         if getattr(ckpt, "backend", None) is None:
             raise CheckpointError(
                 "checkpoint has no fitted backend (k-means means / target embeddings); fit one "
                 "on the normal training clips first (the command `asdxai fit-backend`)"
             )
         dev = resolve_device(device)
-        encoders = {key: ckpt.build_encoder(key) for key in ckpt.encoders}
+        encoders = {key: ckpt.build_encoder(model_key=key) for key in ckpt.encoders}
         scorer = cls(encoders, KMeansBackend.from_dict(ckpt.backend))
         return scorer.to(dev).eval()
 
@@ -494,6 +488,7 @@ class BoundScorer(nn.Module):
 def backend_from_embeddings(
     records: Sequence[Any],
     embeddings: np.ndarray,
+    *,
     k: int = 16,
     seed: int = 0,
     n_init: int = 5,

@@ -28,17 +28,23 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
+from tqdm.auto import tqdm
 
+from ._io import config_from_dict, config_to_dict
 from ._runtime import provenance, resolve_device
 from .checkpoint import Checkpoint
 from .constants import PRECISIONS, TASKS
-from .errors import ConfigError, DataError, NonFiniteError
+from .data.audio import clip_duration
+from .data.dataset import clip_loader
+from .data.records import class_labels
+from .errors import AudioError, ConfigError, DataError, NonFiniteError
 from .features import FeatureConfig
 from .losses import (
     LOSSES,
@@ -110,19 +116,14 @@ class TrainConfig:
         object.__setattr__(self, "splits", tuple(self.splits))
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["splits"] = list(self.splits)
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        d = dict(d)
-        if "splits" in d:
-            d["splits"] = tuple(d["splits"])
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
-def infer_feature_config(records: Sequence, base: FeatureConfig | None = None) -> FeatureConfig:
+def infer_feature_config(records: Sequence, *, base: FeatureConfig | None = None) -> FeatureConfig:
     """``base`` with ``duration_s`` set to the most common clip duration of ``records``.
 
     Durations come from the wav headers (whole samples). The most common one, not the first
@@ -131,10 +132,6 @@ def infer_feature_config(records: Sequence, base: FeatureConfig | None = None) -
     Unreadable headers are left to the loader (and its ``on_error`` policy); if none is
     readable, the first one's error is raised.
     """
-    from collections import Counter
-
-    from .data.audio import clip_duration
-    from .errors import AudioError
 
     base = base or FeatureConfig()
     if not records:
@@ -181,6 +178,7 @@ def _non_finite_weight(encoder: Encoder) -> str | None:
 def fit_encoder(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     labels: np.ndarray | torch.Tensor,
+    *,
     n_classes: int,
     feat_cfg: FeatureConfig,
     net_cfg: NetConfig,
@@ -216,8 +214,6 @@ def fit_encoder(
         Training diverged: a step's loss, or a weight after the epoch's last step, is NaN or
         inf. Nothing is returned, so nothing can be saved.
     """
-    from tqdm.auto import tqdm
-
     dev = resolve_device(device)
     seed = train_cfg.seed if seed is None else int(seed)
     labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
@@ -265,7 +261,7 @@ def fit_encoder(
             y = onehot[idx].to(dev)
             if train_cfg.mixup:
                 wave, y = mixup(wave, y, mix_gen)
-            inputs = encoder_inputs(wave, feat_cfg, arch)
+            inputs = encoder_inputs(wave, feat_cfg, arch=arch)
             with _autocast(dev, train_cfg.precision):
                 emb = encoder(**inputs)
             data = loss_fn(emb, y)
@@ -362,9 +358,6 @@ def train_model(
     -------
     Checkpoint with ``encoders``, ``class_names`` and ``history`` per model key.
     """
-    from .data.dataset import clip_loader
-    from .data.records import class_labels
-
     net_cfg = net_cfg or NetConfig()
     train_cfg = train_cfg or TrainConfig()
     train = [r for r in records if getattr(r, "subset", "train") == "train"]
@@ -412,18 +405,10 @@ def train_model(
             on_error=on_error,
         )
         encoder, hist = fit_encoder(
-            loader,
-            labels,
-            len(names),
-            feat_cfg,
-            net_cfg,
-            train_cfg,
-            device=dev,
-            seed=seed,
-            progress=progress,
-            desc=key,
+            loader, labels, n_classes=len(names), feat_cfg=feat_cfg, net_cfg=net_cfg,
+            train_cfg=train_cfg, device=dev, seed=seed, progress=progress, desc=key,
             callback=callback,
-        )
+        )  # fmt: skip
         encoders[key] = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
         history[key] = hist
         class_names[key] = list(names)

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     t = np.arange(cfg.n_samples) / cfg.sample_rate
     wave = 0.05 * rng.standard_normal(cfg.n_samples) + 0.5 * np.sin(2 * np.pi * 2500 * t) * (t > 1)
-    spec = spectrogram(torch.tensor(wave, dtype=torch.float32), cfg)  # (T, F) linear magnitude
+    spec = spectrogram(torch.tensor(wave, dtype=torch.float32), cfg=cfg)  # (T, F) linear magnitude
 
     # 2. The black box: mean magnitude in 2-3 kHz, second half of the clip.
     freqs = np.asarray(cfg.bin_frequencies())  # (F,) Hz
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         from asdxai.plots.rise import plot_importance
 
-        fig = plot_importance(log_spectrogram(spec).numpy(), imp, cfg, title="hand-written box")
+        fig = plot_importance(log_spectrogram(spec).numpy(), imp, cfg=cfg, title="hand-written box")
         args.out.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.out / "explain_own_scorer.png", dpi=100)
         print("wrote", args.out / "explain_own_scorer.png")

@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         from asdxai.plots.tsne import plot_tsne
 
-        fig = plot_tsne(result.projection, result.is_anomaly, np.array(machines), title="my model")
+        fig = plot_tsne(
+            result.projection, result.is_anomaly, color_by=np.array(machines), title="my model"
+        )
         args.out.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.out / "project_own_embeddings.png", dpi=100)
         print("wrote", args.out / "project_own_embeddings.png")

@@ -28,7 +28,7 @@ def tiny_tree(root: Path) -> Path:
         "example", machines=("fan", "valve"), dev_sections=(0,), eval_sections=(3,),
         duration_s=1.0, n_train_source=16, n_train_target=4, n_test=4,
     )  # fmt: skip
-    return generate(root, preset, seed=0, progress=False)
+    return generate(root, preset=preset, seed=0, progress=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or tiny_tree(out / "data")
 
     # 1. Records: every clip of a split, parsed from the file names.
-    train, test = scan(data, "dev-train"), scan(data, "dev-test")
+    train, test = scan(data, split="dev-train"), scan(data, split="dev-test")
     print(f"{len(train)} training clips, {len(test)} test clips in {data}")
 
     # 2. Train: spectrogram-only encoder, sub-cluster AdaCos on machine/section/attribute classes.
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. Score dev-test: organisers' CSV files, AUC/pAUC per section and domain.
     settings = ScoreSettings(protocols=("study",), device=args.device, progress=False)
-    res = score_checkpoint(ckpt, test, train, out / "scores", settings=settings)
+    res = score_checkpoint(ckpt, test, train, out_dir=out / "scores", settings=settings)
     print(metrics.format_terminal(res.evaluations["study"].table_rows()), end="")
     print(f"wrote {model} and {out / 'scores'}")
     return 0

@@ -140,7 +140,7 @@ class Study:
 
         if preset == DEFAULT_PRESET:
             return default_data_root()
-        return ensure_synthetic(self.cache.synthetic(preset, 0), preset, 0)
+        return ensure_synthetic(self.cache.synthetic(preset, 0), preset=preset, seed=0)
 
     def synth_settings(self) -> dict | None:
         """The synthetic tree's ``synth.json`` (None for data that is not a synthetic tree)."""
@@ -161,7 +161,7 @@ class Study:
 
         if split not in self._records:
             try:
-                self._records[split] = scan(self.data, split)
+                self._records[split] = scan(self.data, split=split)
             except DataError as exc:
                 log.warning("%s: %s", split, exc)
                 self._records[split] = []
@@ -279,7 +279,7 @@ class Study:
             return json.loads(cache.read_text())
         _, ckpt = self.checkpoint(recipe, seed, **overrides)
         res = score_checkpoint(
-            ckpt, self.records(split), self.records(train_split_for(split)), folder,
+            ckpt, self.records(split), self.records(train_split_for(split)), out_dir=folder,
             settings=ScoreSettings(device=self.device, progress=self.progress),
         )  # fmt: skip
         summary = {p: ev.summary for p, ev in res.evaluations.items()}
@@ -308,7 +308,7 @@ class Study:
         """Write ``<out>/<stem>.png`` and ``.pdf``; return both paths."""
         from asdxai.plots.tsne import save_figure
 
-        paths = [save_figure(fig, self.layout.figure(stem, ext)) for ext in (".png", ".pdf")]
+        paths = [save_figure(fig, self.layout.figure(stem, suffix=ext)) for ext in (".png", ".pdf")]
         log.info("wrote %s", ", ".join(str(p) for p in paths))
         return paths
 

@@ -66,7 +66,7 @@ def explain_clip(explainer, clip, n_masks: int, seed: int) -> dict:
         clip_score = float(score_fn(inputs.spec[None])[0])
     maps = {}
     for fill, ref in refs.items():
-        res = RISE(score_fn, RISEMaskConfig()).attribute(
+        res = RISE(score_fn, mask_config=RISEMaskConfig()).attribute(
             inputs.spec, n_masks=n_masks, seed=seed, estimator="centered",
             execution=RISEExecution(progress=False), fill=None if fill == "silence" else ref,
         )  # fmt: skip

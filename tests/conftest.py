@@ -20,22 +20,16 @@ def tiny_checkpoint(path, feat, arch="spectrogram", backend=True, section="fan_s
     import numpy as np
 
     from asdxai.checkpoint import Checkpoint, save_checkpoint
-    from asdxai.nets import NetConfig, build_encoder
+    from asdxai.nets import NetConfig
     from asdxai.scoring import KMeansBackend
 
     net = NetConfig(arch=arch, width=0.25, embed_dim=16)
-    torch.manual_seed(0)
-    enc = build_encoder(net, feat)
     rng = np.random.default_rng(0)
     sections = (section,) if isinstance(section, str) else tuple(section)
     fitted = KMeansBackend(k=2, n_init=1).fit(
         {s: (rng.normal(size=(6, 16)), rng.normal(size=(2, 16))) for s in sections}
     )
-    ckpt = Checkpoint(
-        feature_config=feat.to_dict(), net_config=net.to_dict(), train_config={}, task="none",
-        per_section=False, class_names={"all": ["x"]}, encoders={"all": enc.state_dict()},
-        backend=fitted.to_dict() if backend else None,
-    )  # fmt: skip
+    ckpt = Checkpoint.untrained(feat, net, backend=fitted.to_dict() if backend else None)
     return save_checkpoint(ckpt, path)
 
 

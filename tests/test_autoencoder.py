@@ -40,7 +40,7 @@ def tree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def detector(tree):
-    return train_autoencoder(scan(tree, "dev-train"), seed=0, **TRAIN)
+    return train_autoencoder(scan(tree, split="dev-train"), seed=0, **TRAIN)
 
 
 def _waves(records):
@@ -77,7 +77,7 @@ def test_mel_filterbank_triangles_have_unit_area():
 def test_a_tone_never_heard_in_training_scores_higher(detector, tree):
     """Trained on tone-free clips for a few epochs, every clip with the added 5 kHz tone
     scores above every normal clip of its machine."""
-    test = scan(tree, "dev-test")
+    test = scan(tree, split="dev-test")
     for machine in ("fan", "pump"):
         recs = [r for r in test if r.machine == machine]
         scores = detector.score(_waves(recs), recs[0].section_key).numpy()
@@ -86,14 +86,14 @@ def test_a_tone_never_heard_in_training_scores_higher(detector, tree):
 
 
 def test_training_is_deterministic_per_seed_and_machine(detector, tree):
-    train = scan(tree, "dev-train")
+    train = scan(tree, split="dev-train")
     fan_only = train_autoencoder([r for r in train if r.machine == "fan"], seed=0, **TRAIN)
     # machine m's model depends on (seed, m) alone, not on which other machines are trained
     a, b = detector.models["fan"].state_dict(), fan_only.models["fan"].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     other = train_autoencoder([r for r in train if r.machine == "fan"], seed=1, **TRAIN)
     assert other.fingerprint != fan_only.fingerprint
-    waves = _waves(scan(tree, "dev-test")[:4])
+    waves = _waves(scan(tree, split="dev-test")[:4])
     assert detector.score(waves, "fan").equal(detector.score(waves, "fan"))
 
 

@@ -60,7 +60,7 @@ def test_round_trip_rebuilds_identical_encoder(tmp_path):
     original.eval()
     rebuilt = back.build_encoder()
     assert not rebuilt.training
-    inputs = encoder_inputs(torch.randn(2, FEAT.n_samples), FEAT, "dual")
+    inputs = encoder_inputs(torch.randn(2, FEAT.n_samples), FEAT, arch="dual")
     torch.testing.assert_close(rebuilt(**inputs), original(**inputs))
 
 

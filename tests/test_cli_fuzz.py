@@ -1038,12 +1038,12 @@ def test_synth_rerun_after_an_interruption_completes(tmp_path, monkeypatch):
     monkeypatch.setattr(synth, "_work", interrupted)
     out = tmp_path / "tree"
     with pytest.raises(KeyboardInterrupt):
-        synth.generate(out, SYNTH_TINY, seed=0, workers=1, progress=False)
+        synth.generate(out, preset=SYNTH_TINY, seed=0, workers=1, progress=False)
     assert list(out.rglob("*.wav")) and not (out / "synth.json").exists()
     monkeypatch.setattr(synth, "_work", real)
     with pytest.raises(ConfigError, match="not synthetic"):  # other settings: still refused
-        synth.generate(out, SYNTH_TINY, seed=1, workers=1, progress=False)
-    synth.generate(out, SYNTH_TINY, seed=0, workers=1, progress=False)
+        synth.generate(out, preset=SYNTH_TINY, seed=1, workers=1, progress=False)
+    synth.generate(out, preset=SYNTH_TINY, seed=0, workers=1, progress=False)
     assert (out / "synth.json").is_file() and not list(out.glob(".synth-*"))
 
 
@@ -1051,7 +1051,6 @@ def test_stale_partial_trees_of_dead_processes_are_removed(tmp_path, monkeypatch
     import subprocess
     import sys
 
-    import asdxai.data.synth as synth
     from asdxai.workflows.defaults import ensure_synthetic
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -1066,7 +1065,9 @@ def test_stale_partial_trees_of_dead_processes_are_removed(tmp_path, monkeypatch
         (Path(out) / "synth.json").write_text("{}")
         return Path(out)
 
-    monkeypatch.setattr(synth, "generate", fake)
+    from asdxai.workflows import defaults  # the name ensure_synthetic calls
+
+    monkeypatch.setattr(defaults, "generate", fake)
     ensure_synthetic(root)
     assert (root / "synth.json").is_file() and not stale.exists() and live.is_dir()
     assert f"removing {stale}" in capsys.readouterr().err
@@ -1090,10 +1091,12 @@ def test_nonsense_counts_of_models_and_backends_are_refused():
     from asdxai.losses import build_loss
     from asdxai.scoring import KMeansBackend
 
-    with pytest.raises(ConfigError, match="k must be at most"):
+    with pytest.raises(ConfigError, match=r"^k must be an integer in \[1, 4096\], got 100000$"):
         KMeansBackend(k=100_000).fit({"fan_section_00": (np.ones((40, 4)), np.ones((2, 4)))})
-    with pytest.raises(ConfigError, match="sub-clusters"):
+    with pytest.raises(ConfigError, match=r"^sub_clusters must be an integer in \[1, 1024\]"):
         build_loss("sc-adacos", 10, 256, sub_clusters=100_000, mixup=True)
+    with pytest.raises(ConfigError, match="centre values"):
+        build_loss("sc-adacos", 100_000, 1024, sub_clusters=1024, mixup=True)
 
 
 def test_train_out_naming_a_folder_is_refused(tmp_path, capsys):

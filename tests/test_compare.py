@@ -110,7 +110,7 @@ def test_stft_masking_finds_the_anomalous_tone_burst():
     wave[4000:5600] += np.sin(2 * np.pi * 6000 * t[4000:5600])  # as loud, later and higher
     wave = torch.from_numpy(wave.astype(np.float32))
     resynthesis = stft_resynthesis(wave, cfg)
-    spec = spectrogram(wave, cfg)
+    spec = spectrogram(wave, cfg=cfg)
     torch.testing.assert_close(resynthesis(torch.ones(1, *spec.shape))[0], spec, atol=1e-3,
                                rtol=1e-3)  # fmt: skip
     weights = torch.zeros_like(spec)
@@ -169,9 +169,11 @@ def test_faithfulness_with_a_reference_tensor():
 
 def test_rank_agreement_on_hand_rows():
     rows = [{"a": 0.1, "b": 1.0}, {"a": 0.5, "b": 3.0}, {"a": 0.9, "b": 4.0}]
-    assert rank_agreement(rows, "a", "b") == pytest.approx(1.0)
-    assert rank_agreement([{**r, "b": -r["b"]} for r in rows], "a", "b") == pytest.approx(-1.0)
-    assert np.isnan(rank_agreement(rows[:2], "a", "b"))
+    assert rank_agreement(rows, first="a", second="b") == pytest.approx(1.0)
+    assert rank_agreement(
+        [{**r, "b": -r["b"]} for r in rows], first="a", second="b"
+    ) == pytest.approx(-1.0)
+    assert np.isnan(rank_agreement(rows[:2], first="a", second="b"))
 
 
 FEAT = FeatureConfig(duration_s=0.4, n_fft=256, hop_length=128)  # 49 frames x 129 bins
@@ -198,12 +200,12 @@ def test_workflow_writes_tables_and_figure(tmp_path):
     out = tmp_path / "out"
     twin = tmp_path / "twin.pt"
     twin.write_bytes(ckpt.read_bytes())
-    res = compare_explainers([ckpt, twin], [clip], out, methods=methods, settings=settings,
+    res = compare_explainers([ckpt, twin], [clip], out=out, methods=methods, settings=settings,
                              device="cpu")  # fmt: skip
     assert res.methods == list(methods) and len(res.rows) == 2 * len(methods)
     assert all(np.isfinite(r["pixel_auc"]) for r in res.rows)
     assert len(res.agreement) == 2
-    by_model = res.summary("twin")
+    by_model = res.summary(model="twin")
     assert by_model["random"]["pixel_auc"][2] == 1  # one clip of that model
     assert set(res.files) == {"rows", "summary_csv", "markdown", "latex", "figure"}
     md = (out / "summary.md").read_text()
@@ -252,24 +254,24 @@ def test_an_interrupted_comparison_keeps_its_rows_and_resumes(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        compare_explainers([ckpt], [clip], out, methods=methods, settings=settings,
+        compare_explainers([ckpt], [clip], out=out, methods=methods, settings=settings,
                            device="cpu", on_result=interrupt, progress=False)  # fmt: skip
     kept = read_rows(out / "rows.csv")
     assert [r["method"] for r in kept] == list(methods[:2])
     assert kept[0]["model"] == "tiny" and kept[0]["section"] == "fan_section_00"
     again = []
-    res = compare_explainers([ckpt], [clip], out, methods=methods, settings=settings,
+    res = compare_explainers([ckpt], [clip], out=out, methods=methods, settings=settings,
                              device="cpu", progress=False,
                              on_result=lambda m, c, r: again.append(r.method))  # fmt: skip
     assert again == list(methods[2:])  # only the missing maps were computed
-    fresh = compare_explainers([ckpt], [clip], tmp_path / "fresh", methods=methods,
+    fresh = compare_explainers([ckpt], [clip], out=tmp_path / "fresh", methods=methods,
                                settings=settings, device="cpu", progress=False)  # fmt: skip
     assert [r["method"] for r in res.rows] == list(methods)
     for a, b in zip(res.rows, fresh.rows, strict=True):
         np.testing.assert_allclose(a["pixel_auc"], b["pixel_auc"], rtol=1e-6)
     # other settings into the same folder are refused, naming the file
     with pytest.raises(ResultError, match="rows.csv"):
-        compare_explainers([ckpt], [clip], out, methods=methods, device="cpu", progress=False,
+        compare_explainers([ckpt], [clip], out=out, methods=methods, device="cpu", progress=False,
                            settings=MethodSettings(n_masks=61, kernel_samples=30))  # fmt: skip
 
 

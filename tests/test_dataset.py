@@ -37,7 +37,7 @@ def _tree(root: Path, bad: bool = False) -> list:
         else:
             length = SR if i % 2 else int(0.75 * SR)  # some need padding
             sf.write(str(path), 0.1 * rng.standard_normal(length), SR, subtype="PCM_16")
-    return scan(root, "dev-train")
+    return scan(root, split="dev-train")
 
 
 @pytest.fixture(scope="module")

@@ -146,7 +146,7 @@ def test_checkpoint_adapter_is_todays_scorer(tmp_path):
         det = load_detector(path, device="cpu")
         assert det.name == f"{arch}.pt" and len(det.fingerprint) == 64 and det.sample_rate == RATE
         waves = 0.1 * torch.randn(3, feat.n_samples, generator=torch.Generator().manual_seed(0))
-        inputs = encoder_inputs(waves, feat, arch)
+        inputs = encoder_inputs(waves, feat, arch=arch)
         want = det.scorer(inputs["spec"], SECTION, inputs["spectrum"])
         assert torch.allclose(det.score(waves, SECTION), want)
         tf = det.time_frequency(waves[0], SECTION)
@@ -265,6 +265,10 @@ def test_score_any_detector_writes_the_organisers_files(tmp_path, monkeypatch):
     info = json.loads((out / "score.json").read_text())
     assert info["detector"] == "high-band" and set(info["thresholds"]) == {
         "fan_section_00", "pump_section_01"}  # fmt: skip
+    assert len(info["detector_fingerprint"]) == 64 and "checkpoint_sha256" not in info
+    # the same detector again: the folder holds its own results, not another run's
+    assert main(["score", "--detector", "test_detectors:make_high_band", "--data",
+                 str(tmp_path / "tree"), "--out", str(out), "--no-progress"]) == 0  # fmt: skip
     assert info["summary"]["study"]["hmean_auc_all"] == pytest.approx(1.0)
     for name in ("anomaly_score_fan_section_00_test.csv", "results_dcase.csv",
                  "decision_result_pump_section_01_test.csv"):  # fmt: skip

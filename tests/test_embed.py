@@ -66,7 +66,7 @@ def separated():
 @pytest.fixture(scope="module")
 def projected(separated):
     x, _, _ = separated
-    return project(x, FAST)
+    return project(x, cfg=FAST)
 
 
 # ---------------------------------------------------------------------------- distances
@@ -98,7 +98,7 @@ def test_leave_one_out_distances_match_brute_force():
 
 def test_separation_auc_is_one_for_separated_and_half_for_random(separated):
     x, _, anom = separated
-    assert separation_auc(x, anom, "cosine") > 0.99
+    assert separation_auc(x, anom, metric="cosine") > 0.99
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((2000, 8))
     assert abs(separation_auc(noise, rng.random(2000) < 0.5) - 0.5) < 0.05
@@ -129,7 +129,7 @@ def test_bad_points_raise():
 # ---------------------------------------------------------------------------- projection
 def test_projection_deterministic_for_fixed_seed(separated, projected):
     x, _, _ = separated
-    again = project(x, FAST)
+    again = project(x, cfg=FAST)
     np.testing.assert_array_equal(np.asarray(projected), np.asarray(again))
     assert projected.shape == (len(x), 2)
 
@@ -151,7 +151,7 @@ def test_transform_places_points_near_their_cluster(separated, projected):
     centroids = np.stack([np.asarray(projected)[labels == k].mean(0) for k in range(4)])
     assert (cdist(y, centroids).argmin(1) == labels[:20]).mean() >= 0.9
     # The same via a reference rebuilt from stored arrays (what --transform REF.h5 does).
-    ref = reference_embedding(x, np.asarray(projected), FAST)
+    ref = reference_embedding(x, np.asarray(projected), cfg=FAST)
     y2 = transform(ref, new)
     assert (cdist(y2, centroids).argmin(1) == labels[:20]).mean() >= 0.9
     with pytest.raises(DataError, match="dimension"):
@@ -160,9 +160,9 @@ def test_transform_places_points_near_their_cluster(separated, projected):
 
 def test_tiny_input_lowers_perplexity_and_rejects_too_few():
     x, _ = _clusters(n=12, k=2, dim=8)
-    assert project(x, FAST).shape == (12, 2)
+    assert project(x, cfg=FAST).shape == (12, 2)
     with pytest.raises(DataError, match="at least 4"):
-        project(x[:3], FAST)
+        project(x[:3], cfg=FAST)
 
 
 @pytest.mark.parametrize(
@@ -195,7 +195,7 @@ def test_separation_report_groups(separated, projected):
     assert overall["n_anomaly"] == anom.sum() and overall["n_normal"] == (~anom).sum()
     d2 = nearest_normal_distances(np.asarray(projected), anom)
     assert overall["mean_dist_2d"] == pytest.approx(d2.mean())
-    de = nearest_normal_distances(x, anom, "cosine")
+    de = nearest_normal_distances(x, anom, metric="cosine")
     assert overall["mean_dist_embedding"] == pytest.approx(de.mean(), rel=1e-5)
     assert overall["auc_embedding"] > 0.99
     groups = {(r["group_by"], r["group"]) for r in rows}

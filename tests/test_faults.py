@@ -450,7 +450,9 @@ def test_scoring_streams_clips_from_disk(assets, tree, tmp_path, monkeypatch, ca
         return real_inputs(*a, **k)
 
     monkeypatch.setattr(dataset, "read_clip", counting_read)
-    monkeypatch.setattr(nets, "encoder_inputs", spy_inputs)
+    from asdxai import inference  # where the scoring loop looks it up
+
+    monkeypatch.setattr(inference, "encoder_inputs", spy_inputs)
     assert _main(_score(assets["ckpt"], tree, tmp_path / "o", "--batch-size", "2")) == 0
     assert len(reads) == 14  # 6 train + 8 test clips, each read once
     assert first_forward_after[0] == 2  # one batch read before the first forward

@@ -14,8 +14,8 @@ def test_default_shapes_match_the_study():
     shape = (cfg.n_samples, cfg.n_frames, cfg.n_bins, cfg.n_spectrum_bins)
     assert shape == (160_000, 311, 513, 80_000)
     wave = torch.randn(2, cfg.n_samples)
-    assert spectrogram(wave, cfg).shape == (2, 311, 513)
-    assert spectrum(wave, cfg).shape == (2, 80_000)
+    assert spectrogram(wave, cfg=cfg).shape == (2, 311, 513)
+    assert spectrum(wave, cfg=cfg).shape == (2, 80_000)
 
 
 def test_spectrogram_matches_scipy_reference():
@@ -35,7 +35,7 @@ def test_spectrogram_matches_scipy_reference():
     )
     # scipy scales by 1 / sum(window); undo it to get the plain |STFT|.
     ref = np.abs(ref).T * scipy.signal.get_window("hann", 1024).sum()
-    ours = spectrogram(torch.from_numpy(wave), cfg).numpy()
+    ours = spectrogram(torch.from_numpy(wave), cfg=cfg).numpy()
     assert ours.shape == ref.shape == (cfg.n_frames, 513)
     np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-8)
 
@@ -44,9 +44,9 @@ def test_sine_peaks_in_its_bin():
     cfg = FeatureConfig(duration_s=1.0)
     t = torch.arange(cfg.n_samples, dtype=torch.float64) / cfg.sample_rate
     f0 = 100 * cfg.sample_rate / cfg.n_fft  # exactly bin 100
-    spec = spectrogram(torch.sin(2 * torch.pi * f0 * t), cfg)
+    spec = spectrogram(torch.sin(2 * torch.pi * f0 * t), cfg=cfg)
     assert (spec.argmax(dim=-1) == 100).all()
-    full = spectrum(torch.sin(2 * torch.pi * f0 * t), cfg)
+    full = spectrum(torch.sin(2 * torch.pi * f0 * t), cfg=cfg)
     assert full.argmax().item() == round(f0 * cfg.n_samples / cfg.sample_rate)
 
 
@@ -66,9 +66,9 @@ def test_temporal_mean_normalisation_zero_mean_per_bin():
 def test_batched_equals_single():
     cfg = FeatureConfig(duration_s=0.5)
     wave = torch.randn(3, cfg.n_samples)
-    batched = spectrogram(wave, cfg)
+    batched = spectrogram(wave, cfg=cfg)
     for i in range(3):
-        torch.testing.assert_close(batched[i], spectrogram(wave[i], cfg))
+        torch.testing.assert_close(batched[i], spectrogram(wave[i], cfg=cfg))
 
 
 def test_bad_config_rejected():
@@ -106,9 +106,9 @@ def test_non_finite_features_name_the_clip():
     wave[1, :2000] = 3e38  # finite float32 samples whose sums overflow
     names = ["a.wav", "loud.wav"]
     with pytest.raises(NonFiniteError, match=r"^loud\.wav: its spectrogram is not finite"):
-        spectrogram(wave, cfg, names=names)
+        spectrogram(wave, cfg=cfg, names=names)
     with pytest.raises(NonFiniteError, match=r"^loud\.wav: its spectrum is not finite"):
-        spectrum(wave, cfg, names=names)
+        spectrum(wave, cfg=cfg, names=names)
     with pytest.raises(NonFiniteError, match="clip 1 of the batch"):
-        spectrogram(wave, cfg)
-    assert torch.isfinite(spectrogram(wave[:1], cfg)).all()
+        spectrogram(wave, cfg=cfg)
+    assert torch.isfinite(spectrogram(wave[:1], cfg=cfg)).all()

@@ -23,8 +23,8 @@ def test_fig4_names_clip_label_models_and_colours():
     rng = np.random.default_rng(0)
     name = "section_00_source_test_anomaly_0003_x.wav"
     maps = {"SC-AdaCos": rng.random((49, 129)), "IC compactness": rng.random((49, 129))}
-    rows = [(clip_label("fan", "00", name, "anomaly"), rng.normal(size=(49, 129)), maps)]
-    fig = plot_importance_grid(rows, FEAT, title="spectrogram-only twins (a, b)")
+    rows = [(clip_label("fan", "00", name, label="anomaly"), rng.normal(size=(49, 129)), maps)]
+    fig = plot_importance_grid(rows, cfg=FEAT, title="spectrogram-only twins (a, b)")
     text = _texts(fig)
     for needed in ("fan", "section 00", "anomaly", name, "SC-AdaCos", "IC compactness",
                    "spectrogram-only twins", "yellow", "blue"):  # fmt: skip

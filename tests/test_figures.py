@@ -25,7 +25,9 @@ def tiny_tree(tmp_path_factory):
         "figures-tiny", machines=("fan", "valve"), dev_sections=(0,), eval_sections=(3,),
         duration_s=1.0, n_train_source=8, n_train_target=2, n_test=3,
     )  # fmt: skip
-    return generate(tmp_path_factory.mktemp("data"), preset, seed=0, workers=1, progress=False)
+    return generate(
+        tmp_path_factory.mktemp("data"), preset=preset, seed=0, workers=1, progress=False
+    )
 
 
 def test_fig3_smoke_and_cache(tiny_tree, tmp_path):
@@ -175,7 +177,7 @@ def test_focus_families_smoke_three_detectors_in_the_signal_domain(tiny_tree, tm
     torch.set_num_threads(1)
     config = AutoencoderConfig(n_fft=256, hop_length=128, n_mels=16, context=3, hidden=16,
                                layers=1, bottleneck=4)  # fmt: skip
-    ae = train_autoencoder(scan(tiny_tree, "dev-train"), config=config, epochs=1,
+    ae = train_autoencoder(scan(tiny_tree, split="dev-train"), config=config, epochs=1,
                            batch_size=1 << 16, device="cpu", progress=False)  # fmt: skip
     ae_path = ae.save(tmp_path / "ae.pt")
     feat = FeatureConfig(duration_s=1.0)

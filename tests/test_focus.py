@@ -152,7 +152,7 @@ def test_map_focus_uses_whichever_ground_truth_exists():
     )
     assert isinstance(full, FocusResult)
     assert full.pixel_auc == pytest.approx(pixel_auc(m, mask))
-    assert full.pointing_game == float(pointing_game(m, mask, 1))
+    assert full.pointing_game == float(pointing_game(m, mask, tolerance=1))
     assert full.machine_focus == pytest.approx(machine_focus(m, level))
     assert full.machine_contrast == pytest.approx(machine_contrast(m, level))
     assert full.machine_correlation == pytest.approx(machine_correlation(m, level))

@@ -68,9 +68,9 @@ def _direct(ckpt, recs):
     out = []
     for r in recs:
         wave = torch.from_numpy(read_clip(r.path, FEAT))[None]
-        enc = ckpt.build_encoder(ckpt.model_key_for(r.section_key))
+        enc = ckpt.build_encoder(model_key=ckpt.model_key_for(r.section_key))
         with torch.no_grad():
-            out.append(enc(**encoder_inputs(wave, FEAT, NET.arch)).numpy())
+            out.append(enc(**encoder_inputs(wave, FEAT, arch=NET.arch)).numpy())
     return np.concatenate(out)
 
 

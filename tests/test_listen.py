@@ -16,7 +16,7 @@ def _snr_db(ref, est):
 def test_all_ones_mask_reproduces_clip_away_from_edges():
     wave = np.random.default_rng(0).standard_normal(CFG.n_samples) * 0.1
     ones = np.ones((CFG.n_frames, CFG.n_bins))
-    out = resynthesise(wave, ones, CFG)
+    out = resynthesise(wave, ones, cfg=CFG)
     inner = slice(CFG.n_fft, (CFG.n_frames - 1) * CFG.hop_length)
     assert _snr_db(wave[inner], out.flagged[inner]) >= 40
     np.testing.assert_allclose(out.rest, 0.0, atol=1e-12)
@@ -26,8 +26,8 @@ def test_flagged_plus_rest_is_linear_split():
     rng = np.random.default_rng(1)
     wave = rng.standard_normal(CFG.n_samples)
     mask = rng.random((CFG.n_frames, CFG.n_bins))
-    out = resynthesise(wave, mask, CFG)
-    full = resynthesise(wave, np.ones_like(mask), CFG).flagged
+    out = resynthesise(wave, mask, cfg=CFG)
+    full = resynthesise(wave, np.ones_like(mask), cfg=CFG).flagged
     np.testing.assert_allclose(out.flagged + out.rest, full, atol=1e-9)
 
 
@@ -37,9 +37,9 @@ def test_band_mask_removes_that_band():
     wave = np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t)
     mask = np.zeros((CFG.n_frames, CFG.n_bins))
     mask[:, 100:160] = 1.0  # the band around 2 kHz
-    out = resynthesise(wave, mask, CFG)
-    spec_rest = spectrogram(torch.from_numpy(out.rest), CFG)[2:-2]
-    spec_flag = spectrogram(torch.from_numpy(out.flagged), CFG)[2:-2]
+    out = resynthesise(wave, mask, cfg=CFG)
+    spec_rest = spectrogram(torch.from_numpy(out.rest), cfg=CFG)[2:-2]
+    spec_flag = spectrogram(torch.from_numpy(out.flagged), cfg=CFG)[2:-2]
     # the 2 kHz tone is gone from "rest" (at least 40 dB down) and kept in "flagged"
     assert spec_rest[:, 128].max() < 1e-2 * spec_flag[:, 128].min()
     assert spec_flag[:, 16].max() < 1e-2 * spec_rest[:, 16].min()
@@ -61,4 +61,4 @@ def test_soft_top_mask_selects_top_share():
     with pytest.raises(ConfigError):
         soft_top_mask(imp, 0.0)
     with pytest.raises(ConfigError):
-        resynthesise(np.zeros(CFG.n_samples), np.ones((3, 3)), CFG)
+        resynthesise(np.zeros(CFG.n_samples), np.ones((3, 3)), cfg=CFG)

@@ -119,8 +119,8 @@ def test_summary_says_when_removing_the_flagged_part_does_not_lower_the_score_mo
 
 def test_random_region_has_the_same_size_and_little_overlap():
     imp = np.random.default_rng(0).random((49, 129))
-    mask = soft_top_mask(imp, 10, 1.0)
-    hard = soft_top_mask(imp, 10, 0.0) > 0.5
+    mask = soft_top_mask(imp, 10, smooth_cells=1.0)
+    hard = soft_top_mask(imp, 10, smooth_cells=0.0) > 0.5
     rnd = _random_region(mask, hard, np.random.default_rng(3))
     assert rnd.sum() == pytest.approx(mask.sum())
     rolled_hard = rnd > 0.5
@@ -130,8 +130,8 @@ def test_random_region_has_the_same_size_and_little_overlap():
 def test_flagged_plus_rest_equals_resynthesised_original():
     wave = np.random.default_rng(2).standard_normal(FEAT.n_samples) * 0.1
     mask = soft_top_mask(np.random.default_rng(3).random((FEAT.n_frames, FEAT.n_bins)), 10)
-    out = resynthesise(wave, mask, FEAT)
-    full = resynthesise(wave, np.ones_like(mask), FEAT).flagged
+    out = resynthesise(wave, mask, cfg=FEAT)
+    full = resynthesise(wave, np.ones_like(mask), cfg=FEAT).flagged
     np.testing.assert_allclose(out.flagged + out.rest, full, atol=1e-12)
 
 

@@ -12,7 +12,9 @@ def test_generation_shows_a_bar_and_names_no_temporary_folder(tmp_path, capsys, 
                         duration_s=1.0, n_train_source=2, n_train_target=1, n_test=2)  # fmt: skip
     root = tmp_path / "tree"
     with caplog.at_level(logging.INFO):
-        assert ensure_synthetic(root, tiny, 0, splits=("dev-test",), progress=True) == root
+        assert (
+            ensure_synthetic(root, preset=tiny, seed=0, splits=("dev-test",), progress=True) == root
+        )
     err = capsys.readouterr().err
     assert "synth:" in err and "clip" in err  # the per-clip bar
     assert str(root) in err

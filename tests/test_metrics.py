@@ -93,8 +93,10 @@ def test_against_sklearn_and_numpy_reference(seed):
     assert auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     for max_fpr in (0.1, 0.05, 0.3):
         ref = _reference_pauc(y, s, max_fpr)
-        assert pauc(y, s, max_fpr) == pytest.approx(roc_auc_score(y, s, max_fpr=max_fpr), abs=1e-12)
-        assert pauc(y, s, max_fpr) == pytest.approx(ref, abs=1e-12)
+        assert pauc(y, s, max_fpr=max_fpr) == pytest.approx(
+            roc_auc_score(y, s, max_fpr=max_fpr), abs=1e-12
+        )
+        assert pauc(y, s, max_fpr=max_fpr) == pytest.approx(ref, abs=1e-12)
 
 
 def test_metric_errors():
@@ -138,7 +140,7 @@ def _hand_records():
 
 def test_study_protocol_by_hand():
     recs, s = _hand_records()
-    ev = evaluate(recs, s, "study")
+    ev = evaluate(recs, s, protocol="study")
     r0, r1 = ev.rows
     assert r0["section"] == "fan_section_00"
     assert r0["auc_source"] == pytest.approx(3 / 4)  # 0.3>0.1, 0.8>0.1, 0.8>0.4
@@ -150,7 +152,7 @@ def test_study_protocol_by_hand():
 
 def test_dcase_protocol_by_hand():
     recs, s = _hand_records()
-    ev = evaluate(recs, s, "dcase")
+    ev = evaluate(recs, s, protocol="dcase")
     r0, r1 = ev.rows
     # source: normals {0.1, 0.4} vs all anomalies {0.3, 0.8, 0.15, 0.45}: 1+2+1+2 = 6 of 8
     assert r0["auc_source"] == pytest.approx(6 / 8)
@@ -169,7 +171,7 @@ def test_dcase_protocol_by_hand():
 def test_dcase_overall_figures_under_the_organisers_names():
     """Overall AUC = h-mean of every source and target AUC (not of whole-section AUCs)."""
     recs, s = _hand_records()
-    ev = evaluate(recs, s, "dcase")
+    ev = evaluate(recs, s, protocol="dcase")
     # AUCs: section 00 source 6/8, target 4/8; section 01 both 1; pAUCs 23/38 and 1
     assert ev.summary["overall_hmean_auc"] == pytest.approx(4 / (4 / 3 + 2 + 1 + 1))
     assert ev.summary["overall_amean_auc"] == pytest.approx((6 / 8 + 4 / 8 + 2) / 4)
@@ -183,7 +185,7 @@ def test_dcase_overall_figures_under_the_organisers_names():
         f"AUC {ev.summary['overall_hmean_auc']:.4f}, pAUC {ev.summary['overall_hmean_pauc']:.4f}"
     ) in text
     assert f"harmonic mean (target): AUC {2 / 3:.4f}" in text
-    assert evaluate(recs, s, "study").official_lines() == ""
+    assert evaluate(recs, s, protocol="study").official_lines() == ""
     row = performance_row("m", ev.summary)
     assert "AUC h-mean over all machine types" in format_terminal([row])
 
@@ -194,7 +196,7 @@ def test_evaluate_needs_labels():
     with pytest.raises(DataError, match="ground truth"):
         evaluate(recs, s)
     with pytest.raises(ConfigError):
-        evaluate(_hand_records()[0], s, "other")
+        evaluate(_hand_records()[0], s, protocol="other")
 
 
 def test_trials_table_and_writers(tmp_path):
@@ -219,7 +221,9 @@ def test_trials_table_and_writers(tmp_path):
 def test_dcase_files_round_trip(tmp_path):
     recs, s = _hand_records()
     s = s + 1e-9 * np.arange(s.size)  # full precision must survive
-    paths = write_dcase_files(tmp_path, recs, s, {"fan_section_00": 0.35, "fan_section_01": 0.5})
+    paths = write_dcase_files(
+        tmp_path, recs, s, thresholds={"fan_section_00": 0.35, "fan_section_01": 0.5}
+    )
     assert [p.name for p in paths] == [
         "anomaly_score_fan_section_00_test.csv",
         "decision_result_fan_section_00_test.csv",
@@ -261,7 +265,7 @@ def test_dcase_protocol_on_the_organisers_ground_truth_files():
             label = "anomaly" if lab else "normal"
             recs.append(Rec(machine, "00", "target" if dom else "source", label, int(n[11:15])))
             scores.append(s)
-    ev = evaluate(recs, np.array(scores), "dcase")
+    ev = evaluate(recs, np.array(scores), protocol="dcase")
     assert len(ev.rows) == 7
     np.testing.assert_allclose([r["auc_source"] for r in ev.rows], ref_auc_s, atol=1e-12)
     np.testing.assert_allclose([r["auc_target"] for r in ev.rows], ref_auc_t, atol=1e-12)

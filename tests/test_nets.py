@@ -29,7 +29,7 @@ def test_net_config_resolves_embed_dim_and_round_trips():
 def test_output_shape_unit_norm_and_needs_spectrum(arch, dim):
     enc = _encoder(arch)
     assert enc.needs_spectrum == (arch == "dual")
-    inputs = encoder_inputs(torch.randn(3, FEAT.n_samples), FEAT, arch)
+    inputs = encoder_inputs(torch.randn(3, FEAT.n_samples), FEAT, arch=arch)
     assert inputs["spec"].shape == (3, FEAT.n_frames, FEAT.n_bins)
     assert (inputs["spectrum"] is None) == (arch == "spectrogram")
     out = enc(**inputs)
@@ -42,7 +42,7 @@ def test_output_shape_unit_norm_and_needs_spectrum(arch, dim):
 
 def test_dual_encoder_requires_spectrum():
     enc = _encoder("dual")
-    spec = encoder_inputs(torch.randn(2, FEAT.n_samples), FEAT, "spectrogram")["spec"]
+    spec = encoder_inputs(torch.randn(2, FEAT.n_samples), FEAT, arch="spectrogram")["spec"]
     with pytest.raises(ConfigError, match="spectrum"):
         enc(spec)
 
@@ -81,7 +81,7 @@ def test_branch_lengths_follow_the_feature_config(duration):
         legacy = build_encoder(NetConfig(spectrum_padding="valid"), cfg)
         assert legacy.spectrum_branch.flat_dim == 768  # 1247 / 37 / 6 frames
         return
-    out = enc(**encoder_inputs(torch.randn(2, cfg.n_samples), cfg, "dual"))
+    out = enc(**encoder_inputs(torch.randn(2, cfg.n_samples), cfg, arch="dual"))
     assert out.shape == (2, 256)
 
 
@@ -92,7 +92,7 @@ def test_too_short_spectrogram_raises():
 
 def test_autocast_bf16_forward_on_cpu():
     enc = _encoder("dual")
-    inputs = encoder_inputs(torch.randn(4, FEAT.n_samples), FEAT, "dual")
+    inputs = encoder_inputs(torch.randn(4, FEAT.n_samples), FEAT, arch="dual")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = enc(**inputs)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
@@ -102,7 +102,7 @@ def test_autocast_bf16_forward_on_cpu():
 def test_temporal_mean_normalisation_is_inside_the_model():
     """Adding a constant per frequency bin to the linear spectrogram does not change the output."""
     enc = _encoder("spectrogram").eval()
-    spec = encoder_inputs(torch.randn(2, FEAT.n_samples), FEAT, "spectrogram")["spec"]
+    spec = encoder_inputs(torch.randn(2, FEAT.n_samples), FEAT, arch="spectrogram")["spec"]
     shifted = spec + torch.rand(1, 1, spec.shape[-1]) * 10
     torch.testing.assert_close(enc(spec), enc(shifted), atol=1e-4, rtol=1e-4)
 
@@ -110,7 +110,7 @@ def test_temporal_mean_normalisation_is_inside_the_model():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_forward_matches_cpu():
     enc = _encoder("dual").eval()
-    inputs = encoder_inputs(torch.randn(2, FEAT.n_samples), FEAT, "dual")
+    inputs = encoder_inputs(torch.randn(2, FEAT.n_samples), FEAT, arch="dual")
     ref = enc(**inputs)
     out = enc.cuda()(**{k: v.cuda() for k, v in inputs.items()}).cpu()
     torch.testing.assert_close(out, ref, atol=1e-3, rtol=1e-3)
@@ -196,5 +196,5 @@ def test_reference_first_stage_follows_the_reference_code():
     assert (first.normalised_input, first.mid, first.bn2) == (False, "relu", None)
     assert (second.normalised_input, second.mid) == (True, "relu-bn")
     assert (third.normalised_input, third.mid) == (True, "bn-relu")
-    out = enc(encoder_inputs(torch.randn(2, FEAT.n_samples), FEAT, "spectrogram")["spec"])
+    out = enc(encoder_inputs(torch.randn(2, FEAT.n_samples), FEAT, arch="spectrogram")["spec"])
     torch.testing.assert_close(out.norm(dim=1), torch.ones(2))

@@ -141,7 +141,7 @@ def test_parse_every_real_eval_name(year):
 
 def test_scan_dev_tree_fields_and_order(tmp_path):
     root = _dev_tree(tmp_path)
-    recs = scan(root, "dev-train")
+    recs = scan(root, split="dev-train")
     assert len(recs) == 2 * 3 * 4
     assert all(isinstance(r, ClipRecord) for r in recs)
     keys = [(r.machine, r.section, r.name) for r in recs]
@@ -157,7 +157,7 @@ def test_scan_dev_tree_fields_and_order(tmp_path):
     assert {x.domain for x in recs} == {"source", "target"}
     assert all(x.label == "normal" and x.is_anomaly is False for x in recs)
 
-    test = scan(root, "dev-test", machines=["valve"])
+    test = scan(root, split="dev-test", machines=["valve"])
     assert {r.machine for r in test} == {"valve"}
     assert sum(r.is_anomaly for r in test) == 3 * 2
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -166,11 +166,11 @@ def test_scan_dev_tree_fields_and_order(tmp_path):
 
 def test_scan_accepts_split_folder_and_raw(tmp_path):
     root = _dev_tree(tmp_path / "a")
-    full = scan(root, "dev-test")
-    assert [r.path for r in scan(root / "dev_data", "dev-test")] == [r.path for r in full]
+    full = scan(root, split="dev-test")
+    assert [r.path for r in scan(root / "dev_data", split="dev-test")] == [r.path for r in full]
     raw = tmp_path / "b" / "dev_data" / "raw"
     shutil.copytree(root / "dev_data", raw)
-    assert [r.name for r in scan(tmp_path / "b", "dev-test")] == [r.name for r in full]
+    assert [r.name for r in scan(tmp_path / "b", split="dev-test")] == [r.name for r in full]
 
 
 def test_scan_does_not_open_audio(tmp_path, monkeypatch):
@@ -182,7 +182,7 @@ def test_scan_does_not_open_audio(tmp_path, monkeypatch):
     monkeypatch.setattr(soundfile, "info", boom)
     monkeypatch.setattr(soundfile, "read", boom)
     monkeypatch.setattr(soundfile, "SoundFile", boom)
-    assert scan(_dev_tree(tmp_path), "dev-train")
+    assert scan(_dev_tree(tmp_path), split="dev-train")
 
 
 def test_dataset_detection_rule():
@@ -197,9 +197,9 @@ def test_dataset_detection_rule():
 
 def test_scan_detects_2023_and_unknown(tmp_path):
     _dev_tree(tmp_path / "d23", machines=("fan", "bearing"), sections=("00",))
-    assert {r.dataset for r in scan(tmp_path / "d23", "dev-train")} == {"DCASE2023"}
+    assert {r.dataset for r in scan(tmp_path / "d23", split="dev-train")} == {"DCASE2023"}
     _dev_tree(tmp_path / "syn", machines=("pump_x",), sections=("00", "01"))
-    assert {r.dataset for r in scan(tmp_path / "syn", "dev-test")} == {"unknown"}
+    assert {r.dataset for r in scan(tmp_path / "syn", split="dev-test")} == {"unknown"}
 
 
 def test_scan_eval_train_and_unlabeled_test(tmp_path):
@@ -208,9 +208,9 @@ def test_scan_eval_train_and_unlabeled_test(tmp_path):
         _touch(tmp_path / f"eval_data/fan/train/section_04_target_train_normal_{i:04d}_a.wav")
         _touch(tmp_path / f"eval_data/fan/test/section_03_{i:04d}.wav")
         _touch(tmp_path / f"eval_data/fan/test/section_04_test_{i:04d}.wav")
-    train = scan(tmp_path, "eval-train")
+    train = scan(tmp_path, split="eval-train")
     assert {(r.split, r.subset, r.dataset) for r in train} == {("eval", "train", "DCASE2022")}
-    test = scan(tmp_path, "eval-test")
+    test = scan(tmp_path, split="eval-test")
     assert len(test) == 6
     assert all(r.label is None and r.domain is None and r.is_anomaly is None for r in test)
     assert [r.index for r in test] == [0, 1, 2, 0, 1, 2]
@@ -242,29 +242,29 @@ def test_scan_errors(tmp_path, make, split, match):
     root = tmp_path / "tree"
     make(root)
     with pytest.raises(DataError, match=match):
-        scan(root, split)
+        scan(root, split=split)
 
 
 def test_scan_split_folder_mismatch_and_unknown_machine(tmp_path):
     _dev_tree(tmp_path)
     with pytest.raises(DataError, match="dev_data/ folder but split eval"):
-        scan(tmp_path / "dev_data", "eval-train")
+        scan(tmp_path / "dev_data", split="eval-train")
     with pytest.raises(DataError, match="no machine folder.*pump"):
-        scan(tmp_path, "dev-train", machines=["pump"])
+        scan(tmp_path, split="dev-train", machines=["pump"])
 
 
 def test_scan_ignores_hidden_and_non_wav_files(tmp_path):
     _dev_tree(tmp_path)
     _touch(tmp_path / "dev_data/fan/train/._section_00_source_train_normal_0000_a_0.wav")
     _touch(tmp_path / "dev_data/fan/train/notes.txt")
-    assert len(scan(tmp_path, "dev-train")) == 24
+    assert len(scan(tmp_path, split="dev-train")) == 24
 
 
 def test_scan_warns_on_section_without_target_clips(tmp_path, caplog):
     _touch(tmp_path / "dev_data/fan/train/section_01_source_train_normal_0000_a.wav")
     _touch(tmp_path / "dev_data/fan/test/section_01_source_test_normal_0000_a.wav")
     with caplog.at_level(logging.WARNING):
-        scan(tmp_path, "dev-train")
+        scan(tmp_path, split="dev-train")
     assert "fan_section_01: no target-domain training clips" in caplog.text
 
 
@@ -285,7 +285,7 @@ def test_attributes_csv_consistent_gives_no_warning(tmp_path, caplog):
              for i in range(3)]  # fmt: skip
     rows += ["fan/train/section_00_target_train_normal_0000_m-n_X_x_9.wav,m-n,X,x,9"]
     with caplog.at_level(logging.WARNING):
-        recs = scan(_attr_tree(tmp_path, "\n".join(rows) + "\n"), "dev-train")
+        recs = scan(_attr_tree(tmp_path, "\n".join(rows) + "\n"), split="dev-train")
     assert len(recs) == 4
     assert "attributes_00.csv" not in caplog.text
 
@@ -297,7 +297,7 @@ def test_attributes_csv_missing_rows_and_extra_columns_warn(tmp_path, caplog):
         "fan/train/section_00_source_train_normal_0001_m-n_W_x_1.wav,m-n,W,x,7,surplus\n"
     )
     with caplog.at_level(logging.WARNING):
-        recs = scan(_attr_tree(tmp_path, text), "dev-train")
+        recs = scan(_attr_tree(tmp_path, text), split="dev-train")
     assert len(recs) == 4  # warnings, no crash; names keep their attributes
     assert recs[1].attributes == "m-n_W_x_1"
     assert "unexpected columns" in caplog.text
@@ -312,7 +312,7 @@ def test_attributes_csv_fills_unlabeled_clips(tmp_path):
     (tmp_path / "eval_data/fan/attributes_03.csv").write_text(
         "file_name,d1p,d1v\nfan/test/section_03_0000.wav,vel,4\nfan/test/section_03_0001.wav,,\n"
     )
-    recs = scan(tmp_path, "eval-test")
+    recs = scan(tmp_path, split="eval-test")
     assert [r.attributes for r in recs] == ["vel_4", "noAttribute"]
 
 
@@ -332,7 +332,7 @@ def _real_names_tree(root: Path, year: int, full: bool) -> dict[str, list[tuple[
 @pytest.mark.parametrize("year, n_sections", [(2022, 21), (2023, 7)])
 def test_class_counts_on_real_names(tmp_path, year, n_sections):
     lists = _real_names_tree(tmp_path, year, full=True)
-    recs = scan(tmp_path, "eval-test")
+    recs = scan(tmp_path, split="eval-test")
     assert len(recs) == sum(len(v) for v in lists.values())
     assert {r.dataset for r in recs} == {f"DCASE{year}"}
 
@@ -360,7 +360,7 @@ def test_class_counts_on_real_names(tmp_path, year, n_sections):
 
 def test_class_labels_errors(tmp_path):
     _real_names_tree(tmp_path, 2023, full=False)
-    recs = scan(tmp_path, "eval-test")
+    recs = scan(tmp_path, split="eval-test")
     with pytest.raises(DataError, match="no attribute string"):
         class_labels(recs, "attribute")
     with pytest.raises(ConfigError, match="unknown task"):
@@ -403,8 +403,8 @@ def _check_against_gt(recs: list[ClipRecord], machines: list[str]) -> None:
 
 def test_ground_truth_explicit(tmp_path):
     machines = _unlabeled_2023_tree(tmp_path)
-    assert {r.label for r in scan(tmp_path, "eval-test")} == {None}
-    recs = scan(tmp_path, "eval-test", ground_truth=GT2023)
+    assert {r.label for r in scan(tmp_path, split="eval-test")} == {None}
+    recs = scan(tmp_path, split="eval-test", ground_truth=GT2023)
     assert {r.dataset for r in recs} == {"DCASE2023"}
     _check_against_gt(recs, machines)
     labels, names = class_labels(recs, "attribute")  # attributes known from ground truth
@@ -415,7 +415,7 @@ def test_ground_truth_found_next_to_eval_data(tmp_path, caplog):
     machines = _unlabeled_2023_tree(tmp_path)
     shutil.copytree(GT2023, tmp_path / "ground_truth")
     with caplog.at_level(logging.INFO):
-        recs = scan(tmp_path / "eval_data", "eval-test")
+        recs = scan(tmp_path / "eval_data", split="eval-test")
     assert "ground_truth" in caplog.text
     _check_against_gt(recs, machines)
 
@@ -430,7 +430,7 @@ def test_ground_truth_partial_and_missing_rows_warn(tmp_path, caplog):
         "wav,label\n" + "\n".join(lines[:150] + ["section_00_9999.wav,1"]) + "\n"
     )
     with caplog.at_level(logging.WARNING):
-        recs = scan(tmp_path, "eval-test", ground_truth=gt)
+        recs = scan(tmp_path, split="eval-test", ground_truth=gt)
     shaker = [r for r in recs if r.machine == "shaker"]
     assert sum(r.label is not None for r in shaker) == 150
     assert all(r.domain is None for r in shaker)  # no domain file given
@@ -448,15 +448,15 @@ def test_ground_truth_conflict_and_bad_values(tmp_path):
     name, value = rows[0].split(",")
     path.write_text("\n".join([f"{name},{1 - int(value)}"] + rows[1:]) + "\n")
     with pytest.raises(DataError, match=f"{name} is label"):
-        scan(tmp_path, "eval-test", ground_truth=gt)
+        scan(tmp_path, split="eval-test", ground_truth=gt)
     path.write_text(f"{name},yes\n")
     with pytest.raises(DataError, match="expected 0 or 1"):
-        scan(tmp_path, "eval-test", ground_truth=gt)
+        scan(tmp_path, split="eval-test", ground_truth=gt)
     with pytest.raises(DataError, match="does not exist"):
-        scan(tmp_path, "eval-test", ground_truth=tmp_path / "nope")
+        scan(tmp_path, split="eval-test", ground_truth=tmp_path / "nope")
     (tmp_path / "empty_gt").mkdir()
     with pytest.raises(DataError, match="no ground_truth_data"):
-        scan(tmp_path, "eval-test", ground_truth=tmp_path / "empty_gt")
+        scan(tmp_path, split="eval-test", ground_truth=tmp_path / "empty_gt")
 
 
 def test_splits_constant():
@@ -466,7 +466,7 @@ def test_splits_constant():
 def test_ground_truth_for_other_sections_warns(tmp_path, caplog):
     _touch(tmp_path / "eval_data/fan/test/section_03_0000.wav")
     with caplog.at_level(logging.WARNING):
-        recs = scan(tmp_path, "eval-test", ground_truth=GT2023)
+        recs = scan(tmp_path, split="eval-test", ground_truth=GT2023)
     assert recs[0].label is None
     assert "no ground_truth_<machine>_section_<xx>_test.csv for any scanned section" in caplog.text
 

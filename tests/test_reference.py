@@ -29,7 +29,7 @@ def clips(tmp_path_factory):
 def _specs(paths):
     from asdxai.data.audio import read_clip
 
-    return spectrogram(torch.stack([torch.from_numpy(read_clip(p, FEAT)) for p in paths]), FEAT)
+    return spectrogram(torch.stack([torch.from_numpy(read_clip(p, FEAT)) for p in paths]), cfg=FEAT)
 
 
 def test_mean_reference_is_the_cellwise_mean_whatever_the_batch(clips):

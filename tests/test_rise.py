@@ -33,7 +33,7 @@ def _rectangle_box():
 
 def test_hidden_rectangle_is_found():
     rect, box = _rectangle_box()
-    res = RISE(box, CFG).attribute(_spec(), n_masks=2000, seed=0)
+    res = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=2000, seed=0)
     assert res.importance.shape == (T, F)
     assert res.importance.dtype == np.float64
     assert pixel_auc(res.importance, rect) >= 0.95
@@ -51,7 +51,7 @@ def test_linear_box_converges_to_analytic_expectation():
     expected = (ct @ (w * x).double() @ cf).numpy() / CFG.expected_value
     scale = np.linalg.norm(expected - expected.mean())
     for estimator in ("plain", "centered"):
-        res = RISE(box, RISEMaskConfig(block_size=1000)).attribute(
+        res = RISE(box, mask_config=RISEMaskConfig(block_size=1000)).attribute(
             x, n_masks=24_000, seed=0, estimator=estimator, execution=RISEExecution(batch_size=1000)
         )
         err = np.linalg.norm(res.importance - expected) / scale
@@ -62,8 +62,8 @@ def test_linear_box_converges_to_analytic_expectation():
 def test_centered_estimator_has_the_same_expectation():
     # a constant score: plain = c · Σ M / (N E[M]) (noisy around c), centred = exactly c
     box = lambda x: torch.full((x.shape[0],), 3.0)  # noqa: E731
-    plain = RISE(box, CFG).attribute(_spec(), n_masks=500)
-    centred = RISE(box, CFG).attribute(_spec(), n_masks=500, estimator="centered")
+    plain = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=500)
+    centred = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=500, estimator="centered")
     assert centred.center == pytest.approx(3.0)
     np.testing.assert_allclose(centred.importance, 3.0, atol=1e-5)
     assert abs(plain.importance.mean() - 3.0) < 0.1
@@ -71,9 +71,9 @@ def test_centered_estimator_has_the_same_expectation():
 
 def test_same_seed_same_map_other_seed_other_map():
     _, box = _linear()
-    a = RISE(box, CFG).attribute(_spec(), n_masks=300, seed=5)
-    b = RISE(box, CFG).attribute(_spec(), n_masks=300, seed=5)
-    c = RISE(box, CFG).attribute(_spec(), n_masks=300, seed=6)
+    a = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=300, seed=5)
+    b = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=300, seed=5)
+    c = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=300, seed=6)
     np.testing.assert_array_equal(a.importance, b.importance)
     assert not np.allclose(a.importance, c.importance)
 
@@ -81,17 +81,21 @@ def test_same_seed_same_map_other_seed_other_map():
 @pytest.mark.parametrize("other", [7, 250])
 def test_batch_size_does_not_change_the_map(other):
     _, box = _linear()
-    ref = RISE(box, CFG).attribute(_spec(), n_masks=400, execution=RISEExecution(batch_size=64))
-    res = RISE(box, CFG).attribute(_spec(), n_masks=400, execution=RISEExecution(batch_size=other))
+    ref = RISE(box, mask_config=CFG).attribute(
+        _spec(), n_masks=400, execution=RISEExecution(batch_size=64)
+    )
+    res = RISE(box, mask_config=CFG).attribute(
+        _spec(), n_masks=400, execution=RISEExecution(batch_size=other)
+    )
     np.testing.assert_allclose(res.importance, ref.importance, rtol=1e-5, atol=1e-5)
     assert res.n_masks == ref.n_masks == 400
 
 
 def test_resumed_equals_uninterrupted():
     _, box = _linear()
-    full = RISE(box, CFG).attribute(_spec(), n_masks=600, seed=2, estimator="centered")
+    full = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=600, seed=2, estimator="centered")
     partial = []
-    RISE(box, CFG).attribute(
+    RISE(box, mask_config=CFG).attribute(
         _spec(),
         n_masks=600,
         seed=2,
@@ -100,7 +104,7 @@ def test_resumed_equals_uninterrupted():
     )
     assert [p.next_block for p in partial] == [2, 4]
     assert not partial[0].complete
-    resumed = RISE(box, CFG).attribute(
+    resumed = RISE(box, mask_config=CFG).attribute(
         _spec(),
         n_masks=600,
         seed=2,
@@ -114,18 +118,18 @@ def test_resumed_equals_uninterrupted():
 
 def test_resume_with_other_settings_is_refused():
     _, box = _linear()
-    part = RISE(box, CFG).attribute(_spec(), n_masks=200, seed=2)
+    part = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=200, seed=2)
     with pytest.raises(ResultError, match="seed"):
-        RISE(box, CFG).attribute(_spec(), n_masks=400, seed=3, resume_from=part)
+        RISE(box, mask_config=CFG).attribute(_spec(), n_masks=400, seed=3, resume_from=part)
     with pytest.raises(ResultError, match="mask settings"):
-        RISE(box, RISEMaskConfig(block_size=100, p_keep=0.5)).attribute(
+        RISE(box, mask_config=RISEMaskConfig(block_size=100, p_keep=0.5)).attribute(
             _spec(), n_masks=400, seed=2, resume_from=part
         )
 
 
 def test_score_fn_cannot_corrupt_the_result_in_place():
     _, box = _linear()
-    ref = RISE(box, CFG).attribute(_spec(), n_masks=300)
+    ref = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=300)
     seen = []
 
     def vandal(x):
@@ -136,7 +140,7 @@ def test_score_fn_cannot_corrupt_the_result_in_place():
 
     spec = _spec()
     before = spec.clone()
-    res = RISE(vandal, CFG).attribute(spec, n_masks=300)
+    res = RISE(vandal, mask_config=CFG).attribute(spec, n_masks=300)
     np.testing.assert_array_equal(res.importance, ref.importance)
     assert torch.equal(spec, before)  # the caller's input is never touched
     np.testing.assert_array_equal(res.spectrogram, before.numpy())
@@ -150,15 +154,15 @@ def test_uses_exactly_n_masks_whatever_the_batch(batch_size):
         calls.append(x.shape[0])
         return x.mean((1, 2))
 
-    res = RISE(counting, CFG).attribute(
+    res = RISE(counting, mask_config=CFG).attribute(
         _spec(), n_masks=250, seed=4, execution=RISEExecution(batch_size=batch_size)
     )
     assert res.n_masks == res.n_masks_requested == 250 == sum(calls)
     assert (res.n_even, res.n_odd) == (150, 100)  # blocks 0, 2 (truncated to 50) and 1
-    ref = RISE(counting, CFG).attribute(_spec(), n_masks=250, seed=4)
+    ref = RISE(counting, mask_config=CFG).attribute(_spec(), n_masks=250, seed=4)
     np.testing.assert_allclose(res.importance, ref.importance, rtol=1e-5, atol=1e-6)
     # the first 250 masks of a longer run are the same masks: 300 masks differ by 50 only
-    longer = RISE(counting, CFG).attribute(_spec(), n_masks=300, seed=4)
+    longer = RISE(counting, mask_config=CFG).attribute(_spec(), n_masks=300, seed=4)
     e = CFG.expected_value
     diff = longer.importance * 300 * e - res.importance * 250 * e
     assert np.abs(diff).max() > 0
@@ -166,9 +170,9 @@ def test_uses_exactly_n_masks_whatever_the_batch(batch_size):
 
 def test_truncated_result_cannot_be_extended():
     _, box = _linear()
-    part = RISE(box, CFG).attribute(_spec(), n_masks=250, seed=1)
+    part = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=250, seed=1)
     with pytest.raises(ResultError, match="truncated"):
-        RISE(box, CFG).attribute(_spec(), n_masks=400, seed=1, resume_from=part)
+        RISE(box, mask_config=CFG).attribute(_spec(), n_masks=400, seed=1, resume_from=part)
 
 
 @pytest.mark.parametrize(
@@ -183,23 +187,23 @@ def test_damaged_partial_state_is_refused(damage, reason):
     import dataclasses
 
     _, box = _linear()
-    part = RISE(box, CFG).attribute(_spec(), n_masks=200, seed=1)
+    part = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=200, seed=1)
     bad = dataclasses.replace(part, complete=False, **damage)
     with pytest.raises(ResultError, match=reason):
-        RISE(box, CFG).attribute(_spec(), n_masks=400, seed=1, resume_from=bad)
+        RISE(box, mask_config=CFG).attribute(_spec(), n_masks=400, seed=1, resume_from=bad)
     nan_sums = dataclasses.replace(part, sum_even=part.sum_even * np.nan)
     with pytest.raises(ResultError, match="running sums"):
-        RISE(box, CFG).attribute(_spec(), n_masks=400, seed=1, resume_from=nan_sums)
+        RISE(box, mask_config=CFG).attribute(_spec(), n_masks=400, seed=1, resume_from=nan_sums)
 
 
 def test_until_agreement_stops_at_a_block_boundary():
     rect, box = _rectangle_box()
-    res = RISE(box, CFG).attribute(
+    res = RISE(box, mask_config=CFG).attribute(
         _spec(), n_masks=20_000, until_agreement=0.9, execution=RISEExecution(batch_size=300)
     )
     assert res.stopped_early and res.agreement >= 0.9
     assert res.n_masks < 20_000 and res.n_masks % CFG.block_size == 0  # stops at block ends
-    again = RISE(box, CFG).attribute(
+    again = RISE(box, mask_config=CFG).attribute(
         _spec(), n_masks=20_000, until_agreement=0.9, execution=RISEExecution(batch_size=7)
     )
     assert again.n_masks == res.n_masks  # the stopping point does not depend on the batch
@@ -208,7 +212,9 @@ def test_until_agreement_stops_at_a_block_boundary():
 def test_fill_value_and_numpy_input():
     box = lambda x: x.mean((1, 2))  # noqa: E731
     spec = np.zeros((T, F), dtype=np.float64)
-    res = RISE(box, RISEMaskConfig(block_size=100, fill=2.0)).attribute(spec, n_masks=200)
+    res = RISE(box, mask_config=RISEMaskConfig(block_size=100, fill=2.0)).attribute(
+        spec, n_masks=200
+    )
     # masked input = 2 (1 − M): the mean score falls where M is high -> map ≈ constant; finite
     assert np.isfinite(res.importance).all()
     assert res.mean_score == pytest.approx(2 * (1 - 0.5625), abs=0.05)
@@ -216,8 +222,10 @@ def test_fill_value_and_numpy_input():
 
 def test_bf16_precision_runs_close_to_fp32():
     _, box = _linear()
-    a = RISE(box, CFG).attribute(_spec(), n_masks=200)
-    b = RISE(box, CFG).attribute(_spec(), n_masks=200, execution=RISEExecution(precision="bf16"))
+    a = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=200)
+    b = RISE(box, mask_config=CFG).attribute(
+        _spec(), n_masks=200, execution=RISEExecution(precision="bf16")
+    )
     assert np.corrcoef(a.importance.ravel(), b.importance.ravel())[0, 1] > 0.99
 
 
@@ -237,19 +245,23 @@ def test_bf16_precision_runs_close_to_fp32():
 def test_bad_options_raise(kwargs):
     _, box = _linear()
     with pytest.raises(ConfigError):
-        RISE(box, CFG).attribute(_spec(), **kwargs)
+        RISE(box, mask_config=CFG).attribute(_spec(), **kwargs)
 
 
 def test_bad_inputs_and_score_functions_raise():
     _, box = _linear()
     with pytest.raises(ConfigError):
-        RISE(box, CFG).attribute(torch.zeros(2, T, F), n_masks=100)
+        RISE(box, mask_config=CFG).attribute(torch.zeros(2, T, F), n_masks=100)
     with pytest.raises(ConfigError):
-        RISE(box, CFG).attribute(torch.zeros(10, F), n_masks=100)  # 10 frames < 20 cells
+        RISE(box, mask_config=CFG).attribute(
+            torch.zeros(10, F), n_masks=100
+        )  # 10 frames < 20 cells
     with pytest.raises(ConfigError):
-        RISE(lambda x: torch.zeros(3), CFG).attribute(_spec(), n_masks=100)
+        RISE(lambda x: torch.zeros(3), mask_config=CFG).attribute(_spec(), n_masks=100)
     with pytest.raises(ConfigError):
-        RISE(lambda x: x.sum((1, 2)) * float("nan"), CFG).attribute(_spec(), n_masks=100)
+        RISE(lambda x: x.sum((1, 2)) * float("nan"), mask_config=CFG).attribute(
+            _spec(), n_masks=100
+        )
     with pytest.raises(ConfigError):
         RISE("not callable")  # type: ignore[arg-type]
 
@@ -262,9 +274,11 @@ def test_out_of_memory_halves_the_batch(caplog):
             raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
         return box(x)
 
-    ref = RISE(box, CFG).attribute(_spec(), n_masks=200, execution=RISEExecution(batch_size=25))
+    ref = RISE(box, mask_config=CFG).attribute(
+        _spec(), n_masks=200, execution=RISEExecution(batch_size=25)
+    )
     with caplog.at_level(logging.WARNING, logger="asdxai.explain.rise"):
-        res = RISE(picky, CFG).attribute(
+        res = RISE(picky, mask_config=CFG).attribute(
             _spec(), n_masks=200, execution=RISEExecution(batch_size=200)
         )
     assert "batch size halved to 25" in caplog.text
@@ -296,7 +310,7 @@ def _region(mode: str) -> np.ndarray:
 def test_every_mode_finds_its_hidden_region(mode):
     rect = _region(mode)
     cfg = RISEMaskConfig(mode=mode, **MODE_CFG)
-    res = RISE(_region_box(rect), cfg).attribute(_spec(), n_masks=1500, seed=0)
+    res = RISE(_region_box(rect), mask_config=cfg).attribute(_spec(), n_masks=1500, seed=0)
     assert res.importance.shape == (T, F)
     assert res.expected_mask == pytest.approx(cfg.expected_value)
     assert pixel_auc(res.importance, rect) >= 0.95, mode
@@ -310,7 +324,7 @@ def test_grid_single_cell_box_peaks_at_that_cell():
     x = _spec()
     cell = (25, 9)
     box = lambda z: z[:, cell[0], cell[1]]  # noqa: E731
-    res = RISE(box, RISEMaskConfig(mode="grid", **MODE_CFG)).attribute(x, n_masks=3000)
+    res = RISE(box, mask_config=RISEMaskConfig(mode="grid", **MODE_CFG)).attribute(x, n_masks=3000)
     assert np.unravel_index(np.argmax(res.importance), (T, F)) == cell
     assert res.importance[cell] >= 0.9 * float(x[cell]) * 0.75
 
@@ -319,18 +333,22 @@ def test_grid_single_cell_box_peaks_at_that_cell():
 def test_grid_batch_size_does_not_change_the_map(other):
     _, box = _linear()
     cfg = RISEMaskConfig(mode="grid", **MODE_CFG)
-    ref = RISE(box, cfg).attribute(_spec(), n_masks=400, execution=RISEExecution(batch_size=64))
-    res = RISE(box, cfg).attribute(_spec(), n_masks=400, execution=RISEExecution(batch_size=other))
+    ref = RISE(box, mask_config=cfg).attribute(
+        _spec(), n_masks=400, execution=RISEExecution(batch_size=64)
+    )
+    res = RISE(box, mask_config=cfg).attribute(
+        _spec(), n_masks=400, execution=RISEExecution(batch_size=other)
+    )
     np.testing.assert_allclose(res.importance, ref.importance, rtol=1e-5, atol=1e-5)
 
 
 def test_grid_same_seed_same_map_and_differs_from_separable():
     _, box = _linear()
     cfg = RISEMaskConfig(mode="grid", **MODE_CFG)
-    a = RISE(box, cfg).attribute(_spec(), n_masks=200, seed=5)
-    b = RISE(box, cfg).attribute(_spec(), n_masks=200, seed=5)
-    c = RISE(box, cfg).attribute(_spec(), n_masks=200, seed=6)
-    sep = RISE(box, RISEMaskConfig(**MODE_CFG)).attribute(_spec(), n_masks=200, seed=5)
+    a = RISE(box, mask_config=cfg).attribute(_spec(), n_masks=200, seed=5)
+    b = RISE(box, mask_config=cfg).attribute(_spec(), n_masks=200, seed=5)
+    c = RISE(box, mask_config=cfg).attribute(_spec(), n_masks=200, seed=6)
+    sep = RISE(box, mask_config=RISEMaskConfig(**MODE_CFG)).attribute(_spec(), n_masks=200, seed=5)
     np.testing.assert_array_equal(a.importance, b.importance)
     assert not np.allclose(a.importance, c.importance)
     assert not np.allclose(a.importance, sep.importance)
@@ -340,16 +358,16 @@ def test_grid_same_seed_same_map_and_differs_from_separable():
 def test_mode_resumed_equals_uninterrupted(mode):
     _, box = _linear()
     cfg = RISEMaskConfig(mode=mode, **MODE_CFG)
-    full = RISE(box, cfg).attribute(_spec(), n_masks=500, seed=2, estimator="centered")
+    full = RISE(box, mask_config=cfg).attribute(_spec(), n_masks=500, seed=2, estimator="centered")
     partial = []
-    RISE(box, cfg).attribute(
+    RISE(box, mask_config=cfg).attribute(
         _spec(),
         n_masks=500,
         seed=2,
         estimator="centered",
         execution=RISEExecution(checkpoint=partial.append, checkpoint_every=200),
     )
-    resumed = RISE(box, cfg).attribute(
+    resumed = RISE(box, mask_config=cfg).attribute(
         _spec(),
         n_masks=500,
         seed=2,
@@ -360,7 +378,7 @@ def test_mode_resumed_equals_uninterrupted(mode):
     np.testing.assert_allclose(resumed.importance, full.importance, rtol=1e-6, atol=1e-6)
     # a partial run of one mode cannot be continued in another
     with pytest.raises(ResultError, match="mask settings"):
-        RISE(box, RISEMaskConfig(**MODE_CFG)).attribute(
+        RISE(box, mask_config=RISEMaskConfig(**MODE_CFG)).attribute(
             _spec(), n_masks=500, seed=2, estimator="centered", resume_from=partial[0]
         )
 
@@ -368,14 +386,14 @@ def test_mode_resumed_equals_uninterrupted(mode):
 def test_grid_score_fn_cannot_corrupt_the_result_in_place():
     _, box = _linear()
     cfg = RISEMaskConfig(mode="grid", **MODE_CFG)
-    ref = RISE(box, cfg).attribute(_spec(), n_masks=200)
+    ref = RISE(box, mask_config=cfg).attribute(_spec(), n_masks=200)
 
     def vandal(x):
         s = box(x)
         x.mul_(-1000.0).add_(7.0)
         return s
 
-    res = RISE(vandal, cfg).attribute(_spec(), n_masks=200)
+    res = RISE(vandal, mask_config=cfg).attribute(_spec(), n_masks=200)
     np.testing.assert_array_equal(res.importance, ref.importance)
 
 
@@ -389,7 +407,7 @@ def test_freq_masks_of_a_temporal_mean_normalised_model_ignore_the_fill():
     feat = FeatureConfig(duration_s=0.5)
     torch.manual_seed(0)
     enc = build_encoder(NetConfig(arch="spectrogram", width=0.125), feat).eval()
-    spec = encoder_inputs(torch.randn(1, feat.n_samples), feat, "spectrogram")["spec"][0]
+    spec = encoder_inputs(torch.randn(1, feat.n_samples), feat, arch="spectrogram")["spec"][0]
     direction = torch.randn(enc(spec[None]).shape[-1])
 
     def score_fn(x):
@@ -399,13 +417,13 @@ def test_freq_masks_of_a_temporal_mean_normalised_model_ignore_the_fill():
     maps = []
     for fill in (0.0, float(spec.mean()), 3.0):
         cfg = RISEMaskConfig(time_cells=4, freq_cells=8, mode="freq", fill=fill)
-        res = RISE(score_fn, cfg).attribute(spec, n_masks=200, seed=1)
+        res = RISE(score_fn, mask_config=cfg).attribute(spec, n_masks=200, seed=1)
         maps.append(res.importance)
     np.testing.assert_allclose(maps[0], maps[1], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(maps[0], maps[2], rtol=1e-4, atol=1e-6)
     # separable masks keep part of each bin, so there the fill does matter
     sep = [
-        RISE(score_fn, RISEMaskConfig(time_cells=4, freq_cells=8, fill=fill))
+        RISE(score_fn, mask_config=RISEMaskConfig(time_cells=4, freq_cells=8, fill=fill))
         .attribute(spec, n_masks=200, seed=1)
         .importance
         for fill in (0.0, 3.0)
@@ -418,16 +436,20 @@ def test_a_reference_fill_replaces_the_masked_cells_by_its_own():
     a constant reference is the scalar fill, and a wrong shape is refused."""
     spec, ref = _spec(0), _spec(5)
     _, box = _linear()
-    with_ref = RISE(box, CFG).attribute(spec, n_masks=300, seed=3, fill=ref)
-    shifted = RISE(lambda z: box(z + ref), CFG).attribute(spec - ref, n_masks=300, seed=3)
+    with_ref = RISE(box, mask_config=CFG).attribute(spec, n_masks=300, seed=3, fill=ref)
+    shifted = RISE(lambda z: box(z + ref), mask_config=CFG).attribute(
+        spec - ref, n_masks=300, seed=3
+    )
     np.testing.assert_allclose(with_ref.importance, shifted.importance, rtol=1e-4, atol=1e-4)
     assert with_ref.meta["fill"] == "reference"
-    scalar = RISE(box, RISEMaskConfig(block_size=100, fill=0.7)).attribute(spec, n_masks=300)
-    const = RISE(box, CFG).attribute(spec, n_masks=300, fill=torch.full((T, F), 0.7))
+    scalar = RISE(box, mask_config=RISEMaskConfig(block_size=100, fill=0.7)).attribute(
+        spec, n_masks=300
+    )
+    const = RISE(box, mask_config=CFG).attribute(spec, n_masks=300, fill=torch.full((T, F), 0.7))
     np.testing.assert_allclose(const.importance, scalar.importance, rtol=1e-4, atol=1e-4)
     assert not np.allclose(with_ref.importance, scalar.importance, atol=1e-2)
     with pytest.raises(ConfigError):
-        RISE(box, CFG).attribute(spec, n_masks=100, fill=ref[:, :-1])
+        RISE(box, mask_config=CFG).attribute(spec, n_masks=100, fill=ref[:, :-1])
 
 
 # ---------------------------------------------------------------- variance reduction
@@ -450,7 +472,7 @@ def test_variance_reduction_keeps_the_expectation(estimator, sampling):
     scale = np.linalg.norm(expected - expected.mean())
     cfg = RISEMaskConfig(block_size=500, sampling=sampling)
     maps = [
-        RISE(box, cfg)
+        RISE(box, mask_config=cfg)
         .attribute(
             x, n_masks=5000, seed=seed, estimator=estimator, execution=RISEExecution(batch_size=500)
         )
@@ -467,7 +489,9 @@ def test_a_biased_sampling_would_fail_the_expectation_test():
     w, box = _linear()
     expected = _analytic_linear(x, w)
     scale = np.linalg.norm(expected - expected.mean())
-    res = RISE(box, RISEMaskConfig(block_size=500, p_keep=0.25)).attribute(x, n_masks=2000)
+    res = RISE(box, mask_config=RISEMaskConfig(block_size=500, p_keep=0.25)).attribute(
+        x, n_masks=2000
+    )
     assert np.linalg.norm(res.importance - expected) / scale > 0.5
 
 
@@ -475,14 +499,14 @@ def test_coupled_samplings_keep_every_marginal():
     from asdxai.explain.masks import coupled_uniforms
 
     for sampling in SAMPLINGS:
-        u = coupled_uniforms(4001, 3, sampling, torch.Generator().manual_seed(0))
+        u = coupled_uniforms(4001, 3, sampling=sampling, gen=torch.Generator().manual_seed(0))
         assert u.shape == (4001, 3) and (u >= 0).all() and (u < 1).all()
         hist = torch.histc(u.float(), bins=10, min=0, max=1) / u.numel()
         assert (hist - 0.1).abs().max() < 0.01, sampling
-    u = coupled_uniforms(8, 2, "antithetic", torch.Generator().manual_seed(0))
+    u = coupled_uniforms(8, 2, sampling="antithetic", gen=torch.Generator().manual_seed(0))
     torch.testing.assert_close(u[0] + u[2], torch.ones(2, dtype=torch.float64))  # fold 0 pair
     torch.testing.assert_close(u[1] + u[3], torch.ones(2, dtype=torch.float64))  # fold 1 pair
-    lat = coupled_uniforms(10, 4, "latin", torch.Generator().manual_seed(0))
+    lat = coupled_uniforms(10, 4, sampling="latin", gen=torch.Generator().manual_seed(0))
     strata = (lat[0::2] * 5).floor().sort(0).values  # fold 0: one u per fifth of [0, 1)
     torch.testing.assert_close(strata, torch.arange(5.0, dtype=torch.float64)[:, None].expand(5, 4))
 
@@ -497,7 +521,7 @@ def test_cv_feature_expectations_are_exact():
 
     cfg = RISEMaskConfig(time_cells=4, freq_cells=5, block_size=4000)
     shape = (12, 15)
-    blk = draw_block(cfg, shape, 0, 0)
+    blk = draw_block(cfg, shape, seed=0, block=0)
     t, f = block_factors(blk, shape)
     z = block_features(blk).double()
     empirical = torch.einsum("bk,bt,bf->ktf", z, t.double(), f.double()) / len(blk)
@@ -513,7 +537,7 @@ def test_new_estimators_are_reproducible_batch_and_resume_invariant(estimator, s
     cfg = RISEMaskConfig(block_size=100, sampling=sampling)
 
     def run(batch, **kw):
-        return RISE(box, cfg).attribute(
+        return RISE(box, mask_config=cfg).attribute(
             _spec(), n_masks=550, seed=3, estimator=estimator,
             execution=RISEExecution(batch_size=batch, **kw.pop("ex", {})), **kw,
         )  # fmt: skip
@@ -521,7 +545,9 @@ def test_new_estimators_are_reproducible_batch_and_resume_invariant(estimator, s
     ref = run(64)
     np.testing.assert_array_equal(run(64).importance, ref.importance)
     assert not np.allclose(
-        RISE(box, cfg).attribute(_spec(), n_masks=550, seed=4, estimator=estimator).importance,
+        RISE(box, mask_config=cfg)
+        .attribute(_spec(), n_masks=550, seed=4, estimator=estimator)
+        .importance,
         ref.importance,
     )
     for batch in (7, 250):
@@ -538,7 +564,7 @@ def test_cv_result_file_round_trip(tmp_path):
 
     _, box = _linear()
     partial = []
-    RISE(box, CFG).attribute(
+    RISE(box, mask_config=CFG).attribute(
         _spec(), n_masks=400, estimator="cv",
         execution=RISEExecution(checkpoint=partial.append, checkpoint_every=200),
     )  # fmt: skip
@@ -546,17 +572,23 @@ def test_cv_result_file_round_trip(tmp_path):
     back = load_result(path)
     for key in ("zm", "gram", "zs"):
         np.testing.assert_array_equal(back.cv_state[key], partial[0].cv_state[key])
-    full = RISE(box, CFG).attribute(_spec(), n_masks=400, estimator="cv")
-    resumed = RISE(box, CFG).attribute(_spec(), n_masks=400, estimator="cv", resume_from=back)
+    full = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=400, estimator="cv")
+    resumed = RISE(box, mask_config=CFG).attribute(
+        _spec(), n_masks=400, estimator="cv", resume_from=back
+    )
     np.testing.assert_allclose(resumed.importance, full.importance, rtol=1e-6, atol=1e-6)
     with pytest.raises(ResultError, match="control-variate"):
-        RISE(box, CFG).attribute(_spec(), n_masks=400, estimator="plain", resume_from=back)
+        RISE(box, mask_config=CFG).attribute(
+            _spec(), n_masks=400, estimator="plain", resume_from=back
+        )
 
 
 def test_cv_refuses_grid_masks():
     _, box = _linear()
     with pytest.raises(ConfigError, match="separable"):
-        RISE(box, RISEMaskConfig(mode="grid", **MODE_CFG)).attribute(_spec(), estimator="cv")
+        RISE(box, mask_config=RISEMaskConfig(mode="grid", **MODE_CFG)).attribute(
+            _spec(), estimator="cv"
+        )
     with pytest.raises(ConfigError, match="sampling"):
         RISEMaskConfig(sampling="sobol")
 
@@ -577,9 +609,9 @@ def test_default_estimator_per_mask_mode(mode):
 def test_cv_with_one_block_is_plain_and_says_so(caplog):
     _, box = _linear()
     with caplog.at_level(logging.WARNING):
-        cv = RISE(box, CFG).attribute(_spec(), n_masks=CFG.block_size, estimator="cv")
+        cv = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=CFG.block_size, estimator="cv")
     assert "two blocks" in caplog.text
-    plain = RISE(box, CFG).attribute(_spec(), n_masks=CFG.block_size, estimator="plain")
+    plain = RISE(box, mask_config=CFG).attribute(_spec(), n_masks=CFG.block_size, estimator="plain")
     np.testing.assert_allclose(cv.importance, plain.importance, rtol=1e-9, atol=1e-9)
 
 
@@ -608,10 +640,10 @@ def test_projected_masks():
     assert 1 / np.sqrt(1 + x / 1000) == pytest.approx(estimated_correlation(0.9))
     assert noise_ratio(700, 300, 0.9) < x  # unequal halves agree less: the same a, less noise
     # (1 - a) / a halves when the masks double: a = 0.9 at 1000 -> 18 / 19 at 2000
-    assert projected_masks(x, 18 / 19, 1000, 640_000, 100) == 2000
-    assert projected_masks(x, 0.5, 1000, 640_000, 100) == 1000  # reached
-    assert projected_masks(x, 0.999, 1000, 5000, 100) == 5000  # capped
-    assert projected_masks(float("nan"), 0.96, 1000, 5000, 100) is None
+    assert projected_masks(x, 18 / 19, n=1000, n_max=640_000, block=100) == 2000
+    assert projected_masks(x, 0.5, n=1000, n_max=640_000, block=100) == 1000  # reached
+    assert projected_masks(x, 0.999, n=1000, n_max=5000, block=100) == 5000  # capped
+    assert projected_masks(float("nan"), 0.96, n=1000, n_max=5000, block=100) is None
 
 
 def test_a_converged_runs_bar_never_shows_an_eta_longer_than_the_run(monkeypatch):
@@ -620,6 +652,7 @@ def test_a_converged_runs_bar_never_shows_an_eta_longer_than_the_run(monkeypatch
     import tqdm.auto
 
     from asdxai.constants import DEFAULT_STOP_AGREEMENT
+    from asdxai.explain import rise as rise_module
 
     shown = []
 
@@ -628,9 +661,9 @@ def test_a_converged_runs_bar_never_shows_an_eta_longer_than_the_run(monkeypatch
             shown.append((self.n, self.total, self.postfix))
             return super().refresh(*args, **kwargs)
 
-    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    monkeypatch.setattr(rise_module, "tqdm", Recording)
     _, box = _linear()
-    res = RISE(box, CFG).attribute(
+    res = RISE(box, mask_config=CFG).attribute(
         _spec(), n_masks=640_000, estimator="centered", until_agreement=DEFAULT_STOP_AGREEMENT,
         execution=RISEExecution(progress=True, batch_size=100),
     )  # fmt: skip

@@ -220,7 +220,7 @@ def test_rise_cli_normal_fill_is_the_library_reference_and_is_kept_on_resume(tmp
     tf = load_detector(ckpt, device="cpu").time_frequency(
         torch.from_numpy(read_clip(clip, FEAT)), SECTION
     )
-    expect = RISE(tf.score, RISEMaskConfig(block_size=50)).attribute(
+    expect = RISE(tf.score, mask_config=RISEMaskConfig(block_size=50)).attribute(
         tf.x, n_masks=100, seed=0, estimator="plain", fill=normal_reference(normals, FEAT),
         execution=RISEExecution(batch_size=50, device="cpu", progress=False),
     )  # fmt: skip

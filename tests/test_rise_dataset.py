@@ -33,7 +33,7 @@ SECTIONS = tuple(f"{m}_section_{s:02d}" for m in TINY.machines for s in TINY.dev
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("rise-data")
-    generate(root / "tree", TINY, seed=0, workers=1, progress=False, splits=("dev-test",))
+    generate(root / "tree", preset=TINY, seed=0, workers=1, progress=False, splits=("dev-test",))
     ckpt = tiny_checkpoint(root / "tiny.pt", TINY.feature_config(), section=SECTIONS)
     return {"tree": root / "tree", "ckpt": ckpt}
 
@@ -50,24 +50,25 @@ def _names(records):
 
 def test_selection_picks_the_expected_clips(assets):
     tree = assets["tree"]
-    every = select_clips(tree, "dev-test", sections=SECTIONS)
+    every = select_clips(tree, split="dev-test", sections=SECTIONS)
     assert len(every) == 4 * 8
-    first = select_clips(tree, "dev-test")  # default: the first section of each machine type
+    first = select_clips(tree, split="dev-test")  # default: the first section of each machine type
     assert {r.section_key for r in first} == {"fan_section_00", "valve_section_00"}
     assert _names(first) == _names(r for r in every if r.section == "00")
-    three = select_clips(tree, "dev-test", limit_per_section=3)
+    three = select_clips(tree, split="dev-test", limit_per_section=3)
     want = [x for key in ("fan_section_00", "valve_section_00")
             for x in [y for y in _names(every) if y[0] == key][:3]]  # fmt: skip
     assert _names(three) == want
-    ones = select_clips(tree, "dev-test", sections=["01"], machines=["valve"], anomalous_only=True)
+    ones = select_clips(tree, split="dev-test", sections=["01"], machines=["valve"],
+                        anomalous_only=True)  # fmt: skip
     assert len(ones) == 4 and all(r.section_key == "valve_section_01" for r in ones)
     assert all(r.label == "anomaly" for r in ones)
-    assert len(select_clips(tree, "dev-test", sections=["fan_section_01"], limit=5)) == 5
+    assert len(select_clips(tree, split="dev-test", sections=["fan_section_01"], limit=5)) == 5
     with pytest.raises(DataError, match="fan_section_07") as err:
-        select_clips(tree, "dev-test", sections=["fan_section_00", "fan_section_07"])
+        select_clips(tree, split="dev-test", sections=["fan_section_00", "fan_section_07"])
     assert err.value.param == "sections" and "valve_section_01" in str(err.value)
     with pytest.raises(DataError, match="fan_section_02, valve_section_02"):
-        select_clips(tree, "dev-test", sections=["02"])
+        select_clips(tree, split="dev-test", sections=["02"])
 
 
 def test_summary_is_the_mean_of_the_saved_maps_and_a_rerun_computes_nothing(assets, tmp_path,
@@ -76,7 +77,8 @@ def test_summary_is_the_mean_of_the_saved_maps_and_a_rerun_computes_nothing(asse
     assert main(_argv(assets, out, "--limit-per-section", "3", "--sections", "00", "01")) == 0
     printed = capsys.readouterr().out
     assert "explaining 12 clips of 4 sections" in printed and "rise_summary.md" in printed
-    records = select_clips(assets["tree"], "dev-test", sections=["00", "01"], limit_per_section=3)
+    records = select_clips(assets["tree"], split="dev-test", sections=["00", "01"],
+                           limit_per_section=3)  # fmt: skip
     maps = [Layout(out).map_files(r.path, plot=False)["map"] for r in records]
     assert all(h5.is_file() for h5 in maps)
     saved = json.loads(summary_files(out)["json"].read_text())
@@ -151,7 +153,7 @@ def test_two_gloo_ranks_share_the_clips_and_rank_0_writes_the_summary(assets, tm
     argv = _argv(assets, out, "--limit-per-section", "2")
     mp.spawn(_rank, args=(2, _free_port(), argv), nprocs=2, join=True)
     assert main(_argv(assets, single, "--limit-per-section", "2")) == 0
-    records = select_clips(assets["tree"], "dev-test", limit_per_section=2)
+    records = select_clips(assets["tree"], split="dev-test", limit_per_section=2)
     for r in records:
         a, b = (load_result(Layout(o).map_files(r.path)["map"]) for o in (out, single))
         np.testing.assert_allclose(a.importance, b.importance, rtol=1e-6, atol=1e-6)

@@ -39,7 +39,7 @@ def _worker(rank: int, world: int, port: int, out: str, estimator: str) -> None:
         spec, box = _problem()
         # 5 blocks over 2 ranks, uneven last round; the ranks ask for different batch sizes
         # (they agree on the smaller one for the block assignment)
-        res = RISE(box, CFG).attribute(
+        res = RISE(box, mask_config=CFG).attribute(
             spec, n_masks=500, seed=4, estimator=estimator,
             execution=RISEExecution(batch_size=300 if rank == 0 else 200, distributed=ctx),
         )  # fmt: skip
@@ -54,7 +54,7 @@ def _worker(rank: int, world: int, port: int, out: str, estimator: str) -> None:
 def test_two_gloo_ranks_equal_single_process(tmp_path, estimator):
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), estimator), nprocs=2, join=True)
     spec, box = _problem()
-    single = RISE(box, CFG).attribute(spec, n_masks=500, seed=4, estimator=estimator)
+    single = RISE(box, mask_config=CFG).attribute(spec, n_masks=500, seed=4, estimator=estimator)
     for rank in range(2):
         imp = np.load(tmp_path / f"rank{rank}.npy")
         np.testing.assert_allclose(imp, single.importance, rtol=1e-6, atol=1e-6)

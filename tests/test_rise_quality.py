@@ -40,11 +40,11 @@ def test_curve_of_a_linear_box_approaches_its_reference(tmp_path):
 
     from asdxai.explain import RISE, RISEMaskConfig
 
-    ref = RISE(box, RISEMaskConfig(block_size=1000)).attribute(
+    ref = RISE(box, mask_config=RISEMaskConfig(block_size=1000)).attribute(
         x, n_masks=8000, seed=99, estimator="cv"
     )
-    pts = q.curve(box, x, q.Variant("cv", "latin-antithetic"), ref.importance,
-                  Path(tmp_path / "none.wav"), max_passes=1000, block_size=100)  # fmt: skip
+    pts = q.curve(box, x, q.Variant("cv", "latin-antithetic"), ref_map=ref.importance,
+                  clip=Path(tmp_path / "none.wav"), max_passes=1000, block_size=100)  # fmt: skip
     assert [p["passes"] for p in pts] == list(range(100, 1001, 100))
     assert pts[-1]["r"] > 0.95 and np.isnan(pts[0]["r_est"])  # one block: no halves yet
     assert pts[-1]["focus"] == {}  # a clip without ground truth has no focus measures

@@ -25,7 +25,7 @@ def _result(**kw):
     g = torch.Generator().manual_seed(0)
     spec = torch.rand(T, F, generator=g)
     box = lambda x: x[:, 10:20, 5:15].mean((1, 2))  # noqa: E731
-    return RISE(box, CFG).attribute(spec, n_masks=200, seed=3, **kw)
+    return RISE(box, mask_config=CFG).attribute(spec, n_masks=200, seed=3, **kw)
 
 
 def test_h5_round_trip(tmp_path):
@@ -54,9 +54,9 @@ def test_resume_from_file_continues(tmp_path):
     g = torch.Generator().manual_seed(0)
     spec = torch.rand(T, F, generator=g)
     box = lambda x: x[:, 10:20, 5:15].mean((1, 2))  # noqa: E731
-    full = RISE(box, CFG).attribute(spec, n_masks=400, seed=1)
+    full = RISE(box, mask_config=CFG).attribute(spec, n_masks=400, seed=1)
     path = tmp_path / "p.h5"
-    RISE(box, CFG).attribute(
+    RISE(box, mask_config=CFG).attribute(
         spec,
         n_masks=400,
         seed=1,
@@ -64,18 +64,18 @@ def test_resume_from_file_continues(tmp_path):
     )
     part = load_result(path)
     assert not part.complete and part.next_block == 2
-    res = RISE(box, CFG).attribute(spec, n_masks=400, seed=1, resume_from=part)
+    res = RISE(box, mask_config=CFG).attribute(spec, n_masks=400, seed=1, resume_from=part)
     np.testing.assert_allclose(res.importance, full.importance, rtol=1e-6, atol=1e-6)
 
 
 def test_check_resumable_and_bad_files(tmp_path):
     res = _result()
     res.meta["clip"] = "/x/a.wav"
-    check_resumable(res, CFG, 3, "plain", {"clip": "/x/a.wav"})
+    check_resumable(res, mask_config=CFG, seed=3, estimator="plain", meta={"clip": "/x/a.wav"})
     with pytest.raises(ResultError, match="clip"):
-        check_resumable(res, CFG, 3, "plain", {"clip": "/x/b.wav"})
+        check_resumable(res, mask_config=CFG, seed=3, estimator="plain", meta={"clip": "/x/b.wav"})
     with pytest.raises(ResultError, match="seed"):
-        check_resumable(res, CFG, 4, "plain")
+        check_resumable(res, mask_config=CFG, seed=4, estimator="plain")
     with pytest.raises(ResultError):
         load_result(tmp_path / "missing.h5")
     junk = tmp_path / "junk.h5"
@@ -88,7 +88,7 @@ def test_check_resumable_and_bad_files(tmp_path):
 def test_plot_importance_is_headless():
     res = _result()
     cfg = FeatureConfig(duration_s=1.3)  # 39 frames; a 40-frame map is spread evenly
-    fig = plot_importance(np.log(res.spectrogram + 1e-3), res.importance, cfg, title="clip")
+    fig = plot_importance(np.log(res.spectrogram + 1e-3), res.importance, cfg=cfg, title="clip")
     axes = fig.axes
     assert len(axes) == 4  # two panels + two colour bars
     assert axes[0].get_xlabel() == "time (s)" and axes[0].get_ylabel() == "frequency (Hz)"

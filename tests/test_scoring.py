@@ -12,7 +12,7 @@ from asdxai.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from asdxai.cli import main
 from asdxai.errors import CheckpointError, ConfigError, DataError
 from asdxai.features import FeatureConfig
-from asdxai.nets import NetConfig, build_encoder
+from asdxai.nets import NetConfig
 from asdxai.scoring import AnomalyScorer, KMeansBackend
 
 D = 8
@@ -158,7 +158,7 @@ def test_from_checkpoint_without_backend_says_what_to_do():
         encoders = {"all": {}}
 
     with pytest.raises(CheckpointError, match="fit-backend"):
-        AnomalyScorer.from_checkpoint(Ckpt(), "cpu")
+        AnomalyScorer.from_checkpoint(Ckpt(), device="cpu")
 
 
 # --------------------------------------------------------------------------- CLI end to end
@@ -168,16 +168,7 @@ def test_score_cli_end_to_end(tmp_path, capsys):
     feat = FeatureConfig(sample_rate=16000, duration_s=0.25, n_fft=256, hop_length=128)
     net = NetConfig(arch="dual", width=0.25, embed_dim=16)
     tiny_tree(tmp_path / "data", feat.n_samples)
-    torch.manual_seed(0)
-    ckpt = Checkpoint(
-        feature_config=feat.to_dict(),
-        net_config=net.to_dict(),
-        train_config={},
-        task="none",
-        per_section=False,
-        class_names={"all": ["normal"]},
-        encoders={"all": build_encoder(net, feat).state_dict()},
-    )
+    ckpt = Checkpoint.untrained(feat, net, seed=0)
     model = save_checkpoint(ckpt, tmp_path / "model.pt")
     data = ["--data", str(tmp_path / "data")]
     out = tmp_path / "out"
@@ -248,19 +239,10 @@ def test_score_cli_on_synthetic_tree_with_eval_ground_truth(tmp_path, capsys):
         n_train_target=2,
         n_test=3,
     )
-    root = synth.generate(tmp_path / "data", preset, seed=0, workers=1, progress=False)
+    root = synth.generate(tmp_path / "data", preset=preset, seed=0, workers=1, progress=False)
     feat = FeatureConfig(sample_rate=16000, duration_s=1.0, n_fft=256, hop_length=128)
     net = NetConfig(arch="spectrogram", width=0.25, embed_dim=16)
-    torch.manual_seed(0)
-    ckpt = Checkpoint(
-        feature_config=feat.to_dict(),
-        net_config=net.to_dict(),
-        train_config={},
-        task="none",
-        per_section=False,
-        class_names={"all": ["normal"]},
-        encoders={"all": build_encoder(net, feat).state_dict()},
-    )
+    ckpt = Checkpoint.untrained(feat, net, seed=0)
     model = save_checkpoint(ckpt, tmp_path / "model.pt")
     common = ["--data", str(root), "--no-progress", "--device", "cpu"]
     assert main(["fit-backend", "--checkpoint", str(model), "--k", "3", *common]) == 0

@@ -43,30 +43,32 @@ def _digest(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    return generate(tmp_path_factory.mktemp("tiny"), TINY, seed=0, workers=1, progress=False)
+    return generate(tmp_path_factory.mktemp("tiny"), preset=TINY, seed=0, workers=1, progress=False)
 
 
 def test_same_seed_same_bytes_and_parallel_equals_serial(tiny, tmp_path):
-    again = generate(tmp_path / "par", TINY, seed=0, workers=2, progress=False)
+    again = generate(tmp_path / "par", preset=TINY, seed=0, workers=2, progress=False)
     assert _digest(tiny) == _digest(again)
 
 
 def test_tree_grown_part_by_part_equals_the_whole_tree(tiny, tmp_path):
     from asdxai.data.synth import missing_splits
 
-    grown = generate(tmp_path / "g", TINY, seed=0, workers=1, progress=False, splits=["dev-test"])
+    grown = generate(
+        tmp_path / "g", preset=TINY, seed=0, workers=1, progress=False, splits=["dev-test"]
+    )
     assert missing_splits(grown, ["dev-test", "eval-test"]) == []
     assert missing_splits(grown, ["dev-train"]) == ["train"]
     assert not list(grown.rglob("train/*.wav")) and (grown / "anomaly_masks.h5").is_file()
-    generate(grown, TINY, seed=0, workers=1, progress=False, splits=["eval-train"])
+    generate(grown, preset=TINY, seed=0, workers=1, progress=False, splits=["eval-train"])
     assert missing_splits(grown) == []
     assert _digest(grown) == _digest(tiny)
     with pytest.raises(ConfigError, match="unknown split"):
-        generate(tmp_path / "h", TINY, seed=0, progress=False, splits=["dev-tset"])
+        generate(tmp_path / "h", preset=TINY, seed=0, progress=False, splits=["dev-tset"])
 
 
 def test_different_seed_different_clips(tiny, tmp_path):
-    other = generate(tmp_path / "s1", TINY, seed=1, workers=1, progress=False)
+    other = generate(tmp_path / "s1", preset=TINY, seed=1, workers=1, progress=False)
     a, b = _digest(tiny), _digest(other)
     wavs = [k for k in a if k.endswith(".wav")]
     assert a.keys() == b.keys()
@@ -104,9 +106,9 @@ def test_layout_names_parse_and_scan(tiny):
     for p in (tiny / "eval_data").glob("*/test/*.wav"):
         f = parse_name(p.name)
         assert f["label"] is None and f["section"] == "03"
-    recs = scan(tiny, "eval-test")
+    recs = scan(tiny, split="eval-test")
     assert all(r.label in ("normal", "anomaly") and r.domain for r in recs)
-    dev = scan(tiny, "dev-train")
+    dev = scan(tiny, split="dev-train")
     assert {r.domain for r in dev} == {"source", "target"}
     header = (tiny / "dev_data" / "fan" / "attributes_00.csv").read_text().splitlines()[0]
     assert header == "file_name,d1p,d1v"
@@ -135,7 +137,7 @@ def test_masks(tiny):
     anomalous = {
         str(r.path.relative_to(tiny))
         for split in ("dev-test", "eval-test")
-        for r in scan(tiny, split)
+        for r in scan(tiny, split=split)
         if r.label == "anomaly"
     }
     assert keys == anomalous
@@ -153,7 +155,7 @@ def test_components_cover_every_test_clip(tiny):
     test_clips = {
         str(r.path.relative_to(tiny))
         for split in ("dev-test", "eval-test")
-        for r in scan(tiny, split)
+        for r in scan(tiny, split=split)
     }
     with h5py.File(tiny / COMPONENTS_FILE) as h5:
         keys = {k for k in _keys(h5, h5py.Group) if k.endswith(".wav")}
@@ -191,13 +193,13 @@ def test_components_remix_to_the_clip(tiny, label):
     x = wav / 32767.0
     np.testing.assert_allclose(clip.machine + clip.background, x, atol=2e-5)
     parts = np.stack([x, clip.machine, clip.background])
-    s, m, b = spectrogram(torch.from_numpy(parts), cfg).numpy()
+    s, m, b = spectrogram(torch.from_numpy(parts), cfg=cfg).numpy()
     remix = np.sqrt(m**2 + b**2)
     floor = 1e-6 * s.max()
     r = np.corrcoef(np.log(s + floor).ravel(), np.log(remix + floor).ravel())[0, 1]
     assert r >= 0.95
     stored = load_components(tiny / job.rel)
-    again = component_truth(clip.machine, clip.background, clip.events, cfg)
+    again = component_truth(clip.machine, clip.background, clip.events, cfg=cfg)
     np.testing.assert_array_equal(stored.level_db, again.level_db)
     np.testing.assert_array_equal(stored.events, again.events)
     eps = 1e-10 * (m**2 + b**2).max()  # the documented level rule, on the clip's 16-bit grid
@@ -208,11 +210,22 @@ def test_components_remix_to_the_clip(tiny, label):
 
 def test_refuses_other_tree_and_bad_preset(tiny):
     with pytest.raises(ConfigError):
-        generate(tiny, "mini", seed=0, progress=False)
+        generate(tiny, preset="mini", seed=0, progress=False)
     with pytest.raises(ConfigError):
-        generate(tiny, "huge", progress=False)
+        generate(tiny, preset="huge", progress=False)
     with pytest.raises(ConfigError):
         PresetConfig("x", machines=("drone",))
+
+
+def test_clips_shorter_than_the_sound_models_are_refused_up_front(tmp_path):
+    from asdxai.data.synth import MIN_DURATION_S
+
+    with pytest.raises(ConfigError, match=r"^duration_s must be a number >= 1, got 0.5$"):
+        PresetConfig("x", duration_s=0.5)  # was a ValueError deep in the babble event model
+    short = PresetConfig("short", machines=MACHINES, dev_sections=(0,), eval_sections=(3,),
+                         duration_s=MIN_DURATION_S, n_train_source=1, n_train_target=1,
+                         n_test=2)  # fmt: skip
+    generate(tmp_path / "short", preset=short, seed=0, workers=1, progress=False)
 
 
 def test_cli(tmp_path, monkeypatch, capsys):

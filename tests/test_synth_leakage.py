@@ -64,7 +64,9 @@ def test_probes_find_a_planted_shift_and_not_noise():
 
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
-    root = generate(tmp_path_factory.mktemp("leak"), PROBE, seed=0, workers=1, progress=False)
+    root = generate(
+        tmp_path_factory.mktemp("leak"), preset=PROBE, seed=0, workers=1, progress=False
+    )
     return probe_tree(root)
 
 

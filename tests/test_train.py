@@ -43,10 +43,10 @@ def _fit(cfg, waves, labels, n_classes, net=NET, **kw):
     return fit_encoder(
         _loader(waves, cfg.batch_size, cfg.seed),
         labels,
-        n_classes,
-        FEAT,
-        net,
-        cfg,
+        n_classes=n_classes,
+        feat_cfg=FEAT,
+        net_cfg=net,
+        train_cfg=cfg,
         device="cpu",
         progress=False,
         **kw,
@@ -212,7 +212,7 @@ def test_per_section_trains_one_single_class_model_per_section(tmp_path):
     assert sorted(ckpt.encoders) == keys
     assert ckpt.per_section and all(ckpt.class_names[k] == [k] for k in keys)
     assert ckpt.model_key_for("valve_section_01") == "valve_section_01"
-    enc = ckpt.build_encoder("fan_section_01")
+    enc = ckpt.build_encoder(model_key="fan_section_01")
     assert not enc.training
     # the single-class histories have no inter-class term
     assert math.isnan(ckpt.history["fan_section_00"]["inter_compactness"][0])

@@ -7,13 +7,12 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from conftest import tiny_tree
 
 from asdxai.checkpoint import Checkpoint, save_checkpoint
 from asdxai.cli import main
 from asdxai.features import FeatureConfig
-from asdxai.nets import NetConfig, build_encoder
+from asdxai.nets import NetConfig
 
 FAST = ["--n-iter", "60", "--early-exaggeration-iter", "40", "--no-progress", "--device", "cpu"]
 
@@ -26,17 +25,7 @@ def setup(tmp_path_factory):
     tiny_tree(tmp / "data", feat.n_samples, n_source=4, n_target=0)
     models = []
     for seed in (0, 1):
-        torch.manual_seed(seed)
-        ckpt = Checkpoint(
-            feature_config=feat.to_dict(),
-            net_config=net.to_dict(),
-            train_config={},
-            task="none",
-            per_section=False,
-            class_names={"all": ["normal"]},
-            encoders={"all": build_encoder(net, feat).state_dict()},
-            seed=seed,
-        )
+        ckpt = Checkpoint.untrained(feat, net, seed=seed)
         models.append(save_checkpoint(ckpt, tmp / f"model{seed}.pt"))
     return main, tmp, models
 
@@ -68,7 +57,9 @@ def test_single_checkpoint_outputs_and_cache(setup, capsys, monkeypatch):
         calls.append(1)
         return real(*a, **kw)
 
-    monkeypatch.setattr(inference, "embed_records", counting)
+    from asdxai.workflows import embedding  # the workflow's own name for it
+
+    monkeypatch.setattr(embedding, "embed_records", counting)
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "mean nearest-normal distance" in printed and "machine=fan" in printed

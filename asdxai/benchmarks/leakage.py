@@ -165,6 +165,7 @@ def probe_machine(
     -------
     :class:`MachineLeakage`
     """
+    # scikit-learn on first use: its import costs ~3/4 of torch's (measured); most runs skip it
     from sklearn.covariance import LedoitWolf
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -223,10 +224,14 @@ def probe_tree(
     """
     keep = None if sections is None else set(sections)
     train = [
-        r for r in scan(root, train_split, machines=machines) if keep is None or r.section in keep
+        r
+        for r in scan(root, split=train_split, machines=machines)
+        if keep is None or r.section in keep
     ]
     test = [
-        r for r in scan(root, test_split, machines=machines) if keep is None or r.section in keep
+        r
+        for r in scan(root, split=test_split, machines=machines)
+        if keep is None or r.section in keep
     ]
     if any(r.label is None for r in test):
         raise DataError(f"{test_split} of {root} is not labelled", param="test_split")
@@ -262,7 +267,7 @@ def leakage_table(results: dict[str, MachineLeakage]) -> str:
 
 
 def write(
-    results: dict[str, MachineLeakage], out: str | os.PathLike, command: str
+    results: dict[str, MachineLeakage], out: str | os.PathLike, *, command: str
 ) -> tuple[Path, Path]:
     """Write :func:`probe_tree`'s results as ``<out>.md`` (the table, the bound, the command)
     and ``<out>.json`` (every number, per-statistic AUCs included); return both paths."""

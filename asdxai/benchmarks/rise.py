@@ -26,16 +26,21 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .._runtime import resolve_device
+from ..explain import RISE, RISEExecution, RISEMaskConfig
+from ..explain.masks import generate_masks
+from ..explain.rise import CPU_BATCH_SIZE, DTYPES, PILOT_MASKS
+from ..features import FeatureConfig
+from ..nets import NetConfig, build_encoder
+
 log = logging.getLogger(__name__)
 
 
 def make_scorer(
-    shape: tuple[int, int], width: float, device: torch.device, seed: int = 0
+    shape: tuple[int, int], *, width: float, device: torch.device, seed: int = 0
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """A (B, T, F) -> (B,) scorer: the spectrogram encoder + cosine-distance backend."""
     torch.manual_seed(seed)
-    from ..features import FeatureConfig
-    from ..nets import NetConfig, build_encoder
 
     t, f = shape
     # a FeatureConfig whose geometry is (t, f): n_fft = 2 (f - 1), hop chosen to give t frames
@@ -81,6 +86,7 @@ def _naive_masks(rng: np.random.Generator, n: int, shape: tuple[int, int], cfg) 
 
 
 def benchmark(
+    *,
     shape: tuple[int, int] = (311, 513),
     width: float = 1.0,
     batch_size: int | None = None,
@@ -98,12 +104,8 @@ def benchmark(
     The batch size defaults to RISE's own default on the device (100 on CPU); (b) uses
     ``estimator`` and mask ``sampling`` ("centered" also spends its pilot block, counted).
     """
-    from .._runtime import resolve_device
-    from ..explain import RISE, RISEExecution, RISEMaskConfig
-    from ..explain.rise import CPU_BATCH_SIZE, DTYPES, PILOT_MASKS
-
     dev = resolve_device(device)
-    score, name = make_scorer(shape, width, dev)
+    score, name = make_scorer(shape, width=width, device=dev)
     if compile:
         score = torch.compile(score)
     bs = batch_size or (CPU_BATCH_SIZE if dev.type == "cpu" else 1024)
@@ -119,11 +121,10 @@ def benchmark(
             return score(x)
 
     n = bs * n_batches
-    from ..explain.masks import generate_masks
 
     t, f = generate_masks(cfg, shape, n_blocks=1, seed=0, device=dev)
     batch = spec * t[:, :, None] * f[:, None, :]  # (a)'s fixed, pre-built batch
-    rise = RISE(score, cfg)
+    rise = RISE(score, mask_config=cfg)
     rng = np.random.default_rng(0)
 
     def bare() -> None:

@@ -33,6 +33,9 @@ from typing import Any
 
 import numpy as np
 
+# The library loads inside the functions: `asdxai bench --help` imports this module for its
+# option lists and must stay torch-free (tests/test_help.py).
+
 log = logging.getLogger(__name__)
 
 #: Variants measured by default: "<estimator>" or "<estimator>+<sampling>".
@@ -117,8 +120,10 @@ def reference(explainer, clip: Path, *, n_masks: int, cache: Path, progress: boo
     )  # fmt: skip
 
 
-def curve(score_fn, spec, variant: Variant, ref_map: np.ndarray, clip: Path, *,
-          max_passes: int, block_size: int, seed: int = 0) -> list[dict[str, Any]]:  # fmt: skip
+def curve(
+    score_fn, spec, variant: Variant, *, ref_map: np.ndarray, clip: Path, max_passes: int,
+    block_size: int, seed: int = 0,
+) -> list[dict[str, Any]]:  # fmt: skip
     """r, r_est and focus of ``variant``'s map at every block boundary up to ``max_passes``."""
     from ..explain import RISE, RISEExecution, RISEMaskConfig
     from ..explain.rise import PILOT_MASKS, estimated_correlation, split_half_agreement
@@ -135,7 +140,7 @@ def curve(score_fn, spec, variant: Variant, ref_map: np.ndarray, clip: Path, *,
             "focus": _focus(res.importance, clip),
         })  # fmt: skip
 
-    res = RISE(score_fn, cfg).attribute(
+    res = RISE(score_fn, mask_config=cfg).attribute(
         spec, n_masks=max_passes - pilot, seed=seed, estimator=variant.estimator,
         execution=RISEExecution(checkpoint=record, checkpoint_every=block_size),
     )  # fmt: skip
@@ -218,7 +223,7 @@ def run(
             inputs = ex.inputs(clip)
             score_fn = ex.scorer.bind(ref.section, spectrum=inputs.spectrum)
             for v in tqdm(variants, desc=clip.name, disable=not progress, leave=False):
-                pts = curve(score_fn, inputs.spec, v, ref.result.importance, clip,
+                pts = curve(score_fn, inputs.spec, v, ref_map=ref.result.importance, clip=clip,
                             max_passes=max_passes, block_size=block_size)  # fmt: skip
                 row = {"model": Path(ck).stem, "clip": clip.name, "variant": v.name}
                 for t in TARGETS:
@@ -340,7 +345,7 @@ def markdown(result: dict[str, Any], settings: dict[str, Any], command: str) -> 
 
 
 def write(result: dict[str, Any], settings: dict[str, Any], stem: str | os.PathLike,
-          command: str) -> tuple[Path, Path]:  # fmt: skip
+          *, command: str) -> tuple[Path, Path]:  # fmt: skip
     """Write ``<stem>.json`` (everything, curves included) and ``<stem>.md``."""
     import json
 

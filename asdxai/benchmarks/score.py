@@ -21,6 +21,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from .._runtime import resolve_device
+from ..checkpoint import Checkpoint
+from ..data.audio import write_wav
+from ..data.records import ClipRecord
+from ..features import FeatureConfig
+from ..inference import score_records
+from ..nets import NetConfig, encoder_inputs
+from ..scoring import AnomalyScorer, KMeansBackend
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +46,7 @@ def _structured_embeddings(
 
 
 def bench_backend_fit(
+    *,
     sections: int = 21,
     n_source: int = 990,
     n_target: int = 10,
@@ -46,8 +57,6 @@ def bench_backend_fit(
     structured: bool = True,
 ) -> float:
     """Seconds to fit the k-means backend on synthetic embeddings (data generation excluded)."""
-    from ..scoring import KMeansBackend
-
     rng = np.random.default_rng(seed)
     data = {}
     for s in range(sections):
@@ -65,6 +74,7 @@ def bench_backend_fit(
 
 
 def bench_scoring(
+    *,
     n_clips: int = 64,
     duration_s: float = 10.0,
     arch: str = "dual",
@@ -81,30 +91,11 @@ def bench_scoring(
     dict
         ``end_to_end_clips_per_s``, ``compute_clips_per_s``, ``device``.
     """
-    import torch
-
-    from .._runtime import resolve_device
-    from ..checkpoint import Checkpoint
-    from ..data.audio import write_wav
-    from ..data.records import ClipRecord
-    from ..features import FeatureConfig
-    from ..inference import score_records
-    from ..nets import NetConfig, build_encoder, encoder_inputs
-    from ..scoring import AnomalyScorer, KMeansBackend
 
     dev = resolve_device(device)
     feat = FeatureConfig(duration_s=duration_s)
     net = NetConfig(arch=arch, width=width)
-    torch.manual_seed(seed)
-    ckpt = Checkpoint(
-        feature_config=feat.to_dict(),
-        net_config=net.to_dict(),
-        train_config={},
-        task="none",
-        per_section=False,
-        class_names={"all": ["normal"]},
-        encoders={"all": build_encoder(net, feat).state_dict()},
-    )
+    ckpt = Checkpoint.untrained(feat, net, seed=seed)
     rng = np.random.default_rng(seed)
     dim = int(net.embed_dim)
     backend = KMeansBackend(k=16, seed=seed).fit(
@@ -116,7 +107,7 @@ def bench_scoring(
         }
     )
     ckpt = dataclasses.replace(ckpt, backend=backend.to_dict())
-    scorer = AnomalyScorer.from_checkpoint(ckpt, dev)
+    scorer = AnomalyScorer.from_checkpoint(ckpt, device=dev)
     with tempfile.TemporaryDirectory(prefix="asdxai-bench-") as tmp:
         records = []
         for i in range(n_clips):
@@ -155,7 +146,7 @@ def bench_scoring(
         _sync(dev)
         t0 = time.perf_counter()
         for _ in range(n_batches):
-            inputs = encoder_inputs(waves, feat, arch)
+            inputs = encoder_inputs(waves, feat, arch=arch)
             scorer(inputs["spec"], "bench_section_00", inputs["spectrum"])
         _sync(dev)
         comp = time.perf_counter() - t0
@@ -167,7 +158,5 @@ def bench_scoring(
 
 
 def _sync(dev) -> None:
-    import torch
-
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)

@@ -11,8 +11,15 @@ import time
 
 import torch
 
+from .._runtime import resolve_device
+from ..features import FeatureConfig
+from ..losses import build_loss, mixup
+from ..nets import NetConfig, build_encoder, encoder_inputs
+from ..train import _autocast
+
 
 def bench_train_step(
+    *,
     arch: str = "dual",
     width: float = 1.0,
     batch_size: int = 64,
@@ -24,18 +31,12 @@ def bench_train_step(
     n_classes: int = 342,
 ) -> float:
     """Clips per second of full training steps (mean over ``steps`` after ``warmup``)."""
-    from .._runtime import resolve_device
-    from ..features import FeatureConfig
-    from ..losses import build_loss, mixup
-    from ..nets import NetConfig, build_encoder, encoder_inputs
-    from ..train import _autocast
-
     dev = resolve_device(device)
     feat = FeatureConfig(duration_s=duration_s)
     net = NetConfig(arch=arch, width=width)
     torch.manual_seed(0)
     enc = build_encoder(net, feat).to(dev).train()
-    loss_fn = build_loss("sc-adacos", n_classes, int(net.embed_dim), 16).to(dev)
+    loss_fn = build_loss("sc-adacos", n_classes, int(net.embed_dim), sub_clusters=16).to(dev)
     opt = torch.optim.Adam(enc.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     wave = torch.randn(batch_size, feat.n_samples, generator=gen).to(dev)
@@ -45,7 +46,7 @@ def bench_train_step(
 
     def step() -> None:
         w, y = mixup(wave, labels.to(dev), gen)
-        inputs = encoder_inputs(w, feat, arch)
+        inputs = encoder_inputs(w, feat, arch=arch)
         with _autocast(dev, precision):
             emb = enc(**inputs)
         loss = loss_fn(emb, y)

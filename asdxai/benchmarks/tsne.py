@@ -20,12 +20,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..embed import TSNEConfig, project
 
 log = logging.getLogger(__name__)
 
 
 def synthetic_embeddings(
     n: int,
+    *,
     dim: int = 256,
     n_groups: int = 7,
     n_sub: int = 6,
@@ -53,8 +57,9 @@ def synthetic_embeddings(
     return unit(x).astype(np.float32), labels.astype(np.int64)
 
 
-def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 10, seed: int = 0) -> float:
+def knn_accuracy(points: np.ndarray, labels: np.ndarray, *, k: int = 10, seed: int = 0) -> float:
     """5-fold cross-validated accuracy of a k-nearest-neighbour classifier on ``points``."""
+    # scikit-learn on first use: its import costs ~3/4 of torch's (measured); most runs skip it
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -63,9 +68,10 @@ def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 10, seed: int 
 
 
 def trust(
-    x: np.ndarray, y: np.ndarray, k: int = 10, max_points: int = 2000, seed: int = 0
+    x: np.ndarray, y: np.ndarray, *, k: int = 10, max_points: int = 2000, seed: int = 0
 ) -> float:
     """scikit-learn's trustworthiness on at most ``max_points`` random rows."""
+    # scikit-learn on first use: its import costs ~3/4 of torch's (measured); most runs skip it
     from sklearn.manifold import trustworthiness
 
     if len(x) > max_points:
@@ -86,6 +92,7 @@ def _time(fn: Any) -> tuple[np.ndarray, float, float]:
 
 
 def benchmark(
+    *,
     sizes: Sequence[int] = (1000, 4200, 20000),
     dim: int = 256,
     seed: int = 0,
@@ -101,9 +108,6 @@ def benchmark(
     list of dict with ``n``, ``opentsne_s``, ``sklearn_s``, ``speedup``, ``knn_input``,
     ``knn_opentsne``, ``knn_sklearn``, ``trust_opentsne``, ``trust_sklearn``.
     """
-    from threadpoolctl import threadpool_limits
-
-    from ..embed import TSNEConfig, project
 
     rows = []
     for n in sizes:
@@ -112,7 +116,7 @@ def benchmark(
         with threadpool_limits(limits=n_jobs):
             y, t, c = _time(
                 lambda x=x: project(
-                    x, TSNEConfig(seed=seed, n_jobs=n_jobs, negative_gradient_method=method)
+                    x, cfg=TSNEConfig(seed=seed, n_jobs=n_jobs, negative_gradient_method=method)
                 )
             )
             row.update(
@@ -123,6 +127,7 @@ def benchmark(
             )
             log.info("N=%d openTSNE %.1f s", n, t)
             if sklearn:
+                # scikit-learn on first use (its import costs ~3/4 of torch's, measured)
                 from sklearn.manifold import TSNE
 
                 kw: dict[str, Any] = {"max_iter": sklearn_max_iter} if sklearn_max_iter else {}

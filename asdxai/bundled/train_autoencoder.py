@@ -22,6 +22,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from asdxai._io import sha256_file
+from asdxai.bundled.train_bundled import autoencoder_note, table_row
+from asdxai.data.audio import clip_duration, read_clip
+from asdxai.data.dataset import clip_loader
+from asdxai.data.records import scan
+from asdxai.detectors.autoencoder import load_autoencoder, train_autoencoder
+from asdxai.features import FeatureConfig
+from asdxai.metrics import evaluate
+from asdxai.workflows.defaults import default_data_root
 
 HERE = Path(__file__).resolve().parent
 #: Passes over the training vectors of every machine type (about 5 minutes on one thread).
@@ -32,11 +43,6 @@ ONNX_TOLERANCE = 1e-5
 
 def score_split(detector, records: list, *, batch_size: int = 32) -> np.ndarray:
     """Anomaly scores (N,) of ``records``, each clip scored by its section's model."""
-    import torch
-
-    from asdxai.data.audio import clip_duration
-    from asdxai.data.dataset import clip_loader
-    from asdxai.features import FeatureConfig
 
     cfg = FeatureConfig(sample_rate=detector.sample_rate, duration_s=clip_duration(records[0].path))
     scores = np.full(len(records), np.nan, dtype=np.float64)
@@ -53,10 +59,8 @@ def score_split(detector, records: list, *, batch_size: int = 32) -> np.ndarray:
 def check_onnx(path: Path, detector, records: list, torch_scores: np.ndarray) -> float:
     """Score ``records`` with onnxruntime from ``path``; return the largest relative difference
     to ``torch_scores``; raise AssertionError above :data:`ONNX_TOLERANCE`."""
+    # onnxruntime is the optional extra asdxai[onnx]
     import onnxruntime as ort
-
-    from asdxai.data.audio import clip_duration, read_clip
-    from asdxai.features import FeatureConfig
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -76,8 +80,6 @@ def check_onnx(path: Path, detector, records: list, torch_scores: np.ndarray) ->
 def update_training_md(record: dict) -> Path:
     """Put the autoencoder's row into TRAINING.md's table and its paragraph at the end
     (replacing older ones); the rest of the file is kept as it is."""
-    from asdxai.bundled.train_bundled import autoencoder_note, table_row
-
     path = HERE / "TRAINING.md"
     note = autoencoder_note(record)
     text = path.read_text()
@@ -98,13 +100,6 @@ def update_training_md(record: dict) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    from asdxai._io import sha256_file
-    from asdxai.data.records import scan
-    from asdxai.detectors.autoencoder import load_autoencoder, train_autoencoder
-    from asdxai.metrics import evaluate
-    from asdxai.workflows.defaults import default_data_root
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=None,
@@ -112,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     data = args.data or default_data_root()
     torch.set_num_threads(1)  # the weights do not depend on the thread count this way
-    train = scan(data, "dev-train") + scan(data, "eval-train")
+    train = scan(data, split="dev-train") + scan(data, split="eval-train")
     print(f"training the autoencoder on {len(train)} clips of {data} ...", flush=True)
     t0, cpu0 = time.perf_counter(), time.process_time()
     detector = train_autoencoder(train, epochs=EPOCHS, seed=0, device="cpu")
@@ -121,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     detector = load_autoencoder(out)  # score what was written
     onnx_path = detector.export_onnx(HERE / "autoencoder-fan.onnx", machine="fan")
 
-    test = scan(data, "dev-test")
+    test = scan(data, split="dev-test")
     scores = score_split(detector, test)
     fan = [i for i, r in enumerate(test) if r.machine == "fan"]
     onnx_diff = check_onnx(onnx_path, detector, [test[i] for i in fan], scores[fan])
-    evaluation = evaluate(test, scores, "study")
+    evaluation = evaluate(test, scores, protocol="study")
     summary = evaluation.summary
     record = {
         "recipe": "asdxai.bundled.train_autoencoder", "seconds": round(seconds),

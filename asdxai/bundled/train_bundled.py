@@ -18,8 +18,21 @@ import json
 import platform
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
+
+import torch
+
+from asdxai._io import sha256_file
+from asdxai.checkpoint import save_checkpoint
+from asdxai.data.records import scan
+from asdxai.recipes import Recipe
+from asdxai.workflows.defaults import default_data_root
+from asdxai.workflows.evaluate import ScoreSettings, score_checkpoint
+from asdxai.workflows.training import train_recipe
+
+from .._version import __version__
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,14 +47,6 @@ MODELS = {
 
 def train_one(name: str, data: Path, out: Path) -> dict:
     """Train bundled model ``name`` on ``data``, write it to ``out``, return its record."""
-    import torch
-
-    from asdxai._io import sha256_file
-    from asdxai.checkpoint import save_checkpoint
-    from asdxai.data.records import scan
-    from asdxai.recipes import Recipe
-    from asdxai.workflows.evaluate import ScoreSettings, score_checkpoint
-    from asdxai.workflows.training import train_recipe
 
     torch.set_num_threads(1)  # the weights do not depend on the thread count this way
     recipe = Recipe.load(MODELS[name])
@@ -51,7 +56,7 @@ def train_one(name: str, data: Path, out: Path) -> dict:
     save_checkpoint(ckpt, out)
     with tempfile.TemporaryDirectory() as scores:
         report = score_checkpoint(
-            ckpt, scan(data, "dev-test"), None, Path(scores),
+            ckpt, scan(data, split="dev-test"), None, out_dir=Path(scores),
             settings=ScoreSettings(protocols=("study",), device="cpu", progress=False),
         )  # fmt: skip
     summary = report.evaluations["study"].summary
@@ -74,8 +79,6 @@ def table_row(name: str, r: dict) -> str:
 
 def autoencoder_note(r: dict) -> str:
     """The TRAINING.md paragraph on the autoencoder from its record (``autoencoder.json``)."""
-    import textwrap
-
     c, onnx = r["config"], r["onnx"]
     text = (
         "`autoencoder.pt`, the second model family: one DCASE-task-2-baseline-style dense "
@@ -100,8 +103,6 @@ def autoencoder_note(r: dict) -> str:
 
 
 def write_training_md(records: dict, data: Path) -> Path:
-    from .._version import __version__
-
     synth = json.loads((data / "synth.json").read_text()) if (data / "synth.json").is_file() else {}
     lines = [
         "# The bundled models",
@@ -137,8 +138,6 @@ def write_training_md(records: dict, data: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from asdxai.workflows.defaults import default_data_root
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=None,
                    help="the synthetic small tree (default: the default data root)")  # fmt: skip

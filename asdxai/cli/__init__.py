@@ -2,6 +2,9 @@
 
 Each sub-command module defines ``register(subparsers)``, which adds its parser
 and sets ``func`` to a ``run(args) -> int`` that is a thin call into the library.
+The library (torch, the workflows) is imported inside ``run``, never at a command module's
+top: ``asdxai --help`` imports every command module and must stay torch-free and fast
+(``tests/test_help.py``); choice lists come from the torch-free :mod:`asdxai.constants`.
 """
 
 from __future__ import annotations

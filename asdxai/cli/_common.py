@@ -165,7 +165,7 @@ def data_root(path: Path | None, splits: tuple[str, ...] | None = None) -> Path:
     from ..workflows.defaults import default_data_root
 
     if path is None:
-        return default_data_root(splits)
+        return default_data_root(splits=splits)
     if not Path(path).exists():
         raise ConfigError(f"--data {path}: no such directory")
     return Path(path)

@@ -9,6 +9,8 @@ import argparse
 import ast
 import importlib.util
 import logging
+import shlex
+import sys
 from pathlib import Path
 
 from ..constants import ARCHS, ESTIMATORS, PRECISIONS, SAMPLINGS, STUDY_MASKS
@@ -75,8 +77,9 @@ def _run_train(args: argparse.Namespace) -> int:
     for arch in [a.strip() for a in args.archs.split(",") if a.strip()]:
         for width in [float(w) for w in args.widths.split(",") if w.strip()]:
             rate = bench.bench_train_step(
-                arch, width, args.batch_size, args.duration, args.steps, args.warmup,
-                str(dev), args.precision,
+                arch=arch, width=width, batch_size=args.batch_size, duration_s=args.duration,
+                steps=args.steps, warmup=args.warmup,
+                device=str(dev), precision=args.precision,
             )  # fmt: skip
             extra = ""
             if args.duration == 10.0:
@@ -140,13 +143,13 @@ def _run_score(args: argparse.Namespace) -> int:
 
     print(f"torch threads: {torch.get_num_threads()}")
     secs = bench.bench_backend_fit(
-        args.sections,
-        args.source,
-        args.target,
-        256,
-        args.k,
-        args.n_init,
-        args.seed,
+        sections=args.sections,
+        n_source=args.source,
+        n_target=args.target,
+        dim=256,
+        k=args.k,
+        n_init=args.n_init,
+        seed=args.seed,
         structured=not args.unstructured,
     )
     kind = "Gaussian" if args.unstructured else "clustered"
@@ -158,14 +161,14 @@ def _run_score(args: argparse.Namespace) -> int:
     if args.skip_throughput:
         return 0
     res = bench.bench_scoring(
-        args.clips,
-        args.duration,
-        args.arch,
-        args.width,
-        args.batch_size,
-        args.device,
-        args.num_workers,
-        args.seed,
+        n_clips=args.clips,
+        duration_s=args.duration,
+        arch=args.arch,
+        width=args.width,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.num_workers,
+        seed=args.seed,
     )
     print(
         f"scoring on {res['device']} ({args.arch}, width {args.width}, {args.duration:g} s clips, "
@@ -251,14 +254,16 @@ def _register_rise(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_rise)
 
 
-def _run_rise_quality(args: argparse.Namespace) -> int:
-    import shlex
-    import sys
+def _command_line() -> str:
+    """The command as typed (shell-quoted), for a results file to name how it was made."""
+    return "asdxai " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
+
+def _run_rise_quality(args: argparse.Namespace) -> int:
     from ..benchmarks import rise_quality as quality
     from ..workflows.defaults import bundled_checkpoint, cache_dir, default_data_root
 
-    root = args.data or default_data_root(("dev",))
+    root = args.data or default_data_root(splits=("dev",))
     checkpoints = args.checkpoints or [
         str(bundled_checkpoint(m)) for m in ("sc-adacos-attribute-spectrogram",
                                              "compactness-none-spectrogram")
@@ -275,10 +280,10 @@ def _run_rise_quality(args: argparse.Namespace) -> int:
         max_passes=args.max_passes, block_size=args.block_size,
         cache=cache_dir() / "rise-references", progress=True,
     )  # fmt: skip
-    command = "asdxai " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command_line()
     print(quality.markdown(res, settings, command))
     if args.out:
-        for path in quality.write(res, settings, args.out, command):
+        for path in quality.write(res, settings, args.out, command=command):
             print(f"wrote {path}")
     return 0
 
@@ -294,8 +299,9 @@ def _run_rise(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     r = bench.benchmark(
-        (args.frames, args.bins), args.width, args.batch_size, args.batches, args.device,
-        args.precision, args.compile, args.naive, args.repeats, args.estimator, args.sampling,
+        shape=(args.frames, args.bins), width=args.width, batch_size=args.batch_size,
+        n_batches=args.batches, device=args.device, precision=args.precision, compile=args.compile,
+        naive=args.naive, repeats=args.repeats, estimator=args.estimator, sampling=args.sampling,
     )  # fmt: skip
     print(
         f"RISE benchmark: {r['scorer']}, input {r['shape'][0]} x {r['shape'][1]}, "
@@ -361,7 +367,7 @@ def _run_tsne(args: argparse.Namespace) -> int:
     if getattr(args, "verbose", 0) < 2:  # openTSNE logs every method choice at INFO
         logging.getLogger("openTSNE").setLevel(logging.WARNING)
     rows = bench.benchmark(
-        args.sizes,
+        sizes=args.sizes,
         dim=args.dim,
         seed=args.seed,
         n_jobs=args.n_jobs,
@@ -403,18 +409,15 @@ def _register_leakage(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_leakage(args: argparse.Namespace) -> int:
-    import shlex
-    import sys
-
     from ..benchmarks import leakage
     from ..workflows.defaults import default_data_root
 
-    root = args.data or default_data_root(("dev",))
+    root = args.data or default_data_root(splits=("dev",))
     results = leakage.probe_tree(root, sections=args.sections, seed=args.seed)
     print(leakage.leakage_table(results))
     if args.out:
-        command = "asdxai " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        for path in leakage.write(results, args.out, command):
+        command = _command_line()
+        for path in leakage.write(results, args.out, command=command):
             print(f"wrote {path}")
     return 0
 

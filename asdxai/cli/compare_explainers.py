@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     budget = args.budget or size["budget"]
     checkpoints = args.detector or args.checkpoint or default_checkpoints()
     clips = args.clip or default_clips(
-        data_root(args.data, ("dev-test",)), args.n_clips or size["n_clips"]
+        data_root(args.data, ("dev-test",)), n=args.n_clips or size["n_clips"]
     )
     settings = MethodSettings(
         n_masks=budget, cells=args.cells, occlusion_window=args.occlusion_window,
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
                    f"{m['seconds']:.1f} s")  # fmt: skip
 
     result = compare_explainers(
-        checkpoints, clips, args.out, methods=args.methods, settings=settings,
+        checkpoints, clips, out=args.out, methods=args.methods, settings=settings,
         measures=MeasureSettings(with_stability=args.stability,
                                  top_fraction=args.top_percent / 100, fill=args.fill),
         seed=args.seed, device=args.device, on_result=report, progress=args.progress,

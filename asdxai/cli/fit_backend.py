@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     splits = args.split or _default_splits(root)
     records = []
     for split in splits:
-        records += scan(root, split, machines=args.machines)
+        records += scan(root, split=split, machines=args.machines)
     # per-section checkpoints have encoders only for the sections they were trained on
     usable, skipped = [], set()
     for r in records:

@@ -319,7 +319,7 @@ def _records(args: argparse.Namespace) -> list:
     from ._common import data_root
 
     return select_clips(
-        data_root(args.data, (args.split,)), args.split, machines=args.machines,
+        data_root(args.data, (args.split,)), split=args.split, machines=args.machines,
         sections=args.sections, anomalous_only=args.anomalous_only,
         limit_per_section=args.limit_per_section, limit=args.limit,
     )  # fmt: skip
@@ -339,17 +339,18 @@ def _print_done(item) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..explain import RISEExecution
+    from ..workflows.rise_run import RunSettings
     from ._common import checkpoint_path
 
     settings = _settings(args)
     spec = args.detector if args.detector is not None else checkpoint_path(args.checkpoint)
     execution = RISEExecution(
-        batch_size=args.batch_size, precision=args.precision, compile=args.compile,
-        progress=args.progress, checkpoint_every=args.checkpoint_every,
+        device=args.device, batch_size=args.batch_size, precision=args.precision,
+        compile=args.compile, progress=args.progress, checkpoint_every=args.checkpoint_every,
     )  # fmt: skip
-    options = dict(
-        settings=settings, execution=execution, domain=args.domain, device=args.device,
-        plot=args.plot, overwrite=args.overwrite, listen_percent=args.listen, on_done=_print_done,
+    run = RunSettings(
+        section=args.section, domain=args.domain, plot=args.plot, overwrite=args.overwrite,
+        listen_percent=args.listen, on_done=_print_done,
         on_line=lambda line: print(line, flush=True),
         on_listened=lambda report: print(report.summary()),
     )  # fmt: skip
@@ -357,8 +358,8 @@ def run(args: argparse.Namespace) -> int:
         from ..workflows.rise_run import run_rise
 
         clips = _clips(args)
-        run_rise(spec, clips, args.out, sections=[args.section] * len(clips),
-                 section=args.section, **options)  # fmt: skip
+        run_rise(spec, clips, args.out, settings=settings, execution=execution, run=run,
+                 sections=[args.section] * len(clips))  # fmt: skip
     else:
         from ..metrics import format_terminal
         from ..workflows.rise_dataset import SUMMARY_MEASURES, explain_dataset
@@ -371,10 +372,11 @@ def run(args: argparse.Namespace) -> int:
         records = _records(args)
         print(f"explaining {len(records)} clips of {len({r.section_key for r in records})} "
               f"sections ({args.split})", flush=True)  # fmt: skip
-        summary = explain_dataset(spec, records, args.out, **options)
+        summary = explain_dataset(spec, records, args.out, settings=settings,
+                                  execution=execution, run=run)  # fmt: skip
         if summary is not None:  # rank 0
             columns = ["machine", "clips", "anomalous", *SUMMARY_MEASURES]
-            print("\n" + format_terminal(summary.rows, columns, 3), end="")
+            print("\n" + format_terminal(summary.rows, columns=columns, digits=3), end="")
             print(f"summary: {summary.files['md']} (.csv, .tex, .json)")
     print(f"wrote results to {args.out}")
     return 0

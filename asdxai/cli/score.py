@@ -243,7 +243,9 @@ def _refuse_other_results(target: Layout, path: Path, sha: str, split: str) -> N
         return
     try:
         old = json.loads(previous.read_text())
-        same = old.get("checkpoint_sha256") == sha and old.get("split") == split
+        # a detector's run names its fingerprint; a checkpoint's (and older detector runs) the sha
+        done = old.get("detector_fingerprint") or old.get("checkpoint_sha256")
+        same = done == sha and old.get("split") == split
     except (OSError, ValueError, AttributeError):
         same = False
     if not same:
@@ -292,13 +294,15 @@ def run(args: argparse.Namespace) -> int:
                 f"--checkpoint {path}` first, or pass --fit-backend"
             )
 
-    test_records = scan(root, args.split, ground_truth=args.ground_truth, machines=args.machines)
+    test_records = scan(
+        root, split=args.split, ground_truth=args.ground_truth, machines=args.machines
+    )
     train_split = train_split_for(args.split)
     if train_split == args.split:
         train_records = test_records
     else:
         try:
-            train_records = scan(root, train_split, machines=args.machines)
+            train_records = scan(root, split=train_split, machines=args.machines)
         except DataError as exc:  # a missing train split only disables the decision files
             log.warning("%s: %s; decision files need training clips", train_split, exc)
             train_records = None
@@ -330,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
         target = _target(Layout(out), label, single=single)
         log.info("%s -> %s", path, target.root)
         with _naming(path):
-            res = score_checkpoint(ckpt, test_records, train_records, target.root,
+            res = score_checkpoint(ckpt, test_records, train_records, out_dir=target.root,
                                    settings=settings)  # fmt: skip
         about = {"checkpoint": str(path), "checkpoint_sha256": sha, "label": label,
                  "data": str(root), "ground_truth": _text(args.ground_truth)}  # fmt: skip
@@ -368,7 +372,7 @@ def _print_evaluations(res, digits: int) -> None:
         print(f"\n[{p} protocol]")
         print(metrics.format_terminal(ev.table_rows(), digits=digits), end="")
         if p == "dcase":
-            print(ev.official_lines(digits))
+            print(ev.official_lines(digits=digits))
 
 
 def _run_detector(args: argparse.Namespace) -> int:
@@ -395,10 +399,12 @@ def _run_detector(args: argparse.Namespace) -> int:
     root = data_root(args.data, (args.split, train_split_for(args.split)))
     out = ensure_writable_dir(args.out)
     protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
-    test_records = scan(root, args.split, ground_truth=args.ground_truth, machines=args.machines)
+    test_records = scan(
+        root, split=args.split, ground_truth=args.ground_truth, machines=args.machines
+    )
     train_split = train_split_for(args.split)
     try:
-        train_records = scan(root, train_split, machines=args.machines)
+        train_records = scan(root, split=train_split, machines=args.machines)
     except DataError as exc:  # a missing train split only disables the decision files
         log.warning("%s: %s; decision files need training clips", train_split, exc)
         train_records = None
@@ -410,9 +416,10 @@ def _run_detector(args: argparse.Namespace) -> int:
                              device=str(device), batch_size=args.batch_size,
                              progress=args.progress, digits=args.digits,
                              on_error=args.on_error)  # fmt: skip
-    res = score_detector(detector, test_records, train_records, out, settings=settings)
+    res = score_detector(detector, test_records, train_records, out_dir=out, settings=settings)
     about = {"detector": detector.name, "detector_spec": str(args.detector),
-             "checkpoint_sha256": detector.fingerprint, "detector_describe": detector.describe(),
+             "detector_fingerprint": detector.fingerprint,
+             "detector_describe": detector.describe(),
              "data": str(root), "ground_truth": _text(args.ground_truth)}  # fmt: skip
     write_score_record(res, out, about=about, settings=settings, split=args.split, fitted=False)
     print(f"\n{detector.name}: {len(res.records)} clips scored -> {out}")

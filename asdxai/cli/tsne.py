@@ -263,7 +263,7 @@ def _reference(path: Path) -> tuple[Any, Any]:
             raise ResultError(f"{path}: damaged t-SNE result (NaN or inf values)")
         if not isinstance(ref.checkpoint, dict) or not isinstance(ref.name, str):
             raise ResultError(f"{path}: damaged t-SNE result (checkpoint entry is not an object)")
-        return ref, reference_embedding(emb, proj, ref.config)
+        return ref, reference_embedding(emb, proj, cfg=ref.config)
     except AsdxaiError as exc:
         if str(path) in str(exc):
             raise
@@ -304,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
         n_jobs=args.n_jobs,
     )
     root = data_root(args.data, (args.split,))
-    records = scan(root, args.split, machines=args.machines)
+    records = scan(root, split=args.split, machines=args.machines)
     meta = records_meta(records)
     anomaly_mask(meta["label"])  # fail now, not after embedding: no labels / no anomalies
     out = ensure_writable_dir(args.out)

@@ -37,6 +37,7 @@ import numpy as np
 import soundfile as sf
 
 from .._atomic import atomic_path
+from .._checks import Integral, Interval, check_params
 from ..errors import AudioError
 from ..features import FeatureConfig
 
@@ -272,8 +273,7 @@ def write_wav(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> Pa
         )
     if not np.all(np.isfinite(wave)):
         raise AudioError(f"{display_name(path)}: refusing to write non-finite samples (NaN or inf)")
-    if sample_rate <= 0:
-        raise AudioError(f"{display_name(path)}: sample rate must be positive, got {sample_rate}")
+    check_params({"sample_rate": (Integral, Interval(1, None))}, sample_rate=sample_rate)
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
     if peak > 1.0:
         logger.warning("%s: peak %.3f exceeds 1.0; clipping", path, peak)

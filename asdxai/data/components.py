@@ -93,6 +93,7 @@ def component_truth(
     machine: np.ndarray,
     background: np.ndarray,
     events: np.ndarray,
+    *,
     cfg: FeatureConfig,
 ) -> ComponentTruth:
     """Level and event mask of a clip from its component waveforms (see the module docstring).
@@ -110,7 +111,7 @@ def component_truth(
     """
     waves = np.stack([machine, background, events, background - events]).astype(np.float64)
     with torch.no_grad():
-        spec = spectrogram(torch.from_numpy(waves), cfg).numpy()
+        spec = spectrogram(torch.from_numpy(waves), cfg=cfg).numpy()
     m2, b2, e2, q2 = spec**2
     eps = float((m2 + b2).max()) * 10 ** (FLOOR_DB / 10) + 1e-300
     level = 10.0 * np.log10((m2 + eps) / (b2 + eps))

@@ -540,8 +540,8 @@ def _warn_train_domains(records: list[ClipRecord]) -> None:
 
 def scan(
     root: str | os.PathLike,
-    split: str = "dev-train",
     *,
+    split: str = "dev-train",
     ground_truth: str | os.PathLike | None = None,
     machines: Sequence[str] | None = None,
 ) -> list[ClipRecord]:
@@ -688,7 +688,7 @@ def normal_train_clips(clip: str | os.PathLike) -> list[Path]:
     part = "eval" if "eval_data" in (split_dir.name, split_dir.parent.name) else "dev"
     domain = fields["domain"]
     found = [
-        r.path for r in scan(split_dir, f"{part}-train", machines=[machine_dir.name])
+        r.path for r in scan(split_dir, split=f"{part}-train", machines=[machine_dir.name])
         if r.section == fields["section"] and r.label == "normal"
         and (domain is None or r.domain == domain)
     ]  # fmt: skip
@@ -699,7 +699,7 @@ def normal_train_clips(clip: str | os.PathLike) -> list[Path]:
 
 
 def class_labels(
-    records: Sequence[ClipRecord], task: str, with_domain: bool = False
+    records: Sequence[ClipRecord], task: str, *, with_domain: bool = False
 ) -> tuple[np.ndarray, list[str]]:
     """Integer class labels of the auxiliary classification task.
 

@@ -170,6 +170,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_text, ensure_writable_dir
+from .._checks import Integral, Interval, Real, check_params
 from .._h5 import write_h5
 from ..errors import ConfigError
 from ..features import FeatureConfig, spectrogram
@@ -203,6 +204,9 @@ MBR_RANGE_DB = (-6.0, 6.0)  # machine-to-background ratio, uniform per clip
 # v6: 4 dB lower (v5: -32..-22) so that the peak limiter (which lowers the level of
 # impulsive clips) almost never acts: the level must not follow the crest factor
 LEVEL_RANGE_DBFS = (-36.0, -26.0)  # final RMS, uniform per clip
+#: Shortest clip the sound models can render (s): a background babble event lasts at least 1 s
+#: (``synth_sounds._event``); shorter clips are refused up front.
+MIN_DURATION_S = 1.0
 MASK_RULE = (
     "mask = |S_anomalous - S_normal| >= max(S_normal) * 10**(-threshold_db/20); S = magnitude "
     "spectrogram (n_fft 1024, hop 512, Hann, no centre padding) of the machine signal alone, "
@@ -234,10 +238,11 @@ class PresetConfig:
             raise ConfigError("a section cannot be both a dev and an eval section")
         if any(not 0 <= s <= 99 for s in self.dev_sections + self.eval_sections):
             raise ConfigError("sections must lie in 0..99")
-        if min(self.n_train_source, self.n_train_target, self.n_test) < 1:
-            raise ConfigError("every clip count must be at least 1")
-        if self.duration_s * SR < 1024:
-            raise ConfigError(f"duration_s {self.duration_s} is shorter than one STFT window")
+        count = (Integral, Interval(1, None))
+        check_params({"n_train_source": count, "n_train_target": count, "n_test": count,
+                      "duration_s": (Real, Interval(MIN_DURATION_S, None))},
+                     n_train_source=self.n_train_source, n_train_target=self.n_train_target,
+                     n_test=self.n_test, duration_s=self.duration_s)  # fmt: skip
 
     @property
     def n_samples(self) -> int:
@@ -431,7 +436,7 @@ def render_clip(job: _Job, seed: int, n: int, components: bool = False) -> Rende
     if anomaly is not None:
         both = np.stack([_filter(normal * gain, mic), _filter(anomalous * gain, mic)])
         with torch.no_grad():
-            s_norm, s_anom = spectrogram(torch.from_numpy(both), cfg).numpy()
+            s_norm, s_anom = spectrogram(torch.from_numpy(both), cfg=cfg).numpy()
         mask = np.abs(s_anom - s_norm) >= s_norm.max() * 10 ** (-MASK_THRESHOLD_DB / 20)
     if not components:
         return RenderedClip(pcm, mask, anomaly, float(mbr_db))
@@ -458,7 +463,7 @@ def _work(args: tuple[str, int, int, list[_Job]]) -> list[tuple]:
             sf.write(tmp, clip.pcm, SR, subtype="PCM_16", format="WAV")
         parts = None
         if test:
-            truth = component_truth(clip.machine, clip.background, clip.events, cfg)
+            truth = component_truth(clip.machine, clip.background, clip.events, cfg=cfg)
             parts = (
                 encode_level(truth.level_db).tobytes(),
                 np.packbits(truth.events).tobytes(),
@@ -675,6 +680,7 @@ def _interrupted(out: Path, cfg: PresetConfig, seed: int, sections: Sequence[int
 
 def generate(
     out: str | os.PathLike,
+    *,
     preset: str | PresetConfig = "mini",
     seed: int = 0,
     workers: int | None = None,
@@ -726,8 +732,7 @@ def generate(
         raise ConfigError(f"{out} already holds a DCASE tree that is not synthetic; choose another")
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
+    check_params({"workers": (Integral, Interval(1, None))}, workers=workers)
     all_jobs = _jobs(cfg, seed)
     if sections is not None:
         unknown = sorted(set(sections) - set(cfg.dev_sections + cfg.eval_sections))

@@ -12,7 +12,10 @@ from typing import Any
 
 import torch
 
+from .._runtime import resolve_device
+from ..checkpoint import checkpoint_from_payload, read_weights_only
 from ..errors import DetectorError
+from .autoencoder import load_autoencoder
 from .base import (
     CheckedDetector,
     Detector,
@@ -21,6 +24,9 @@ from .base import (
     has_time_frequency,
     weights_fingerprint,
 )
+from .checkpoint import CheckpointDetector
+from .factory import load_factory
+from .onnx import OnnxDetector
 
 
 def load_detector(spec: str | Path, *, device: str | torch.device = "auto") -> Any:
@@ -40,24 +46,13 @@ def load_detector(spec: str | Path, *, device: str | torch.device = "auto") -> A
     text = str(spec)
     suffix = Path(text).suffix.lower()
     if ":" in text and not Path(text).exists() and suffix not in (".pt", ".onnx"):
-        from .._runtime import resolve_device
-        from .factory import load_factory
-
         return load_factory(text, device=resolve_device(device))
     if suffix == ".pt" or (suffix != ".onnx" and Path(text).is_file()):
-        from ..checkpoint import checkpoint_from_payload, read_weights_only
-
         data = read_weights_only(text)  # read once: the file's family picks the adapter
         if data.get("family") == "autoencoder":
-            from .autoencoder import load_autoencoder
-
             return load_autoencoder(text, device=device, payload=data)
-        from .checkpoint import CheckpointDetector
-
         return CheckpointDetector(text, device=device, ckpt=checkpoint_from_payload(data, text))
     if suffix == ".onnx":
-        from .onnx import OnnxDetector
-
         return OnnxDetector(text, device=device)
     raise DetectorError(
         f"detector {text!r}: expected a checkpoint *.pt, an ONNX file *.onnx or a factory "

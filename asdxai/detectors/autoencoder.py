@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .._atomic import atomic_path
 from .._checks import Interval, check_params
@@ -521,8 +522,6 @@ def _fit(
     progress: bool,
 ) -> list[float]:
     """Train ``model.net`` to reconstruct standardised ``vectors`` (N, D); mean loss per epoch."""
-    from tqdm.auto import tqdm
-
     optimiser = torch.optim.Adam(model.net.parameters(), lr=lr)
     history = []
     model.train()
@@ -572,8 +571,8 @@ def train_autoencoder(
     ----------
     records : sequence of ClipRecord
         Clips of ``subset == "train"`` labelled normal (or unlabelled) are used, e.g.
-        ``scan(root, "dev-train") + scan(root, "eval-train")``; others are ignored. A machine's
-        clips are read at the length of its first clip (padded or trimmed).
+        ``scan(root, split="dev-train") + scan(root, split="eval-train")``; others are
+        ignored. A machine's clips are read at the length of its first clip (padded or trimmed).
     config : AutoencoderConfig
     epochs : int, passes over every context vector of the machine (shuffled each epoch)
     batch_size : int, vectors per Adam step (the baseline's 512)

@@ -19,7 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from ..errors import DetectorError
+from .._checks import Integral, Interval, check_params
+from ..errors import ConfigError, DetectorError
 
 #: Relative and absolute tolerance of "the same scores for the same input twice".
 REPEAT_RTOL, REPEAT_ATOL = 1e-5, 1e-6
@@ -113,11 +114,11 @@ class CheckedDetector:
             raise DetectorError(f"detector {label}: name must be a non-empty string")
         if not isinstance(detector.fingerprint, str) or not detector.fingerprint:
             raise DetectorError(f"detector {label}: fingerprint must be a non-empty string")
-        rate = detector.sample_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
-            raise DetectorError(
-                f"detector {label}: sample_rate must be a positive int, got {rate!r}"
-            )
+        try:
+            check_params({"sample_rate": (Integral, Interval(1, None))},
+                         sample_rate=detector.sample_rate)  # fmt: skip
+        except ConfigError as exc:  # the detector's fault, not a parameter of the caller's
+            raise DetectorError(f"detector {label}: {exc}") from None
         self.inner = detector
         self._repeated: set[str] = set()
 

@@ -14,8 +14,13 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import Checkpoint
+from .._io import sha256_file
+from .._runtime import resolve_device
+from ..checkpoint import Checkpoint, load_checkpoint
 from ..errors import DataError
+from ..features import log_spectrogram
+from ..nets import encoder_inputs
+from ..scoring import AnomalyScorer
 from .base import TFInput
 
 
@@ -42,15 +47,10 @@ class CheckpointDetector:
         device: str | torch.device = "auto",
         ckpt: Checkpoint | None = None,
     ) -> None:
-        from .._io import sha256_file
-        from .._runtime import resolve_device
-        from ..checkpoint import load_checkpoint
-        from ..scoring import AnomalyScorer
-
         self.path = Path(path).resolve()
         self.ckpt = load_checkpoint(self.path) if ckpt is None else ckpt
         self.device = resolve_device(device)
-        self.scorer = AnomalyScorer.from_checkpoint(self.ckpt, self.device)
+        self.scorer = AnomalyScorer.from_checkpoint(self.ckpt, device=self.device)
         self.features = self.ckpt.features
         self.arch = self.ckpt.net.arch
         self.name = self.path.name
@@ -82,13 +82,11 @@ class CheckpointDetector:
     def model_inputs(self, waves: torch.Tensor) -> dict:
         """The model inputs of waveforms [shape=(B, L)] (padded / trimmed at the end to the
         checkpoint's clip length): ``spec`` (B, T, F) and ``spectrum`` (B, S) or None."""
-        from ..nets import encoder_inputs
-
         n = self.features.n_samples
         waves = torch.as_tensor(waves, dtype=torch.float32).to(self.device)
         if waves.shape[-1] != n:  # pad / trim at the end, as read_clip does
             waves = torch.nn.functional.pad(waves, (0, max(n - waves.shape[-1], 0)))[..., :n]
-        return encoder_inputs(waves, self.features, self.arch)
+        return encoder_inputs(waves, self.features, arch=self.arch)
 
     @torch.no_grad()
     def score(self, waves: torch.Tensor, section: str | None = None) -> torch.Tensor:
@@ -99,8 +97,6 @@ class CheckpointDetector:
     def time_frequency(self, wave: torch.Tensor, section: str | None = None) -> TFInput:
         """The clip's linear magnitude spectrogram (T, F) and its scorer (dual: the clip's own
         spectrum held fixed)."""
-        from ..features import log_spectrogram
-
         inputs = self.model_inputs(torch.as_tensor(wave)[None])
         spec = inputs["spec"][0]
         scorer = self.scorer.bind(self._section(section), spectrum=inputs["spectrum"])

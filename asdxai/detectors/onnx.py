@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._io import sha256_file
 from ..errors import DetectorError
 
 #: Sample rate of an ONNX detector whose metadata gives none (Hz).
@@ -37,9 +38,8 @@ class OnnxDetector:
         sample_rate: int | None = None,
         name: str | None = None,
     ) -> None:
-        from .._io import sha256_file
-
         try:
+            # onnxruntime is the optional extra asdxai[onnx]
             import onnxruntime as ort
         except ImportError:
             raise DetectorError(

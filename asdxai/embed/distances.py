@@ -28,6 +28,7 @@ def _mask(is_anomaly: np.ndarray, n: int) -> np.ndarray:
 
 
 def _neighbors(metric: str) -> Any:
+    # scikit-learn on first use: its import costs ~3/4 of torch's (measured); most runs skip it
     from sklearn.neighbors import NearestNeighbors
 
     if metric == "euclidean":
@@ -40,6 +41,7 @@ def _neighbors(metric: str) -> Any:
 def nearest_normal_distances(
     points: np.ndarray,
     is_anomaly: np.ndarray,
+    *,
     metric: str = "euclidean",
     return_index: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -86,7 +88,7 @@ def nearest_normal_distances(
 
 
 def leave_one_out_distances(
-    points: np.ndarray, is_anomaly: np.ndarray, metric: str = "euclidean"
+    points: np.ndarray, is_anomaly: np.ndarray, *, metric: str = "euclidean"
 ) -> np.ndarray:
     """Nearest-normal distance of every point; for normal points to the nearest OTHER normal.
 
@@ -116,7 +118,7 @@ def leave_one_out_distances(
     if (~mask).sum() < 2:
         raise DataError("need at least two normal clips for leave-one-out distances")
     out = np.empty(x.shape[0], dtype=np.float64)
-    out[mask] = nearest_normal_distances(x, mask, metric)
+    out[mask] = nearest_normal_distances(x, mask, metric=metric)
     normal_idx = np.flatnonzero(~mask)
     nn = _neighbors(metric).set_params(n_neighbors=2).fit(x[normal_idx])
     dist, idx = nn.kneighbors(x[normal_idx])
@@ -127,7 +129,9 @@ def leave_one_out_distances(
     return np.maximum(out, 0.0)
 
 
-def separation_auc(points: np.ndarray, is_anomaly: np.ndarray, metric: str = "euclidean") -> float:
+def separation_auc(
+    points: np.ndarray, is_anomaly: np.ndarray, *, metric: str = "euclidean"
+) -> float:
     """ROC AUC of the leave-one-out nearest-normal distance (anomalous = positive class).
 
     0.5: anomalous clips lie as close to the normal clips as normal clips lie to
@@ -136,10 +140,11 @@ def separation_auc(points: np.ndarray, is_anomaly: np.ndarray, metric: str = "eu
     embedding space it does not depend on the projection, so it tells whether the
     2-D picture is faithful.
     """
+    # scikit-learn on first use: its import costs ~3/4 of torch's (measured); most runs skip it
     from sklearn.metrics import roc_auc_score
 
     mask = _mask(is_anomaly, np.asarray(points).shape[0])
-    d = leave_one_out_distances(points, mask, metric)
+    d = leave_one_out_distances(points, mask, metric=metric)
     return float(roc_auc_score(mask, d))
 
 
@@ -206,6 +211,7 @@ def separation_report(
     meta: Mapping[str, Sequence[Any]],
     points2d: np.ndarray,
     embeddings: np.ndarray,
+    *,
     group_by: Sequence[str] = GROUP_COLUMNS,
 ) -> list[dict[str, Any]]:
     """Nearest-normal distance table, overall and per machine type / section / domain.
@@ -232,6 +238,7 @@ def separation_report(
         ``n_normal``, ``n_anomaly``, ``mean_dist_2d``, ``std_dist_2d``,
         ``mean_dist_embedding`` (cosine), ``auc_2d``, ``auc_embedding``.
     """
+    # scikit-learn on first use: its import costs ~3/4 of torch's (measured); most runs skip it
     from sklearn.metrics import roc_auc_score
 
     p = _check_matrix(points2d, "points2d")
@@ -241,8 +248,8 @@ def separation_report(
         raise DataError(f"points2d has {n} rows but embeddings has {e.shape[0]}")
     cols = _check_meta(meta, n)
     mask = anomaly_mask(cols["label"])
-    loo_2d = leave_one_out_distances(p, mask, "euclidean")
-    loo_emb = leave_one_out_distances(e, mask, "cosine")
+    loo_2d = leave_one_out_distances(p, mask, metric="euclidean")
+    loo_emb = leave_one_out_distances(e, mask, metric="cosine")
 
     def row(kind: str, name: str, sel: np.ndarray) -> dict[str, Any]:
         a = sel & mask

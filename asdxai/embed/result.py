@@ -108,11 +108,11 @@ def run_tsne(
     cols = _check_meta(meta, e.shape[0])
     mask = anomaly_mask(cols["label"])  # fail before the (slow) projection
     if reference is None:
-        points = np.asarray(project(e, cfg, progress=progress), dtype=np.float64)
+        points = np.asarray(project(e, cfg=cfg, progress=progress), dtype=np.float64)
     else:
         points = transform(reference, e)
-    d2, idx = nearest_normal_distances(points, mask, "euclidean", return_index=True)
-    de = nearest_normal_distances(e, mask, "cosine")
+    d2, idx = nearest_normal_distances(points, mask, metric="euclidean", return_index=True)
+    de = nearest_normal_distances(e, mask, metric="cosine")
     report = separation_report(cols, points, e)
     for c in META_COLUMNS:
         cols.setdefault(c, np.full(e.shape[0], "", dtype=object))
@@ -268,7 +268,7 @@ def write_report_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike)
 # --------------------------------------------------------------------------------------
 # Table III: mean ± std over trials
 # --------------------------------------------------------------------------------------
-def trial_table(values: Mapping[str, Sequence[float]], ddof: int = 0) -> list[dict[str, Any]]:
+def trial_table(values: Mapping[str, Sequence[float]], *, ddof: int = 0) -> list[dict[str, Any]]:
     """Mean ± std over trials per row (Table III of the study).
 
     Parameters

@@ -56,13 +56,13 @@ class DistContext:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
-    def min_int(self, value: int, device: torch.device | str = "cpu") -> int:
+    def min_int(self, value: int, *, device: torch.device | str = "cpu") -> int:
         """The minimum of an integer over all ranks."""
         buf = torch.tensor([int(value)], dtype=torch.int64, device=device)
         dist.all_reduce(buf, op=dist.ReduceOp.MIN)
         return int(buf.item())
 
-    def broadcast(self, tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
+    def broadcast(self, tensor: torch.Tensor, *, src: int = 0) -> torch.Tensor:
         dist.broadcast(tensor, src=src)
         return tensor
 
@@ -85,7 +85,7 @@ def current() -> DistContext | None:
     return DistContext(dist.get_rank(), world, dist.get_backend())
 
 
-def init_from_env(device: torch.device | str = "cpu") -> DistContext | None:
+def init_from_env(*, device: torch.device | str = "cpu") -> DistContext | None:
     """Initialise the default process group from ``torchrun``'s environment.
 
     Returns None when ``WORLD_SIZE`` is unset or 1 (single process). With CUDA,

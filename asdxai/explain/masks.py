@@ -78,14 +78,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._checks import Integral, Interval, Real, check_params
+from .._io import config_from_dict, config_to_dict
 from ..constants import DEFAULT_BLOCK_SIZE, DENSE_MODES, SAMPLINGS
 from ..constants import MASK_MODES as MODES
 from ..errors import ConfigError
@@ -113,14 +114,11 @@ class RISEMaskConfig:
             raise ConfigError(
                 f"mask sampling {self.sampling!r} is not one of {list(SAMPLINGS)}", param="sampling"
             )
-        for name in ("time_cells", "freq_cells", "block_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.p_keep, (int, float)) and 0.0 < float(self.p_keep) < 1.0):
-            raise ConfigError(f"p_keep must lie strictly between 0 and 1, got {self.p_keep!r}")
-        if not math.isfinite(float(self.fill)):
-            raise ConfigError(f"fill must be a finite number, got {self.fill!r}")
+        count = (Integral, Interval(1, None))
+        check_params({"time_cells": count, "freq_cells": count, "block_size": count,
+                      "p_keep": (Real, Interval(0, 1, closed="neither")), "fill": (Real, None)},
+                     time_cells=self.time_cells, freq_cells=self.freq_cells,
+                     block_size=self.block_size, p_keep=self.p_keep, fill=self.fill)  # fmt: skip
 
     @property
     def random_axes(self) -> tuple[bool, bool]:
@@ -151,23 +149,22 @@ class RISEMaskConfig:
             raise ConfigError(f"freq_cells {self.freq_cells} exceeds the {f} bins of the input")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RISEMaskConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return config_from_dict(cls, data, known_only=True)
 
 
-def block_seed(seed: int, block: int, stream: int = 0) -> int:
+def block_seed(seed: int, block: int, *, stream: int = 0) -> int:
     """63-bit generator seed of mask block ``block`` for run seed ``seed`` (both ≥ 0).
 
     ``stream`` separates independent mask streams of one run: 0 = the masks of the
     estimate (entropy ``[seed, block]``), 1 = the pilot block of the centred estimator
     (entropy ``[seed, block, 1]``).
     """
-    if seed < 0 or block < 0:
-        raise ConfigError(f"seed and block index must be non-negative, got {seed}, {block}")
+    check_params({"seed": (Integral, Interval(0, None)), "block": (Integral, Interval(0, None))},
+                 seed=seed, block=block)  # fmt: skip
     entropy = [int(seed), int(block)] + ([int(stream)] if stream else [])
     lo, hi = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
     return ((int(hi) << 32) | int(lo)) & (2**63 - 1)
@@ -205,7 +202,7 @@ def cell_size(cells: int, size: int) -> int:
 
 
 def draw_block(
-    cfg: RISEMaskConfig, shape: tuple[int, int], seed: int, block: int, stream: int = 0
+    cfg: RISEMaskConfig, shape: tuple[int, int], *, seed: int, block: int, stream: int = 0
 ) -> MaskBlock:
     """Draw the cell bits and shifts of block ``block`` (deterministic in (seed, block, stream)).
 
@@ -213,7 +210,7 @@ def draw_block(
     (axes that are not randomised are skipped); "grid" mode: the 2-D cell grid, time
     shifts, frequency shifts.
     """
-    gen = torch.Generator(device="cpu").manual_seed(block_seed(seed, block, stream))
+    gen = torch.Generator(device="cpu").manual_seed(block_seed(seed, block, stream=stream))
     n = cfg.block_size
     if cfg.sampling != "iid":
         return _coupled_block(cfg, shape, gen)
@@ -236,7 +233,7 @@ def draw_block(
     return MaskBlock(*out)
 
 
-def coupled_uniforms(n: int, k: int, sampling: str, gen: torch.Generator) -> torch.Tensor:
+def coupled_uniforms(n: int, k: int, *, sampling: str, gen: torch.Generator) -> torch.Tensor:
     """Uniforms [shape=(n, k)] in [0, 1), each marginally U(0, 1), coupled by ``sampling``.
 
     Rows 0, 2, 4, ... (fold 0) and 1, 3, 5, ... (fold 1) are drawn independently; within a
@@ -267,7 +264,7 @@ def _coupled_block(cfg: RISEMaskConfig, shape: tuple[int, int], gen: torch.Gener
 
     if cfg.dense:
         tc, fc = cfg.time_cells, cfg.freq_cells
-        u = coupled_uniforms(n, tc * fc + 2, cfg.sampling, gen)
+        u = coupled_uniforms(n, tc * fc + 2, sampling=cfg.sampling, gen=gen)
         cells = (u[:, : tc * fc] < p).to(torch.float32).view(n, tc, fc)
         t_shift = shifts(u[:, -2], tc, shape[0])
         f_shift = shifts(u[:, -1], fc, shape[1])
@@ -279,7 +276,7 @@ def _coupled_block(cfg: RISEMaskConfig, shape: tuple[int, int], gen: torch.Gener
         if not use:
             out += [None, None]
             continue
-        u = coupled_uniforms(n, cells + 1, cfg.sampling, gen)
+        u = coupled_uniforms(n, cells + 1, sampling=cfg.sampling, gen=gen)
         out += [(u[:, :cells] < p).to(torch.float32), shifts(u[:, cells], cells, size)]
     return MaskBlock(*out)
 
@@ -305,7 +302,11 @@ def upsample(grid: torch.Tensor, shift: torch.Tensor, size: int) -> torch.Tensor
 
 
 def upsample_grid(
-    cells: torch.Tensor, time_shift: torch.Tensor, freq_shift: torch.Tensor, shape: tuple[int, int]
+    cells: torch.Tensor,
+    time_shift: torch.Tensor,
+    freq_shift: torch.Tensor,
+    *,
+    shape: tuple[int, int],
 ) -> torch.Tensor:
     """Bilinear up-sampling of 2-D cell grids and a crop of ``shape`` at a 2-D shift.
 
@@ -363,7 +364,7 @@ class MaskBatch:
             return self.dense.clone()
         return torch.einsum("bt,bf->btf", self.t, self.f)
 
-    def apply(self, x_shifted: torch.Tensor, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
+    def apply(self, x_shifted: torch.Tensor, *, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
         """A fresh masked batch ``x_shifted ⊙ M + fill`` [shape=(B, T, F)].
 
         ``x_shifted`` [shape=(T, F)] is the input minus the fill, so that
@@ -408,6 +409,7 @@ class MaskBatch:
 def block_masks(
     block: MaskBlock,
     shape: tuple[int, int],
+    *,
     start: int = 0,
     stop: int | None = None,
     device: torch.device | str = "cpu",
@@ -424,16 +426,17 @@ def block_masks(
         cells = block.cells[start:stop].to(device, non_blocking=True)
         return MaskBatch(
             dense=upsample_grid(
-                cells, block.time_shift[start:stop], block.freq_shift[start:stop], shape
+                cells, block.time_shift[start:stop], block.freq_shift[start:stop], shape=shape
             )
         )
-    t, f = block_factors(block, shape, start, stop, device)
+    t, f = block_factors(block, shape, start=start, stop=stop, device=device)
     return MaskBatch(t=t, f=f)
 
 
 def block_factors(
     block: MaskBlock,
     shape: tuple[int, int],
+    *,
     start: int = 0,
     stop: int | None = None,
     device: torch.device | str = "cpu",
@@ -493,7 +496,7 @@ def generate_masks(
         raise ConfigError("grid masks are not separable; use generate_full_masks()")
     ts, fs = [], []
     for b in range(first_block, first_block + n_blocks):
-        t, f = block_factors(draw_block(cfg, shape, seed, b), shape, device=device)
+        t, f = block_factors(draw_block(cfg, shape, seed=seed, block=b), shape, device=device)
         ts.append(t)
         fs.append(f)
     return torch.cat(ts), torch.cat(fs)
@@ -502,6 +505,7 @@ def generate_masks(
 def generate_full_masks(
     cfg: RISEMaskConfig,
     shape: tuple[int, int],
+    *,
     n_blocks: int = 1,
     seed: int = 0,
     first_block: int = 0,
@@ -516,7 +520,7 @@ def generate_full_masks(
     """
     cfg.check_input(shape)
     out = [
-        block_masks(draw_block(cfg, shape, seed, b), shape, device=device).full()
+        block_masks(draw_block(cfg, shape, seed=seed, block=b), shape, device=device).full()
         for b in range(first_block, first_block + n_blocks)
     ]
     return torch.cat(out)
@@ -553,7 +557,7 @@ def mask_second_moment(cells: int, size: int, p_keep: float) -> torch.Tensor:
 
 
 def block_features(
-    block: MaskBlock, start: int = 0, stop: int | None = None, device: torch.device | str = "cpu"
+    block: MaskBlock, *, start: int = 0, stop: int | None = None, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
     """Features of masks ``start:stop`` for a linear surrogate of the score: [1, cell bits].
 

@@ -76,7 +76,7 @@ def normal_reference(
     total, best, best_dist = None, None, float("inf")
     for start in range(0, len(clips), batch_size):
         batch = [torch.from_numpy(read_clip(c, cfg)) for c in clips[start : start + batch_size]]
-        spec = spectrogram(torch.stack(batch).to(device), cfg)  # (B, T, F)
+        spec = spectrogram(torch.stack(batch).to(device), cfg=cfg)  # (B, T, F)
         if kind == "mean":
             part = spec.sum(dim=0, dtype=torch.float64)
             total = part if total is None else total + part

@@ -55,6 +55,7 @@ _SCALARS = (
 def save_result(
     path: str | os.PathLike,
     result: RISEResult,
+    *,
     log_spectrogram: np.ndarray | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> Path:
@@ -307,6 +308,7 @@ def load_log_spectrogram(path: str | os.PathLike) -> np.ndarray | None:
 
 def check_resumable(
     result: RISEResult,
+    *,
     mask_config: RISEMaskConfig,
     seed: int,
     estimator: str,

@@ -74,7 +74,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from .._checks import Integral, Interval, Real, check_params
 from ..constants import (
     ESTIMATORS,
     PRECISIONS,
@@ -181,7 +183,11 @@ class RISEResult:
         if self.cv_state is not None:
             expect = expected_feature_masks(self.mask_config, self.shape).numpy()
             even, odd, _ = cv_maps(
-                (self.sum_even, self.sum_odd), (self.n_even, self.n_odd), self.cv_state, expect, e
+                (self.sum_even, self.sum_odd),
+                (self.n_even, self.n_odd),
+                state=self.cv_state,
+                expect=expect,
+                expected_mask=e,
             )
             return even, odd
         return (
@@ -208,6 +214,7 @@ def _surrogate(gram: np.ndarray, zs: np.ndarray, n: int) -> np.ndarray:
 def cv_maps(
     sums: tuple[np.ndarray, np.ndarray],
     counts: tuple[int, int],
+    *,
     state: dict[str, np.ndarray],
     expect: np.ndarray,
     expected_mask: float,
@@ -257,8 +264,6 @@ def agreement_for_correlation(r: float) -> float:
     return r * r / (2.0 - r * r)
 
 
-
-
 def noise_ratio(n_even: int, n_odd: int, agreement: float) -> float:
     """x = k / V, the noise variance of a one-mask map over the converged map's spatial
     variance, from the agreement of two halves of ``n_even`` and ``n_odd`` masks.
@@ -274,7 +279,7 @@ def noise_ratio(n_even: int, n_odd: int, agreement: float) -> float:
     return (-qb + math.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa)
 
 
-def projected_masks(x: float, target: float, n: int, n_max: int, block: int) -> int | None:
+def projected_masks(x: float, target: float, *, n: int, n_max: int, block: int) -> int | None:
     """Masks at which the agreement is projected to reach ``target``: the n with
     r² = 1 / (1 + x / n) = r_target² (:func:`noise_ratio`, r_target =
     :func:`estimated_correlation` of ``target``), in whole blocks, between ``n`` and
@@ -353,7 +358,7 @@ class RISE:
         ``mode`` picks separable, time-only, frequency-only or 2-D grid masks.
     """
 
-    def __init__(self, score_fn: ScoreFn, mask_config: RISEMaskConfig | None = None) -> None:
+    def __init__(self, score_fn: ScoreFn, *, mask_config: RISEMaskConfig | None = None) -> None:
         if not callable(score_fn):
             raise ConfigError("RISE needs a callable score function (B, T, F) -> (B,)")
         self.score_fn = score_fn
@@ -413,13 +418,10 @@ class RISE:
         x = _as_input(spec)
         shape = (int(x.shape[0]), int(x.shape[1]))
         cfg.check_input(shape)
-        _check_int("n_masks", n_masks)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-        if batch_size is not None:
-            _check_int("batch_size", batch_size)
-        if checkpoint_every is not None:
-            _check_int("checkpoint_every", checkpoint_every)
+        optional = {"batch_size": batch_size, "checkpoint_every": checkpoint_every,
+                    "until_agreement": until_agreement}  # fmt: skip
+        check_params(_RUN_NUMBERS, n_masks=n_masks, seed=seed,
+                     **{k: v for k, v in optional.items() if v is not None})  # fmt: skip
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         if estimator not in ESTIMATORS:
@@ -428,8 +430,6 @@ class RISE:
             raise ConfigError(
                 "the cv estimator needs separable masks, not 'grid'", param="estimator"
             )
-        if until_agreement is not None and not 0.0 < until_agreement < 1.0:
-            raise ConfigError(f"until_agreement must lie in (0, 1), got {until_agreement}")
         if device is None:
             device = x.device if isinstance(spec, torch.Tensor) else torch.device("cpu")
         device = torch.device(device)
@@ -469,9 +469,14 @@ class RISE:
 
 
 # ---------------------------------------------------------------------- internals
-def _check_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+#: What the numbers of :meth:`RISE.attribute` may be.
+_RUN_NUMBERS = {
+    "n_masks": (Integral, Interval(1, None)),
+    "seed": (Integral, Interval(0, None)),
+    "batch_size": (Integral, Interval(1, None)),
+    "checkpoint_every": (Integral, Interval(1, None)),
+    "until_agreement": (Real, Interval(0, 1, closed="neither")),
+}
 
 
 def _as_input(spec: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -548,7 +553,7 @@ class _Run:
     # -- scoring ---------------------------------------------------------------
     def masked(self, masks: MaskBatch) -> torch.Tensor:
         """Fresh masked inputs (B, T, F) = (X − fill) ⊙ M + fill."""
-        return masks.apply(self.spec_shifted, self.fill)
+        return masks.apply(self.spec_shifted, fill=self.fill)
 
     def score(self, masks: MaskBatch) -> torch.Tensor:
         """Scores (B,) float32 of the masked inputs; validates the score function's output."""
@@ -576,11 +581,13 @@ class _Run:
         if self.device.type != "cuda":
             return CPU_BATCH_SIZE
         probe = 16
-        blk = draw_block(self.cfg, self.shape, self.seed, 0)
+        blk = draw_block(self.cfg, self.shape, seed=self.seed, block=0)
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         base = torch.cuda.memory_allocated(self.device)
-        self.score(block_masks(blk, self.shape, 0, probe, self.device))  # masks counted too
+        self.score(
+            block_masks(blk, self.shape, start=0, stop=probe, device=self.device)
+        )  # masks counted too
         torch.cuda.synchronize(self.device)
         per_mask = max((torch.cuda.max_memory_allocated(self.device) - base) / probe, 1.0)
         free, _ = torch.cuda.mem_get_info(self.device)
@@ -593,11 +600,11 @@ class _Run:
     def pilot_center(self) -> float:
         """Mean score over a pilot block (stream 1), independent of the estimate's masks."""
         n = min(PILOT_MASKS, self.cfg.block_size)
-        blk = draw_block(self.cfg, self.shape, self.seed, 0, stream=1)
+        blk = draw_block(self.cfg, self.shape, seed=self.seed, block=0, stream=1)
         total = 0.0
         for start in range(0, n, self.batch_size):
             stop = min(n, start + self.batch_size)
-            masks = block_masks(blk, self.shape, start, stop, self.device)
+            masks = block_masks(blk, self.shape, start=start, stop=stop, device=self.device)
             total += float(self.score(masks).double().sum())
         c = total / n
         if self.ctx is not None:  # every rank uses rank 0's value
@@ -631,7 +638,7 @@ class _Run:
     def _feature_sums(self, blk, start: int, stop: int, masks: MaskBatch, s: torch.Tensor):
         """(Σ z M (K, T, F), Σ z zᵀ (K, K), Σ z s (K,)) of masks ``start:stop`` of a block,
         float64 (float32 products, like the map's sums)."""
-        z = block_features(blk, start, stop, self.device)  # (B, K)
+        z = block_features(blk, start=start, stop=stop, device=self.device)  # (B, K)
         b, k = z.shape
         zt = (z[:, :, None] * masks.t[:, None, :]).reshape(b, -1)  # (B, K·T)
         zm = (zt.T @ masks.f).view(k, *self.shape)
@@ -649,7 +656,7 @@ class _Run:
         per = max(1, bsz // block)
         for g in range(0, len(whole), per):
             group = whole[g : g + per]
-            drawn = [draw_block(self.cfg, self.shape, self.seed, b) for b in group]
+            drawn = [draw_block(self.cfg, self.shape, seed=self.seed, block=b) for b in group]
             masks = MaskBatch.cat([block_masks(d, self.shape, device=self.device) for d in drawn])
             s = self.score(masks)
             k = len(group)
@@ -668,11 +675,11 @@ class _Run:
         step = min(bsz, block)
         for i in range(len(whole), len(blocks)):
             b = blocks[i]
-            blk = draw_block(self.cfg, self.shape, self.seed, b)
+            blk = draw_block(self.cfg, self.shape, seed=self.seed, block=b)
             n = self.block_len(b)
             for start in range(0, n, step):
                 stop = min(n, start + step)
-                masks = block_masks(blk, self.shape, start, stop, self.device)
+                masks = block_masks(blk, self.shape, start=start, stop=stop, device=self.device)
                 s = self.score(masks)
                 sums[i] += masks.weighted_sum(s - self.center).double()  # (T, F)
                 sd = s.double()
@@ -712,7 +719,9 @@ class _Run:
         counts = (self.n_even, self.n_odd)
         if self.cv is not None:
             state = {k: v.cpu().numpy() for k, v in self.cv.items()}
-            return cv_maps((even, odd), counts, state, self.feat_expect.numpy(), e)
+            return cv_maps(
+                (even, odd), counts, state=state, expect=self.feat_expect.numpy(), expected_mask=e
+            )
         whole = _normalise(even + odd, self.n_even + self.n_odd, e, self.center)
         return (
             *(_normalise(a, n, e, self.center) for a, n in zip((even, odd), counts, strict=True)),
@@ -816,7 +825,9 @@ class _Run:
             recent = [x for m, x in self.noise_ratios if 2 * m >= n]  # the last half of the run
             if recent:
                 mean_x = sum(recent) / len(recent)
-                bar.total = projected_masks(mean_x, target, n, self.n_total, self.cfg.block_size)
+                bar.total = projected_masks(
+                    mean_x, target, n=n, n_max=self.n_total, block=self.cfg.block_size
+                )
         bar.refresh()
 
     def _comm_device(self) -> torch.device:
@@ -884,8 +895,6 @@ class _Run:
         bar = None
         first = ex.on_first_batch if rank == 0 else None
         if ex.progress and rank == 0:
-            from tqdm.auto import tqdm
-
             # with a stop, the total is the projected stopping point (no ETA until known)
             bar = tqdm(
                 total=self.n_total if target is None else None,
@@ -902,7 +911,7 @@ class _Run:
             while self.next_block < n_blocks and not stopped:
                 per_rank = max(1, self.batch_size // block)
                 if self.ctx is not None:  # ranks must agree on the round's block assignment
-                    per_rank = self.ctx.min_int(per_rank, self._comm_device())
+                    per_rank = self.ctx.min_int(per_rank, device=self._comm_device())
                 start = self.next_block
                 mine = [
                     b

@@ -13,6 +13,7 @@ from ..features import FeatureConfig
 def plot_flagged_overlay(
     spec_log: np.ndarray,
     mask: np.ndarray,
+    *,
     cfg: FeatureConfig | None = None,
     ax: Axes | None = None,
     title: str | None = None,

@@ -18,6 +18,7 @@ _CURVES = (
 def plot_loss_history(
     histories: Mapping[str, Mapping[str, Sequence[float]]]
     | Sequence[Mapping[str, Sequence[float]]],
+    *,
     ax: Axes | None = None,
 ) -> Figure:
     """Plot the per-epoch losses of one or more training runs.

@@ -28,6 +28,7 @@ def _extent(cfg: FeatureConfig, shape: tuple[int, int]) -> tuple[float, float, f
 def plot_importance(
     spec_log: np.ndarray,
     importance: np.ndarray,
+    *,
     cfg: FeatureConfig | None = None,
     axes: Sequence[Axes] | None = None,
     title: str | None = None,
@@ -89,13 +90,14 @@ COLOUR_MEANING = (
 )
 
 
-def clip_label(machine: str, section: str, name: str, label: str | None) -> str:
+def clip_label(machine: str, section: str, name: str, *, label: str | None) -> str:
     """The row label of one clip in Fig. 4: machine type, section, label and file name."""
     return f"{machine}, section {section}, {label or 'unlabelled'}\n{name}"
 
 
 def plot_importance_grid(
     rows: Sequence[tuple[str, np.ndarray, dict[str, np.ndarray]]],
+    *,
     cfg: FeatureConfig | None = None,
     panel_size: tuple[float, float] = (4.2, 3.0),
     captions: Sequence[dict[str, str]] | None = None,

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..nets import NetConfig
+from ..train import TrainConfig
 
 #: Folder of the shipped recipes (this package).
 RECIPE_DIR = Path(__file__).resolve().parent
@@ -33,14 +35,10 @@ _EXTRA = ("trials", "backend")
 
 
 def _net_fields() -> set[str]:
-    from ..nets import NetConfig
-
     return {f.name for f in dataclasses.fields(NetConfig)}
 
 
 def _train_fields() -> set[str]:
-    from ..train import TrainConfig
-
     return {f.name for f in dataclasses.fields(TrainConfig)} - {"num_workers"}
 
 
@@ -57,9 +55,6 @@ _EXTRA_TYPES = {"trials": "int", "backend": "str | None"}
 
 def _expected_type(key: str) -> str:
     """The annotation of setting ``key`` as text (``"int"``, ``"tuple[int, ...]"``, ...)."""
-    from ..nets import NetConfig
-    from ..train import TrainConfig
-
     if key in _EXTRA_TYPES:
         return _EXTRA_TYPES[key]
     for cls in (NetConfig, TrainConfig):
@@ -229,8 +224,6 @@ class Recipe:
 
     def net_config(self):
         """The encoder settings (:class:`~asdxai.nets.NetConfig`)."""
-        from ..nets import NetConfig
-
         kw = {k: v for k, v in self.settings.items() if k in _net_fields()}
         if "stage_channels" in kw:
             kw["stage_channels"] = tuple(kw["stage_channels"])
@@ -241,8 +234,6 @@ class Recipe:
 
     def train_config(self, *, seed: int | None = None, num_workers: int = 0):
         """The training settings (:class:`~asdxai.train.TrainConfig`) for one trial's seed."""
-        from ..train import TrainConfig
-
         kw = {k: v for k, v in self.settings.items() if k in _train_fields()}
         kw["seed"] = self.seed if seed is None else int(seed)
         kw["splits"] = self.splits

@@ -21,7 +21,7 @@ from .evaluate import ScoreReport, ScoreSettings, fit_backend, score_checkpoint
 from .explain import ExplainedClip, Explainer, MapSettings, explain_clips, output_stem
 from .listen_report import ListenReport, listen_to_map
 from .rise_dataset import RiseSummary, explain_dataset, select_clips, summarise_maps
-from .rise_run import run_rise
+from .rise_run import RunSettings, run_rise
 from .training import train_recipe
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "ListenReport",
     "MapSettings",
     "RiseSummary",
+    "RunSettings",
     "ScoreReport",
     "ScoreSettings",
     "bundled_checkpoint",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -34,6 +35,9 @@ from tqdm.auto import tqdm
 
 from .._atomic import atomic_write_text, ensure_writable_dir
 from ..constants import NORMAL_FILLS
+from ..data.anomaly_masks import find_anomaly_mask, load_anomaly_mask
+from ..data.components import load_components
+from ..data.records import scan
 from ..errors import ConfigError, ResultError
 from ..explain.attribution import (
     COST,
@@ -48,6 +52,8 @@ from ..explain.attribution import (
     stft_resynthesis,
 )
 from ..layout import Layout, table_files
+from .defaults import bundled_checkpoint
+from .explain import Explainer
 
 #: The bundled models compared by default: the study's Fig. 4 pair (spectrogram-only encoders).
 DEFAULT_MODELS = ("sc-adacos-attribute-spectrogram", "compactness-none-spectrogram")
@@ -70,19 +76,14 @@ HEADINGS = {
 
 def default_checkpoints() -> list[Path]:
     """The bundled models of :data:`DEFAULT_MODELS`."""
-    from .defaults import bundled_checkpoint
-
     return [bundled_checkpoint(name) for name in DEFAULT_MODELS]
 
 
-def default_clips(root: str | os.PathLike, n: int = 6) -> list[Path]:
+def default_clips(root: str | os.PathLike, *, n: int = 6) -> list[Path]:
     """``n`` anomalous dev-test clips with a ground-truth mask: of the machine types in name
     order, the first clip of each (section, then index order), then the second of each, ..."""
-    from ..data.anomaly_masks import find_anomaly_mask
-    from ..data.records import scan
-
     per_machine: dict[str, list[Path]] = {}
-    for r in scan(root, "dev-test"):
+    for r in scan(root, split="dev-test"):
         if r.label == "anomaly" and find_anomaly_mask(r.path) is not None:
             per_machine.setdefault(r.machine, []).append(r.path)
     queues = [per_machine[m] for m in sorted(per_machine)]
@@ -128,7 +129,9 @@ class Comparison:
         """The models compared, in order."""
         return list(dict.fromkeys(r["model"] for r in self.rows))
 
-    def summary(self, model: str | None = None) -> dict[str, dict[str, tuple[float, float, int]]]:
+    def summary(
+        self, *, model: str | None = None
+    ) -> dict[str, dict[str, tuple[float, float, int]]]:
         """method -> measure -> (mean, sample std, count of finite values) over clips and models
         (over the clips of ``model`` only, if given)."""
         out = {}
@@ -138,7 +141,7 @@ class Comparison:
             out[method] = {k: _mean_std([r[k] for r in rows]) for k in MEASURES}
         return out
 
-    def agreement_summary(self, model: str | None = None) -> dict[str, tuple[float, float, int]]:
+    def agreement_summary(self, *, model: str | None = None) -> dict[str, tuple[float, float, int]]:
         """faithfulness measure -> (mean, std, n) of its rank agreement with the pixel AUC (over
         the clips of ``model`` only, if given)."""
         rows = [a for a in self.agreement if model is None or a["model"] == model]
@@ -166,7 +169,7 @@ class Comparison:
             per_model = ["pixel_auc", "deviation_auc", "machine_correlation", "ins_minus_del",
                          "band_deletion", "stability"]  # fmt: skip
             for model in self.models:
-                by = self.summary(model)
+                by = self.summary(model=model)
                 lines += ["", f"{model} alone:", "",
                           "| method | " + " | ".join(HEADINGS[k] for k in per_model) + " |",
                           "|---|" + "---|" * len(per_model)]  # fmt: skip
@@ -177,7 +180,7 @@ class Comparison:
         return "\n".join(lines) + "\n"
 
     def _agreement_line(self, model: str | None) -> str:
-        agree = self.agreement_summary(model)
+        agree = self.agreement_summary(model=model)
         return (
             f"Rank agreement of the methods{'' if model is None else f' ({model})'} (Spearman "
             "over the methods, per model and clip, mean ± std): pixel AUC against "
@@ -239,8 +242,6 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 def _resume(out: Path, setup: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows already in ``out`` from a run with the same ``setup`` (refused otherwise)."""
-    import json
-
     rows_file, setup_file = Layout(out).csv("rows"), Layout(out).record("setup")
     if not rows_file.exists():
         atomic_write_text(setup_file, json.dumps(setup, indent=2, sort_keys=True) + "\n")
@@ -277,8 +278,8 @@ def _tex(text: str) -> str:
 def compare_explainers(
     checkpoints: Sequence[str | os.PathLike],
     clips: Sequence[str | os.PathLike],
-    out: str | os.PathLike | None = None,
     *,
+    out: str | os.PathLike | None = None,
     methods: Sequence[str] = tuple(METHODS),
     settings: MethodSettings | None = None,
     measures: MeasureSettings | None = None,
@@ -317,8 +318,6 @@ def compare_explainers(
     -------
     Comparison
     """
-    from .explain import Explainer
-
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ConfigError(f"methods must be among {', '.join(METHODS)}; got {unknown or 'none'}",
@@ -370,7 +369,7 @@ def compare_explainers(
                          and r["method"] in methods]  # fmt: skip
             agreement.append(
                 {"model": model, "clip": str(clip),
-                 **{k: rank_agreement(clip_rows, "pixel_auc", k) for k in AGREEMENT}}
+                 **{k: rank_agreement(clip_rows, first="pixel_auc", second=k) for k in AGREEMENT}}
             )  # fmt: skip
     bar.close()
     order = {key: i for i, key in enumerate(wanted)}
@@ -398,9 +397,6 @@ def _compare_clip(explainer, clip: Path, section: str, **options) -> tuple[Any, 
     explainer's domain: the clip's :class:`~.explain.MaskedInput`, its anomaly mask (or None)
     and the :class:`MethodResult` list (``rise-stft`` only where the detector's own STFT front
     end is known: it re-computes a checkpoint's spectrogram input from the masked STFT)."""
-    from ..data.anomaly_masks import load_anomaly_mask
-    from ..data.components import load_components
-
     wave = explainer.read(clip)
     inputs = explainer.masked_input(wave, section)
     measures = options["measures"]
@@ -434,6 +430,7 @@ def write_comparison(comparison: Comparison, out: str | os.PathLike) -> dict[str
     }
     ex = comparison.example
     if ex is not None:
+        # plots (matplotlib, ~2/5 of torch's import, measured) load only when a figure is asked
         from ..plots.compare import plot_method_maps
         from ..plots.tsne import save_figure
 

@@ -6,8 +6,12 @@ Every face (CLI, demo, figure scripts, benchmarks) resolves its defaults here, s
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
+
+from ..data.synth import GENERATOR_VERSION, generate, missing_splits
+from ..errors import ConfigError
 
 #: Environment variable naming the dataset root every command uses when ``--data`` is absent.
 DATA_ENV = "ASDXAI_DATA"
@@ -31,9 +35,9 @@ def cache_dir() -> Path:
 
 def ensure_synthetic(
     root: str | os.PathLike,
+    *,
     preset: str = DEFAULT_PRESET,
     seed: int = DEFAULT_SEED,
-    *,
     splits: tuple[str, ...] | None = None,
     sections: tuple[int, ...] | None = None,
     progress: bool = True,
@@ -49,9 +53,6 @@ def ensure_synthetic(
     interrupted run never leaves a half-written tree at ``root``; the partial trees of
     processes that no longer run (killed) are removed first.
     """
-    import shutil
-
-    from ..data.synth import generate, missing_splits
 
     root = Path(root)
     if (root / "synth.json").is_file():
@@ -80,8 +81,6 @@ def ensure_synthetic(
 
 def _remove_stale_partials(root: Path) -> None:
     """Remove the ``root.partial-<pid>`` folders whose process no longer exists."""
-    import shutil
-
     for partial in root.parent.glob(f"{root.name}.partial-*"):
         pid = partial.name.rsplit("-", 1)[1]
         if not pid.isdigit() or _alive(int(pid)):
@@ -101,22 +100,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def default_data_root(splits: tuple[str, ...] | None = None) -> Path:
+def default_data_root(*, splits: tuple[str, ...] | None = None) -> Path:
     """The dataset root used when none is given.
 
     ``$ASDXAI_DATA`` if set (e.g. a real DCASE2022/2023 tree); otherwise the synthetic ``small``
     tree (seed 0) in the user cache, ``<cache>/synthetic-small-seed0-g<generator version>``, with
     at least ``splits`` (None = all) generated on first use; its location is printed to stderr.
     """
-    from ..errors import ConfigError
-
     env = os.environ.get(DATA_ENV)
     if env:
         path = Path(env)
         if not path.exists():
             raise ConfigError(f"${DATA_ENV}={env}: no such directory")
         return path
-    from ..data.synth import GENERATOR_VERSION
 
     name = f"synthetic-{DEFAULT_PRESET}-seed{DEFAULT_SEED}-g{GENERATOR_VERSION}"
     root = cache_dir() / name
@@ -128,11 +124,9 @@ def default_data_root(splits: tuple[str, ...] | None = None) -> Path:
     return root
 
 
-def bundled_checkpoint(name: str = DEFAULT_MODEL) -> Path:
+def bundled_checkpoint(name: str) -> Path:
     """Path of a bundled model (``sc-adacos-attribute``, ``compactness-none`` and their
     ``-spectrogram`` twins; see ``asdxai/bundled/TRAINING.md``)."""
-    from ..errors import ConfigError
-
     path = BUNDLED_DIR / f"{name}.pt"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in BUNDLED_DIR.glob("*.pt"))) or "none"
@@ -146,4 +140,4 @@ def default_checkpoint() -> Path:
     env = os.environ.get(CHECKPOINT_ENV)
     if env:
         return Path(env)
-    return bundled_checkpoint()
+    return bundled_checkpoint(DEFAULT_MODEL)

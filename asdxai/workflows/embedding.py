@@ -14,7 +14,11 @@ from typing import Any
 import torch
 
 from .._atomic import atomic_write_text
-from ..embed import trial_table, write_report_csv
+from .._io import sha256_file
+from .._runtime import provenance
+from ..checkpoint import load_checkpoint
+from ..embed import records_meta, run_tsne, trial_table, write_report_csv
+from ..inference import embed_records
 from ..layout import TSNE_TABLE, Layout
 
 log = logging.getLogger(__name__)
@@ -52,9 +56,6 @@ def embed_split(
     ``cache`` is an :class:`asdxai.embedding_cache.EmbeddingCache` (or None); ``ckpt`` the
     already loaded checkpoint, if the caller has it.
     """
-    from ..checkpoint import load_checkpoint
-    from ..inference import embed_records
-
     if ckpt is None:
         ckpt = load_checkpoint(checkpoint)
 
@@ -96,10 +97,6 @@ def project_split(
     -------
     :class:`asdxai.embed.TSNEResult`
     """
-    from .._io import sha256_file
-    from .._runtime import provenance
-    from ..embed import records_meta, run_tsne
-
     emb = embed_split(
         checkpoint, records, device=device, batch_size=batch_size, cache=cache,
         progress=progress, ckpt=ckpt,

@@ -17,13 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from .. import metrics
 from .._atomic import atomic_write_text
 from .._runtime import provenance
 from ..constants import PROTOCOLS
-from ..errors import CheckpointError, DataError, NonFiniteError
+from ..data.audio import clip_duration, read_clip
+from ..detectors import CheckedDetector
+from ..errors import AudioError, CheckpointError, DataError, NonFiniteError
+from ..explain.signal import signal_grid
+from ..features import FeatureConfig
+from ..inference import embed_records, score_records
 from ..layout import Layout
+from ..scoring import AnomalyScorer, KMeansBackend, backend_from_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +81,7 @@ def fit_backend(
     ----------
     ckpt : Checkpoint
     records : sequence of ClipRecord
-        Training clips (``subset == "train"``, e.g. ``scan(root, "dev-train")``); normal
+        Training clips (``subset == "train"``, e.g. ``scan(root, split="dev-train")``); normal
         source-domain clips feed k-means, target-domain clips are kept as references. Test
         clips and anomalous clips are ignored.
     device, batch_size, progress, num_workers
@@ -86,9 +94,6 @@ def fit_backend(
     Checkpoint
         A copy of ``ckpt`` with ``backend`` set (the input is not modified).
     """
-    from ..inference import embed_records
-    from ..scoring import backend_from_embeddings
-
     train = [r for r in records if r.subset == "train" and r.label in (None, "normal")]
     if not train:
         raise DataError("no training clips to fit the backend on (use a *-train split)")
@@ -131,8 +136,8 @@ def score_checkpoint(
     ckpt: Any,
     test_records: list,
     train_records: list | None,
-    out_dir: Path,
     *,
+    out_dir: Path,
     settings: ScoreSettings | None = None,
 ) -> ScoreReport:
     """Score test clips with one checkpoint and write the organisers' files and metric tables.
@@ -142,9 +147,6 @@ def score_checkpoint(
     unless ``settings.fit_missing_backend`` (then it is fitted in memory on ``train_records``,
     with ``settings.k``, ``seed`` and ``backend_variant``).
     """
-    from ..inference import embed_records, score_records
-    from ..scoring import AnomalyScorer, KMeansBackend, backend_from_embeddings
-
     opts = settings or ScoreSettings()
     device, batch_size, num_workers = opts.device, opts.batch_size, opts.num_workers
     progress, on_error, k, seed = opts.progress, opts.on_error, opts.k, opts.seed
@@ -197,7 +199,7 @@ def score_checkpoint(
             "checkpoint has no fitted backend; fit one on the training clips first (or let "
             "scoring fit it in memory)"
         )
-    scorer = AnomalyScorer.from_checkpoint(ckpt, device)
+    scorer = AnomalyScorer.from_checkpoint(ckpt, device=device)
     scores = score_records(
         scorer, ckpt, test_records, batch_size=batch_size, progress=progress,
         num_workers=num_workers, on_error=on_error,
@@ -240,14 +242,6 @@ def detector_scores(
     -------
     np.ndarray [shape=(N,)] float32, higher = more anomalous, in record order
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from ..data.audio import clip_duration, read_clip
-    from ..detectors import CheckedDetector
-    from ..errors import AudioError
-    from ..explain.signal import signal_grid
-    from ..features import FeatureConfig
 
     det = CheckedDetector(detector)
     own = getattr(det.inner, "features", None)
@@ -291,8 +285,8 @@ def score_detector(
     detector: Any,
     test_records: list,
     train_records: list | None,
-    out_dir: Path,
     *,
+    out_dir: Path,
     settings: ScoreSettings | None = None,
 ) -> ScoreReport:
     """:func:`score_checkpoint` for any detector: the organisers' files and metric tables.
@@ -356,7 +350,7 @@ def _report(
             thresholds = None
     else:
         log.info("no training clips: writing anomaly scores without decision files")
-    files = metrics.write_dcase_files(out_dir, test_records, scores, thresholds)
+    files = metrics.write_dcase_files(out_dir, test_records, scores, thresholds=thresholds)
 
     evaluations = {}
     labelled = {
@@ -375,7 +369,7 @@ def _report(
         keep = [i for i, r in enumerate(test_records) if r.section_key in labelled]
         recs = [test_records[i] for i in keep]
         for protocol in settings.protocols:
-            ev = metrics.evaluate(recs, scores[keep], protocol)
+            ev = metrics.evaluate(recs, scores[keep], protocol=protocol)
             evaluations[protocol] = ev
             files += metrics.write_tables(
                 ev.table_rows(), Layout(out_dir).results(protocol), digits=settings.digits

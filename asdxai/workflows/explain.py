@@ -52,6 +52,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._io import sha256_file
+from .._runtime import provenance, resolve_device
 from ..constants import (
     DEFAULT_STOP_AGREEMENT,
     DOMAINS,
@@ -59,9 +61,21 @@ from ..constants import (
     STUDY_MASKS,
     default_estimator,
 )
+from ..data.anomaly_masks import find_anomaly_mask, load_anomaly_mask
+from ..data.audio import clip_duration, read_clip
+from ..data.components import load_components
+from ..data.records import normal_train_clips, parse_name
+from ..detectors import CheckedDetector, has_time_frequency, load_detector
 from ..errors import ConfigError, DataError, ResultError
+from ..explain import RISE
+from ..explain import distributed as D
+from ..explain.focus import map_focus
 from ..explain.masks import RISEMaskConfig
+from ..explain.reference import normal_reference
+from ..explain.result import check_resumable, load_log_spectrogram, load_result, save_result
 from ..explain.rise import ESTIMATORS, RISEExecution, RISEResult
+from ..explain.signal import signal_grid, stft_masking
+from ..features import FeatureConfig, log_spectrogram, spectrogram
 from ..layout import Layout, output_stem, with_suffix  # noqa: F401  (output_stem: re-exported)
 from .placement import Placement, place_clip
 
@@ -167,11 +181,9 @@ class ExplainedClip:
         return float(self.result.meta["clip_score"])
 
 
-def top_anomalous_clips(records: Sequence[Any], scores: Any, n: int = 2) -> list:
+def top_anomalous_clips(records: Sequence[Any], scores: Any, *, n: int = 2) -> list:
     """The anomalous clips with a ground-truth mask that ``scores`` rank highest, one per
     machine type (the clips Fig. 4 and the demo explain)."""
-    from ..data.anomaly_masks import find_anomaly_mask
-
     picked, machines = [], set()
     for i in np.argsort(-np.asarray(scores), kind="stable"):
         r = records[int(i)]
@@ -197,10 +209,6 @@ def map_measures(
     nothing of the model), prefixed ``energy_``, are the baseline row. Measures without ground
     truth are left out; empty for a clip outside a synthetic tree.
     """
-    from ..data.anomaly_masks import load_anomaly_mask
-    from ..data.components import load_components
-    from ..explain.focus import map_focus
-
     truth = load_anomaly_mask(clip)
     parts = load_components(clip)
     if truth is not None and truth.shape != importance.shape:
@@ -263,9 +271,6 @@ class Explainer:
         domain: str | None = None,
         grid: Any = None,
     ):
-        from .._runtime import resolve_device
-        from ..detectors import CheckedDetector, has_time_frequency, load_detector
-
         self.device = resolve_device(device)
         self.spec: str | None = None
         if isinstance(detector, (str, os.PathLike)):
@@ -317,10 +322,6 @@ class Explainer:
     def read(self, clip: str | os.PathLike) -> torch.Tensor:
         """The clip as the detector reads it [shape=(L,)] float32 on the explainer's device: at
         its sample rate, padded / trimmed to a checkpoint's clip length (else as long as it is)."""
-        from ..data.audio import clip_duration, read_clip
-        from ..explain.signal import signal_grid
-        from ..features import FeatureConfig
-
         cfg = getattr(self.detector.inner, "features", None)
         if not isinstance(cfg, FeatureConfig):
             rate = self.detector.sample_rate
@@ -334,8 +335,6 @@ class Explainer:
         (:func:`~.placement.place_clip`, logged; the placement goes into the result's
         ``meta["placement"]``); None for a detector without sections and a clip outside the
         DCASE layout."""
-        from ..data.records import parse_name
-
         clip = Path(clip)
         sections = self.sections
         known = ", ".join(sections[:20])
@@ -367,8 +366,6 @@ class Explainer:
 
     def inputs(self, clip: str | os.PathLike) -> ClipInputs:
         """Read ``clip`` and compute an asdxai checkpoint's model inputs for it."""
-        from ..features import log_spectrogram
-
         model_inputs = self._checkpoint_attr("model_inputs")
         wave = self.read(clip)
         inputs = model_inputs(wave[None])
@@ -378,9 +375,6 @@ class Explainer:
     def map_shape(self, clip: str | os.PathLike) -> tuple[int, int]:
         """(T, F) of the map of ``clip`` in this explainer's domain (reads only the header
         where it can)."""
-        from ..data.audio import clip_duration
-        from ..explain.signal import signal_grid
-
         feat = getattr(self.detector.inner, "features", None)
         if self.domain == "input" and feat is not None:
             return (feat.n_frames, feat.n_bins)
@@ -396,9 +390,6 @@ class Explainer:
         (:func:`asdxai.data.records.normal_train_clips`, listed once per section and domain);
         refused where this explainer's input is not the detector's own spectrogram (the signal
         domain, a detector without feature settings), or the clip has none."""
-        from ..data.records import normal_train_clips, parse_name
-        from ..features import FeatureConfig
-
         if self.domain != "input":
             raise ConfigError(
                 "a normal fill replaces cells of the detector's own spectrogram input; the "
@@ -429,8 +420,6 @@ class Explainer:
         section's normal training clips (built once per section), or the one nearest to
         ``like`` [shape=(T, F)], the clip's masked input
         (:func:`asdxai.explain.reference.normal_reference`)."""
-        from ..explain.reference import normal_reference
-
         if name not in NORMAL_FILLS:
             raise ConfigError(f"fill must be one of {tuple(NORMAL_FILLS)}, got {name!r}",
                               param="fill")  # fmt: skip
@@ -455,8 +444,6 @@ class Explainer:
             tf = self.detector.time_frequency(wave, section)
             grid = getattr(self.detector.inner, "features", None)
             return MaskedInput(tf.x, tf.score, tf.log_x, grid)
-        from ..explain.signal import signal_grid, stft_masking
-        from ..features import FeatureConfig, log_spectrogram, spectrogram
 
         rate, n = self.detector.sample_rate, wave.shape[-1]
         grid = signal_grid(rate, n)
@@ -469,7 +456,7 @@ class Explainer:
         def score(masks: torch.Tensor) -> torch.Tensor:
             return detector.score(resynthesise(masks), section)
 
-        log_x = log_spectrogram(spectrogram(wave.float(), grid)).cpu().numpy()
+        log_x = log_spectrogram(spectrogram(wave.float(), cfg=grid)).cpu().numpy()
         x = torch.ones(log_x.shape, device=wave.device)  # the masked input is the mask itself
         return MaskedInput(x, score, log_x, grid)
 
@@ -509,11 +496,6 @@ class Explainer:
             The detector returns the wrong shape, non-finite or non-deterministic scores
             (checked on the unmasked clip before anything is written).
         """
-        from .._io import sha256_file
-        from .._runtime import provenance
-        from ..explain import RISE
-        from ..explain.result import check_resumable, load_result, save_result
-
         clip = Path(clip)
         if not clip.is_file():
             raise DataError(f"{clip}: no such clip")
@@ -546,8 +528,9 @@ class Explainer:
             prev.meta.setdefault("fill", float(prev.mask_config.fill))  # written before "fill"
             try:
                 check_resumable(
-                    prev, settings.mask_config, settings.seed, settings.estimator,
-                    {k: meta[k] for k in RESUME_KEYS}, h5,
+                    prev, mask_config=settings.mask_config, seed=settings.seed,
+                    estimator=settings.estimator,
+                    meta={k: meta[k] for k in RESUME_KEYS}, path=h5,
                 )  # fmt: skip
             except ResultError as exc:
                 raise ResultError(f"{exc} (overwrite it, or write elsewhere)") from None
@@ -575,7 +558,7 @@ class Explainer:
         fill = None
         if settings.normal_fill is not None:
             fill = self.normal_fill(clip, settings.normal_fill, inputs.x)
-        res = RISE(inputs.score, settings.mask_config).attribute(
+        res = RISE(inputs.score, mask_config=settings.mask_config).attribute(
             inputs.x, n_masks=settings.n_masks, seed=settings.seed,
             estimator=settings.estimator, until_agreement=settings.until_agreement,
             resume_from=resume_from, execution=ex, fill=fill,
@@ -589,17 +572,19 @@ class Explainer:
         save_result(h5, res, log_spectrogram=inputs.log_x, provenance=prov)
         out.h5 = h5
         if png is not None:
+            # plots (matplotlib, ~2/5 of torch's import, measured) load only when a figure is asked
             from ..plots.rise import plot_importance
             from ..plots.tsne import save_figure
 
             where = "" if section is None else f" ({section})"
             filled = f", fill {settings.fill}" if settings.fill else ""
             fig = plot_importance(
-                inputs.log_x, res.importance, inputs.grid,
+                inputs.log_x, res.importance, cfg=inputs.grid,
                 title=f"{clip.name}{where}, {self.detector.name} [{self.domain}{filled}], "
                 f"score {clip_score:.3f}",
             )  # fmt: skip
             save_figure(fig, png, dpi=110)
+            # matplotlib on first use: ~2/5 of torch's import (measured); only figures need it
             import matplotlib.pyplot as plt
 
             plt.close(fig)
@@ -608,9 +593,6 @@ class Explainer:
 
 
 def _stored_log_spec(h5: Path, result: RISEResult) -> np.ndarray:
-    from ..explain.result import load_log_spectrogram
-    from ..features import log_spectrogram
-
     stored = load_log_spectrogram(h5)
     if stored is not None:
         return stored
@@ -639,8 +621,6 @@ def explain_clips(
     after each clip this process explained (e.g. to print a line). Returns this process's
     clips.
     """
-    from ..explain import distributed as D
-
     ex = execution or RISEExecution()
     sections = list(sections) if sections is not None else [None] * len(clips)
     keys = [explainer.section_for(c, s) for c, s in zip(clips, sections, strict=True)]

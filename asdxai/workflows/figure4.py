@@ -76,7 +76,7 @@ def explain_top_clips(
     """
     ranker = models[0].explainer
     scores = detector_scores(ranker.detector, records, progress=progress)
-    clips = top_anomalous_clips(records, scores, n_clips)
+    clips = top_anomalous_clips(records, scores, n=n_clips)
     made = Figure4(clips=clips, figure=Figure())
     grid, captions = [], []
     for clip in clips:
@@ -98,12 +98,14 @@ def explain_top_clips(
                 "agreement": float(item.result.agreement), "clip_score": item.score,
                 **item.measures,
             })  # fmt: skip
-        grid.append((clip_label(clip.machine, clip.section, clip.name, clip.label), log_spec, maps))
+        grid.append(
+            (clip_label(clip.machine, clip.section, clip.name, label=clip.label), log_spec, maps)
+        )
         captions.append(caption)
     if grid:
         features = getattr(ranker.detector.inner, "features", None)  # a checkpoint's STFT grid
         made.figure = plot_importance_grid(
-            grid, features, captions=captions,
+            grid, cfg=features, captions=captions,
             title="RISE maps of the clips the first model ranks most anomalous, explained by\n"
             + ", ".join(m.explainer.detector.name for m in models),
         )  # fmt: skip

@@ -34,15 +34,17 @@ import numpy as np
 import torch
 
 from .._atomic import check_output_file, ensure_writable_dir
-from .._checks import Integral, Interval, check_params
+from .._checks import Integral, Interval, Real, check_params
 from .._runtime import resolve_device
 from ..data.audio import read_clip, write_wav
 from ..detectors import CheckedDetector, load_detector
-from ..errors import CheckpointError, ConfigError, ResultError
+from ..errors import CheckpointError, ResultError
 from ..explain.result import load_result
 from ..features import FeatureConfig, log_spectrogram, spectrogram
 from ..layout import Layout
 from ..listen import check_smoothing, resynthesise, soft_top_mask
+from ..plots.listen import plot_flagged_overlay
+from ..plots.tsne import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -217,20 +219,12 @@ def listen_to_map(
         Bad ``top_percent`` / ``smooth_cells`` / ``seed``.
     """
 
-    check_params({"seed": (Integral, Interval(0, None))}, seed=seed)
-    if (isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer))
-            or not 0 <= n_random <= MAX_RANDOM):  # fmt: skip
-        raise ConfigError(f"random regions must be an integer in 0 ... {MAX_RANDOM}, got "
-                          f"{n_random!r}", param="n_random")  # fmt: skip
-    if not (isinstance(top_percent, (int, float, np.floating)) and 0.0 < top_percent < 100.0):
-        raise ConfigError(f"top percent must lie in (0, 100), got {top_percent}",
-                          param="top_percent")  # fmt: skip
-    if not (isinstance(smooth_cells, (int, float, np.floating)) and np.isfinite(smooth_cells)
-            and smooth_cells >= 0):  # fmt: skip
-        raise ConfigError(
-            f"smoothing must be a finite number >= 0 cells, got {smooth_cells}",
-            param="smooth_cells",
-        )
+    check_params({"seed": (Integral, Interval(0, None)),
+                  "n_random": (Integral, Interval(0, MAX_RANDOM)),
+                  "top_percent": (Real, Interval(0, 100, closed="neither")),
+                  "smooth_cells": (Real, Interval(0, None))},
+                 seed=seed, n_random=n_random, top_percent=top_percent,
+                 smooth_cells=smooth_cells)  # fmt: skip
     map_path = Path(map_path)
     res = load_result(map_path)
     check_smoothing(smooth_cells, tuple(res.importance.shape))
@@ -263,8 +257,7 @@ def listen_to_map(
         spec = checkpoint or meta.get("detector_spec") or meta.get("checkpoint")
         if not spec:
             raise CheckpointError(
-                f"{map_path}: the result records no loadable detector; name the model that made "
-                "it",
+                f"{map_path}: the result records no loadable detector; name the model that made it",
                 param="checkpoint",
             )
         if checkpoint is None and ":" not in str(spec) and not Path(spec).is_file():
@@ -298,13 +291,13 @@ def listen_to_map(
     if section is None and getattr(det, "sections", None):
         raise ResultError(f"{map_path}: the result records no section key")
     wave = read_clip(clip, feat)
-    mask = soft_top_mask(res.importance, top_percent, smooth_cells)
-    parts = resynthesise(wave, mask, feat)
+    mask = soft_top_mask(res.importance, top_percent, smooth_cells=smooth_cells)
+    parts = resynthesise(wave, mask, cfg=feat)
 
     rng = np.random.default_rng(seed)
-    hard = soft_top_mask(res.importance, top_percent, 0.0) > 0.5
+    hard = soft_top_mask(res.importance, top_percent, smooth_cells=0.0) > 0.5
     random_rest = [
-        resynthesise(wave, _random_region(mask, hard, rng), feat).rest for _ in range(n_random)
+        resynthesise(wave, _random_region(mask, hard, rng), cfg=feat).rest for _ in range(n_random)
     ]
     versions = [parts.original, parts.flagged, parts.rest, *random_rest]
     scores = _score(det, section, versions, dev)
@@ -375,9 +368,7 @@ def _write_overlay(
 ) -> Path:
     # matplotlib costs 0.8 s at import (measured after ``import asdxai.workflows``): only the
     # overlay needs it, so ``import asdxai.workflows`` does not pay for it
-    from ..plots.listen import plot_flagged_overlay
-    from ..plots.tsne import save_figure
 
-    spec_log = log_spectrogram(spectrogram(torch.from_numpy(wave), feat)).numpy()
-    fig = plot_flagged_overlay(spec_log, mask, feat, title=title)
+    spec_log = log_spectrogram(spectrogram(torch.from_numpy(wave), cfg=feat)).numpy()
+    fig = plot_flagged_overlay(spec_log, mask, cfg=feat, title=title)
     return save_figure(fig, path, dpi=110)

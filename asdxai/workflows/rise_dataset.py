@@ -21,17 +21,27 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .._atomic import atomic_write_text, check_output_file
+from .._checks import Integral, Interval, check_params
 from .._io import json_default
-from ..errors import DataError, ResultError
+from ..data.records import scan
+from ..errors import ConfigError, DataError, ResultError
+from ..explain.distributed import env_rank
+from ..explain.result import load_result
+from ..explain.rise import RISEExecution
 from ..layout import RISE_SUMMARY, Layout, table_files
+from ..metrics import MeanStd, write_tables
+from .explain import ExplainedClip, MapSettings
+from .rise_run import RunSettings, run_rise
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +59,8 @@ _SECTION_NUMBER = re.compile(r"^\d{2}$")
 
 def select_clips(
     root: str | os.PathLike,
-    split: str = "dev-test",
     *,
+    split: str = "dev-test",
     machines: Sequence[str] | None = None,
     sections: Sequence[str] | None = None,
     anomalous_only: bool = False,
@@ -81,13 +91,10 @@ def select_clips(
         A section that has no clips in the split (named, with the sections there), or an
         empty selection.
     """
-    from .._checks import Integral, Interval, check_params
-    from ..data.records import scan
-
     counts = {"limit_per_section": limit_per_section, "limit": limit}
     check_params({k: (Integral, Interval(1, None)) for k in counts},
                  **{k: v for k, v in counts.items() if v is not None})  # fmt: skip
-    records = scan(root, split, machines=machines)
+    records = scan(root, split=split, machines=machines)
     present = sorted({r.section_key for r in records})
     by_machine: dict[str, list[str]] = {}
     for key in present:
@@ -194,9 +201,6 @@ def summarise_maps(
     ResultError
         No record has a complete result, or a result is damaged.
     """
-    from ..explain.result import load_result
-    from ..metrics import write_tables
-
     layout = Layout(out)
     per_clip, missing, detector = [], [], None
     for r in records:
@@ -223,7 +227,7 @@ def summarise_maps(
         for path in files.values():
             check_output_file(path)
         columns = ["machine", "clips", "anomalous", *SUMMARY_MEASURES]
-        write_tables(rows, layout.table(RISE_SUMMARY), columns, 3)
+        write_tables(rows, layout.table(RISE_SUMMARY), columns=columns, digits=3)
         text = json.dumps(summary.to_dict(), indent=2, default=json_default)
         atomic_write_text(files["json"], text + "\n")
         summary.files = files
@@ -232,8 +236,6 @@ def summarise_maps(
 
 def _row(machine: str, clips: list[dict[str, Any]]) -> dict[str, Any]:
     """One summary row: counts and the mean ± sample std of every measure over ``clips``."""
-    from ..metrics import MeanStd
-
     anomalous = sum(bool(np.isfinite(c["pixel_auc"])) for c in clips)
     row: dict[str, Any] = {"machine": machine, "clips": len(clips), "anomalous": anomalous}
     for key in SUMMARY_MEASURES:
@@ -253,10 +255,9 @@ def explain_dataset(
     records: Sequence[Any],
     out: str | os.PathLike,
     *,
-    execution: Any,
-    on_done: Callable[[Any], Any] | None = None,
-    on_line: Callable[[str], Any] | None = None,
-    **options: Any,
+    settings: MapSettings,
+    execution: RISEExecution,
+    run: RunSettings | None = None,
 ) -> RiseSummary | None:
     """Explain ``records`` with ``detector`` into ``out`` and write the run's summary table.
 
@@ -271,23 +272,21 @@ def explain_dataset(
     detector : detector spec or object (:func:`asdxai.detectors.load_detector`)
     records : the clips (:func:`select_clips`)
     out : output folder
-    execution : :class:`~asdxai.explain.RISEExecution`; its ``progress`` shows the bar
-    on_done : called with each finished :class:`~.explain.ExplainedClip` (printing goes above
-        the bar)
-    on_line : called with the projected time of the first clip (once)
-    **options : the other keywords of :func:`~.rise_run.run_rise` (``settings``, ``domain``,
-        ``device``, ``plot``, ``overwrite``, ``listen_percent``, ``on_listened``)
+    settings, execution : what map and how (:func:`~.rise_run.run_rise`); ``execution.progress``
+        shows the bar over the clips
+    run : what the run writes and reports (:class:`~.rise_run.RunSettings`; its ``section``
+        must be None: each clip is explained in its own section). Its ``on_done`` (each
+        finished :class:`~.explain.ExplainedClip`) and ``on_line`` (the projected time of the
+        first clip, once) print above the bar.
 
     Returns
     -------
     RiseSummary, or None on a rank other than 0
     """
-    from tqdm.auto import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from ..explain.distributed import env_rank
-    from .rise_run import run_rise
-
+    run = run or RunSettings()
+    if run.section is not None:
+        raise ConfigError("a dataset run explains each clip in its own section; run.section "
+                        f"must be None, got {run.section!r}", param="section")  # fmt: skip
     rank, world = env_rank()
     mine = len(records[rank::world])
     if rank == 0:
@@ -298,27 +297,27 @@ def explain_dataset(
     bar = tqdm(total=mine, desc=desc, unit="clip", disable=not show, dynamic_ncols=True)
     shown: list[str] = []
 
-    def done(item: Any) -> None:
+    def done(item: ExplainedClip) -> None:
         bar.update(1)
         state = "kept" if item.reused else f"{item.result.elapsed_s:.0f} s"
         bar.set_postfix_str(f"{item.clip.name}: {item.result.n_masks} masks, {state}")
-        if on_done is not None:
+        if run.on_done is not None:
             with tqdm.external_write_mode():
-                on_done(item)
+                run.on_done(item)
 
     def line(text: str) -> None:
-        if on_line is not None and not shown:
+        if run.on_line is not None and not shown:
             shown.append(text)
             with tqdm.external_write_mode():
-                on_line(text)
+                run.on_line(text)
 
     try:
         with logging_redirect_tqdm():  # each clip's log lines above the bar, not through it
             run_rise(
-                detector, [r.path for r in records], out,
+                detector, [r.path for r in records], out, settings=settings,
+                execution=replace(execution, progress=False),
+                run=replace(run, on_done=done, on_line=line),
                 sections=[r.section_key for r in records],
-                execution=replace(execution, progress=False), on_done=done, on_line=line,
-                **options,
             )  # fmt: skip
     finally:
         bar.close()

@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .._atomic import check_output_file, ensure_writable_dir
+from .._checks import Interval, check_params
 from .._runtime import resolve_device
 from ..errors import ConfigError, DataError
 from ..explain import distributed as D
@@ -41,7 +43,7 @@ def memory_limit(device: torch.device | str) -> int:
 
 
 def check_memory(
-    settings: MapSettings, batch_size: int | None, shape: tuple[int, int], device: Any
+    settings: MapSettings, *, batch_size: int | None, shape: tuple[int, int], device: Any
 ) -> None:
     """Refuse block / batch sizes whose memory cannot exist, before allocating.
 
@@ -100,6 +102,44 @@ def _projection(settings: MapSettings, rate: float, device: torch.device) -> str
             f"per map = {bound}{minutes:.1f} min per clip{stop}")  # fmt: skip
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What one ``asdxai rise`` run writes and reports, beside the map (:class:`MapSettings`) and
+    how it is computed (:class:`~asdxai.explain.RISEExecution`, whose ``device`` the run uses:
+    None or "auto" = CUDA if available; ``cuda:LOCAL_RANK`` under torchrun).
+
+    Attributes
+    ----------
+    section : str, optional
+        The section the user asked for, checked against the detector's sections.
+    domain : "input" | "signal"
+        Where the masks act (:class:`~asdxai.workflows.explain.Explainer`).
+    plot : bool
+        Also write each map's PNG.
+    overwrite : bool
+        Replace results of other settings instead of refusing them.
+    listen_percent : float, optional
+        Also write the listenable versions of each map (this top percent of cells flagged).
+    on_done, on_line, on_listened : callable, optional
+        Called with each finished map (:class:`ExplainedClip`), each line worth showing (the
+        projected run time, once) and each listening report (:class:`ListenReport`).
+    """
+
+    section: str | None = None
+    domain: str = "input"
+    plot: bool = True
+    overwrite: bool = False
+    listen_percent: float | None = None
+    on_done: Callable[[ExplainedClip], Any] | None = None
+    on_line: Callable[[str], Any] | None = None
+    on_listened: Callable[[ListenReport], Any] | None = None
+
+    def __post_init__(self) -> None:  # checked here, not after the maps are made
+        if self.listen_percent is not None:
+            check_params({"listen_percent": (Real, Interval(0, 100, closed="neither"))},
+                         listen_percent=self.listen_percent)  # fmt: skip
+
+
 def run_rise(
     detector: Any,
     clips: Sequence[str | os.PathLike],
@@ -107,16 +147,8 @@ def run_rise(
     *,
     settings: MapSettings,
     execution: RISEExecution,
+    run: RunSettings | None = None,
     sections: Sequence[str | None] | None = None,
-    section: str | None = None,
-    domain: str = "input",
-    device: str | torch.device = "auto",
-    plot: bool = True,
-    overwrite: bool = False,
-    listen_percent: float | None = None,
-    on_done: Callable[[ExplainedClip], Any] | None = None,
-    on_line: Callable[[str], Any] | None = None,
-    on_listened: Callable[[ListenReport], Any] | None = None,
 ) -> list[ExplainedClip]:
     """Explain ``clips`` with ``detector`` into ``out``, laid out by :class:`~asdxai.layout.Layout`.
 
@@ -126,26 +158,27 @@ def run_rise(
     clips : wav files [length N]
     out : output folder (created)
     settings, execution : what map and how (``execution.distributed`` is set here under
-        ``torchrun``)
+        ``torchrun``; ``execution.device`` None = "auto")
+    run : what the run writes and reports (:class:`RunSettings`; default: its defaults)
     sections : section key per clip [length N] (None = from each file name)
-    section : the section the user asked for, checked against the detector's sections
-    domain : ``input`` or ``signal`` (:class:`~asdxai.workflows.explain.Explainer`)
-    device : torch device ("auto": CUDA if available; ``cuda:LOCAL_RANK`` under torchrun)
-    plot : also write each map's PNG
-    overwrite : replace results of other settings instead of refusing them
-    listen_percent : also write the listenable versions of each map (top percent flagged)
-    on_done, on_line, on_listened : called with each finished map, each line worth showing
-        (the projected run time, once) and each listening report
 
     Returns
     -------
     list of ExplainedClip
         This process's maps.
     """
+    run = run or RunSettings()
+    section, domain, plot, overwrite = run.section, run.domain, run.plot, run.overwrite
+    listen_percent, on_done, on_line, on_listened = (
+        run.listen_percent,
+        run.on_done,
+        run.on_line,
+        run.on_listened,
+    )
     clips = [Path(c) for c in clips]
     out = ensure_writable_dir(out)  # fail before any work, not when the first map is saved
-    dev = D.local_device(resolve_device(device))
-    ctx = D.init_from_env(dev)
+    dev = D.local_device(resolve_device(execution.device or "auto"))
+    ctx = D.init_from_env(device=dev)
     try:
         explainer = Explainer(detector, device=dev, domain=domain)
         known = explainer.sections
@@ -155,7 +188,12 @@ def run_rise(
                 f"{', '.join(known[:30])}",
                 param="section",
             )
-        check_memory(settings, execution.batch_size, explainer.map_shape(clips[0]), dev)
+        check_memory(
+            settings,
+            batch_size=execution.batch_size,
+            shape=explainer.map_shape(clips[0]),
+            device=dev,
+        )
         _check_outputs(out, clips, plot=plot, listen=listen_percent is not None)
         if getattr(explainer.detector, "arch", None) == "dual":
             log.warning(
@@ -170,7 +208,7 @@ def run_rise(
             if on_line is not None:
                 on_line(_projection(settings, rate, dev))
 
-        execution = replace(execution, distributed=ctx, on_first_batch=projected)
+        execution = replace(execution, device=dev, distributed=ctx, on_first_batch=projected)
         done = explain_clips(
             explainer, clips, out, sections=sections, settings=settings, execution=execution,
             overwrite=overwrite, plot=plot, on_done=on_done,

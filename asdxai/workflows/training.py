@@ -15,18 +15,20 @@ from typing import Any
 
 import torch
 
+from .._runtime import resolve_device
+from ..data.records import scan
 from ..recipes import Recipe
+from ..train import train_model
+from .evaluate import fit_backend as fit
 
 log = logging.getLogger(__name__)
 
 
 def training_records(data: str | os.PathLike, splits: tuple[str, ...]) -> list:
     """The clip records of the training ``splits`` of the tree at ``data``."""
-    from ..data.records import scan
-
     records: list = []
     for split in splits:
-        records += scan(data, split)
+        records += scan(data, split=split)
     return records
 
 
@@ -63,10 +65,6 @@ def train_recipe(
     -------
     Checkpoint
     """
-    from .._runtime import resolve_device
-    from ..train import train_model
-    from .evaluate import fit_backend as fit
-
     dev = resolve_device(device)
     if records is None:
         records = training_records(data, recipe.splits)

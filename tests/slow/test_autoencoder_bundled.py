@@ -22,7 +22,11 @@ def test_retrained_fan_model_equals_the_shipped_one():
     from asdxai.workflows.defaults import BUNDLED_DIR, default_data_root
 
     data = default_data_root()
-    train = [r for r in scan(data, "dev-train") + scan(data, "eval-train") if r.machine == "fan"]
+    train = [
+        r
+        for r in scan(data, split="dev-train") + scan(data, split="eval-train")
+        if r.machine == "fan"
+    ]
     fresh = train_autoencoder(train, epochs=EPOCHS, seed=0, device="cpu", progress=False)
     shipped = load_autoencoder(BUNDLED_DIR / "autoencoder.pt")
     a, b = fresh.models["fan"].state_dict(), shipped.models["fan"].state_dict()
@@ -42,7 +46,7 @@ def test_shipped_onnx_file_scores_like_the_shipped_checkpoint():
     from asdxai.features import FeatureConfig
     from asdxai.workflows.defaults import BUNDLED_DIR, default_data_root
 
-    test = [r for r in scan(default_data_root(), "dev-test") if r.machine == "fan"][::10]
+    test = [r for r in scan(default_data_root(), split="dev-test") if r.machine == "fan"][::10]
     shipped = load_autoencoder(BUNDLED_DIR / "autoencoder.pt")
     path = BUNDLED_DIR / "autoencoder-fan.onnx"
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -25,13 +25,13 @@ def test_retrained_bundled_model_scores_like_the_shipped_one(tmp_path):
 
     name = "compactness-none-spectrogram"
     data = default_data_root()
-    test = scan(data, "dev-test")
+    test = scan(data, split="dev-test")
     fresh = train_recipe(Recipe.load(MODELS[name]), data, seed=0, device="cpu", progress=False)
     shipped = load_checkpoint(bundled_checkpoint(name))
     scores = []
     for ckpt in (fresh, shipped):
         with tempfile.TemporaryDirectory() as out:
             settings = ScoreSettings(protocols=("study",), device="cpu", progress=False)
-            report = score_checkpoint(ckpt, test, None, Path(out), settings=settings)
+            report = score_checkpoint(ckpt, test, None, out_dir=Path(out), settings=settings)
         scores.append(report.scores)
     np.testing.assert_allclose(scores[0], scores[1], rtol=1e-3, atol=1e-4)

@@ -24,7 +24,7 @@ def _maps(name: str, n_masks: int = 2000) -> dict[str, tuple[np.ndarray, float]]
     from asdxai.workflows.defaults import bundled_checkpoint, default_data_root
     from asdxai.workflows.explain import Explainer, MapSettings
 
-    clip = default_clips(default_data_root(("dev-test",)), 1)[0]
+    clip = default_clips(default_data_root(splits=("dev-test",)), n=1)[0]
     ex = RISEExecution(device="cpu", batch_size=100, progress=False)
     out = {}
     for domain in ("input", "signal"):

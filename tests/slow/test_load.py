@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from asdxai.checkpoint import Checkpoint, save_checkpoint
 from asdxai.data.audio import write_wav
 from asdxai.features import FeatureConfig
-from asdxai.nets import NetConfig, build_encoder
+from asdxai.nets import NetConfig
 from asdxai.scoring import KMeansBackend
 
 pytestmark = pytest.mark.slow
@@ -40,17 +39,11 @@ sys.exit(code)
 
 def _setup(tmp: Path) -> tuple[Path, Path]:
     net = NetConfig(arch="spectrogram", width=0.25, embed_dim=16)
-    torch.manual_seed(0)
-    enc = build_encoder(net, FEAT)
     rng = np.random.default_rng(0)
     backend = KMeansBackend(k=2, n_init=1).fit(
         {"fan_section_00": (rng.normal(size=(6, 16)), rng.normal(size=(2, 16)))}
     )
-    ckpt = Checkpoint(
-        feature_config=FEAT.to_dict(), net_config=net.to_dict(), train_config={}, task="none",
-        per_section=False, class_names={"all": ["x"]}, encoders={"all": enc.state_dict()},
-        backend=backend.to_dict(),
-    )  # fmt: skip
+    ckpt = Checkpoint.untrained(FEAT, net, backend=backend.to_dict())
     t = np.arange(FEAT.n_samples) / FEAT.sample_rate
     wave = (0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
     clip = write_wav(tmp / "fan" / "test" / NAME, wave, FEAT.sample_rate)

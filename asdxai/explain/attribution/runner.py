@@ -106,7 +106,7 @@ def compare_methods(
     for method in methods:
         m = compute_map(method, score_fn, x, seed=seed, **kwargs)
         values = localisation_measures(
-            m.importance, anomaly_mask, level_db, events, log_energy=log_energy
+            m.importance, anomaly_mask, level_db=level_db, events=events, log_energy=log_energy
         )
         if what.faithfulness:
             values.update(
