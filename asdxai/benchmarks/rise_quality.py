@@ -113,7 +113,8 @@ def reference(explainer, clip: Path, *, n_masks: int, cache: Path, progress: boo
 
     settings = MapSettings(n_masks=n_masks, seed=REF_SEED, estimator="centered",
                            until_agreement=None)  # fmt: skip
-    stem = cache / explainer.detector.fingerprint[:12] / clip.stem
+    # clips of two machine types can share a file name (ToyCar / ToyTrain): key by the folder
+    stem = cache / explainer.detector.fingerprint[:12] / clip.parent.parent.name / clip.stem
     return explainer.explain(
         clip, settings=settings, out_stem=stem, plot=False,
         execution=RISEExecution(progress=progress, checkpoint_every=8_000),
