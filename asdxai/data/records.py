@@ -682,7 +682,7 @@ def normal_train_clips(clip: str | os.PathLike) -> list[Path]:
     ).is_dir():
         raise DataError(
             f"{clip}: not a clip of a DCASE layout (<machine>/<train|test>/section_XX_...wav "
-            "with a train/ folder beside it); its section's normal training clips cannot be found"
+            "with a train/ folder beside it)"
         )
     split_dir = machine_dir.parent
     part = "eval" if "eval_data" in (split_dir.name, split_dir.parent.name) else "dev"
