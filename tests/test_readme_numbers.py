@@ -285,3 +285,24 @@ def test_the_bundled_models_show_the_studys_ordering():
         demo = {r["model"]: float(r["auc_all"]) for r in csv.DictReader(fh)}
     gap = demo["SC-AdaCos, attribute classes"] - demo["IC compactness, 1 class"]
     assert gap >= 0.15, f"demo: SC-AdaCos leads by {gap:.3f}"
+
+
+def test_the_rise_quality_table_matches_its_results_file():
+    """The (indented) estimator table of the RISE section: ``bench rise --quality``'s JSON."""
+    doc = json.loads((RESULTS / "rise_quality_small_g6_sc.json").read_text())
+    summary = {e["variant"]: e for e in doc["summary"]}
+    lines = [ln.strip() for ln in README.read_text().splitlines()
+             if ln.startswith("  | ") and ln.count("|") == 6]  # fmt: skip
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("| estimator | median r at 1,000"))
+    names = {"plain (study)": "plain", "centered (default for `grid` masks)": "centered",
+             "cv (default)": "cv", "cv + latin-antithetic": "cv+latin-antithetic"}  # fmt: skip
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[head + 1:head + 5]]
+    assert [names[r[0]] for r in rows] == list(summary)
+    for row in rows:
+        e = summary[names[row[0]]]
+        check_cell(row[1], [e["median_r_at_1000"]], f"rise quality {row[0]}")
+        for cell, key in ((row[2], "passes_r0.99"), (row[3], "passes_rc0.99")):
+            value = float(str(e[key]).lstrip("> "))  # "> 3000": not reached within the maximum
+            check_cell(cell.replace(",", ""), [value, e[f"{key}_reached"], e["maps"]], row[0])
+        stop = [e["stop_passes_median"], e["stopped"], e["maps"], e["stop_r_median"]]
+        check_cell(row[4].replace(",", ""), stop if e["stopped"] else [e["maps"]], row[0])

@@ -284,7 +284,7 @@ def summary(result: dict[str, Any], max_passes: int, block_size: int) -> list[di
 def markdown(result: dict[str, Any], settings: dict[str, Any], command: str) -> str:
     """The results file's Markdown: settings, the per-variant table, the references."""
     table = summary(result, settings["max_passes"], settings["block_size"])
-    n = len({(r["model"], r["clip"]) for r in result["rows"]})
+    n = len(result["references"])  # one per (model, clip); clip names repeat across machines
     lines = [
         "# RISE: forward passes to the converged map",
         "",
