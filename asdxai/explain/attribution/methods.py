@@ -80,7 +80,8 @@ class MethodSettings:
 
     Attributes
     ----------
-    n_masks : int, masks per RISE map (the centred estimator adds a 256-mask pilot block)
+    n_masks : int, masks per RISE map (the centred estimator adds a pilot block:
+        ``rise.PILOT_MASKS`` masks, at most one block)
     cells : (time cells, frequency cells), the RISE grid; also the features of
         FeatureAblation and KernelShap (default: the study's 20 x 34)
     occlusion_window : (frames, bins) of Occlusion's sliding window
