@@ -12,7 +12,7 @@ file. A new table with numbers fails until it is one or the other.
   paired Wilcoxon p (recomputed with the script's own functions);
 * the demo's table: ``docs/results/demo_performance_small_g6.csv`` (``asdxai demo``'s
   ``performance.csv``);
-* "Is it the masking?": ``docs/results/focus_factors_small_g5.csv``
+* "Is it the masking?": ``docs/results/focus_factors_small_g6.csv``
   (``python figures/focus_factors.py``);
 * "Nothing leaks, per machine type": ``docs/results/leakage_small_g6{,_section00}.json``
   (``asdxai bench leakage``);
@@ -159,7 +159,7 @@ def check_focus_claim() -> None:
 
 def check_focus_factors() -> None:
     fc = _figures()
-    rows = _rows("focus_factors_small_g5.csv")
+    rows = _rows("focus_factors_small_g6.csv")
     modes = {"separable": "separable", "time only": "time", "freq only": "freq"}
     fills = {"silence": ("silence",), "mean": ("mean",), "either": ("silence", "mean")}
     table = _table("| masks | fill | machine focus | p | machine correlation | p | pixel AUC | p |")
