@@ -131,7 +131,11 @@ principle, stated where it is made in :mod:`asdxai.data.synth_sounds`.
   100 test clips: v5 / v6 bearing 0.654 / 0.596, fan 0.701 / 0.620, slider 0.634 /
   0.463, ToyCar 0.676 / 0.588, ToyTrain 0.636 / 0.608, gearbox 0.532 / 0.435, valve
   0.504 / 0.532 (one sample of 100 clips: standard error about 0.06); the full
-  measurement on ``small`` is in ``docs/results/leakage_small_g6.md``.
+  measurement on ``small`` is in ``docs/results/leakage_small_g6.md``. A fix made after
+  those measurements keeps the end-stop clicks of a stalled slider's remaining strokes as
+  in its normal counterpart (the first v6 trees re-drew their jitter, so the stall also
+  changed clicks outside its segment); it changes only the anomalous slider-stall test
+  clips and their masks, every other file is byte-identical.
 
 Presets
 -------

@@ -579,7 +579,11 @@ def _slider(sp, c, clip, a, n):
             inside = [min(range(len(strokes)), key=lambda i: abs(strokes[i][0] - mid))]
         cycles = sorted({cycle[i] for i in inside})
         drop = set(ar.choice(cycles, size=min(a["n"], len(cycles)), replace=False).tolist())
-        strokes = [st for st, k in zip(strokes, cycle, strict=True) if k not in drop]
+        kept = [k not in drop for k in cycle]
+    else:
+        kept = [True] * len(strokes)
+    n_all = len(strokes)  # the normal counterpart's strokes: the click jitter is drawn for all
+    strokes = [st for st, keep in zip(strokes, kept, strict=True) if keep]
     env = np.zeros(n)
     for s, e in strokes:
         env = np.maximum(env, _seg_env(n, s, e, fade=0.02))
@@ -592,7 +596,12 @@ def _slider(sp, c, clip, a, n):
     )
     ends = [e for _, e in strokes] + [s for s, _ in strokes]
     kern = _noise_burst(rng, int(0.03 * SR), 800, 5000, 0.005)
-    hits = 2.0 * 10 ** ((clip["hardness_db"] + rng.normal(0, 4.0, len(ends))) / 20)
+    # one jitter per stroke end and start of the normal counterpart, so a stall leaves the
+    # clicks of the strokes that do happen as they are (drawn per surviving stroke, the stall's
+    # clicks outside its segment changed with it)
+    jitter = rng.normal(0, 4.0, 2 * n_all)
+    keep = np.array(kept + kept)
+    hits = 2.0 * 10 ** ((clip["hardness_db"] + jitter[keep]) / 20)
     clicks = _place(n, ends, hits, kern)
     x = env * (fric + 0.6 * motor) + clicks * 0.5 + 0.05 * motor
     if a is not None and a["kind"] == "rattle":
