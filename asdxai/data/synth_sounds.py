@@ -597,8 +597,8 @@ def _slider(sp, c, clip, a, n):
     ends = [e for _, e in strokes] + [s for s, _ in strokes]
     kern = _noise_burst(rng, int(0.03 * SR), 800, 5000, 0.005)
     # one jitter per stroke end and start of the normal counterpart, so a stall leaves the
-    # clicks of the strokes that do happen as they are (drawn per surviving stroke, the stall's
-    # clicks outside its segment changed with it)
+    # clicks of the strokes that do happen as they are (the first v6 trees drew it per
+    # surviving stroke, and a stall changed clicks outside its segment too)
     jitter = rng.normal(0, 4.0, 2 * n_all)
     keep = np.array(kept + kept)
     hits = 2.0 * 10 ** ((clip["hardness_db"] + jitter[keep]) / 20)
