@@ -50,6 +50,7 @@ DEFAULT_CLIPS = 8
 DEFAULT_REF_MASKS = 128_000
 DEFAULT_MAX_PASSES = 16_000
 REF_SEED = 99
+STUDY_SEED = 98  # the study-setting maps (plain, 640,000 masks) of --study-refs
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,20 @@ def reference(explainer, clip: Path, *, n_masks: int, cache: Path, progress: boo
     return explainer.explain(
         clip, settings=settings, out_stem=stem, plot=False,
         execution=RISEExecution(progress=progress, checkpoint_every=8_000),
+    )  # fmt: skip
+
+
+def study_reference(explainer, clip: Path, *, cache: Path, progress: bool):
+    """The cached (resumable) map of ``clip`` in the study's exact setting: the plain
+    estimator at 640,000 masks (seed :data:`STUDY_SEED`), an ExplainedClip."""
+    from ..explain import RISEExecution
+    from ..workflows.explain import MapSettings
+
+    stem = (cache / explainer.detector.fingerprint[:12] / clip.parent.parent.name
+            / f"{clip.stem}-study")  # fmt: skip
+    return explainer.explain(
+        clip, settings=MapSettings.study(seed=STUDY_SEED), out_stem=stem, plot=False,
+        execution=RISEExecution(progress=progress, checkpoint_every=16_000),
     )  # fmt: skip
 
 

@@ -40,10 +40,11 @@ from .._io import json_default
 from ..errors import NonFiniteError, ResultError
 from .masks import RISEMaskConfig
 from .rise import RISEResult
+from .surrogate import Surrogate
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the cv estimator's state of asdxai.explain.surrogate (1: cell-bit sums)
 
 _SCALARS = (
     "n_masks", "n_masks_requested", "seed", "estimator", "center", "expected_mask",
@@ -274,17 +275,26 @@ def _node(h5: h5py.File, name: str, path: Path) -> Any:
 def _cv_state(
     h5: h5py.File, shape: tuple[int, ...], mask_config: RISEMaskConfig, path: Path
 ) -> dict[str, np.ndarray] | None:
-    """The control-variate sums of a "cv" result (None when absent), read through the checked
-    reader with their shapes fixed by the map's and each other's."""
+    """The control-variate state of a "cv" result (None when absent), read through the
+    checked reader with its shapes fixed by the map's and the surrogate's. A format-1 file
+    holds the first surrogate's sums (``cv_zm``): its map loads, but it cannot be resumed
+    (None, with a warning)."""
     if _node(h5, "state/cv_zs", path) is None:
         return None
+    if _node(h5, "state/cv_beta", path) is None:
+        log.warning("%s: control-variate state of result format 1 (an earlier surrogate); "
+                    "the map loads, but it cannot be resumed", path)  # fmt: skip
+        return None
     kw = {"path": path, "what": _WHAT, "error": ResultError, "max_cells": MAX_CELLS}
-    random_time, random_freq = mask_config.random_axes  # the surrogate's features: 1 + bits
-    k = 1 + random_time * mask_config.time_cells + random_freq * mask_config.freq_cells
+    k = Surrogate.for_masks(mask_config, shape).n_features
     out = {"zs": read_dataset(h5, "state/cv_zs", shape=(2, k), **kw)}
     out["gram"] = read_dataset(h5, "state/cv_gram", shape=(2, k, k), **kw)
-    out["zm"] = read_dataset(h5, "state/cv_zm", shape=(2, k, *shape),
-                             **{**kw, "max_cells": 2 * k * MAX_CELLS})  # fmt: skip
+    out["beta"] = read_dataset(h5, "state/cv_beta", shape=(2, k), **kw)
+    out["fit_n"] = read_dataset(h5, "state/cv_fit_n", shape=(2,), **kw)
+    out["corr"] = read_dataset(h5, "state/cv_corr", shape=(2, *shape), **kw)
+    for key, value in out.items():
+        if not np.isfinite(value).all():
+            raise ResultError(f"{path}: damaged RISE result (NaN or inf in 'state/cv_{key}')")
     return {key: v.astype(np.float64, copy=False) for key, v in out.items()}
 
 

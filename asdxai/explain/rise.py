@@ -42,21 +42,23 @@ How the work is organised
   estimate) and adds c back: importance = Σ (sᵢ − c) Mᵢ / (N E[M]) + c. Since
   E[(s − c) M] / E[M] + c = E[s M] / E[M], the expectation is the same; the noise
   from the random mask coverage c · Σ Mᵢ is removed.
-* ``estimator="cv"`` (control variate) subtracts a linear surrogate of the score in
-  the mask's cell bits, h(z) = β·z with z = [1, time cells, frequency cells]
-  (:func:`asdxai.explain.masks.block_features`), and adds its exact expectation back:
-  importance = [Σ (sᵢ − β·zᵢ) Mᵢ + N β·E[z M]] / (N E[M]), E[z M] in closed form
-  (:func:`asdxai.explain.masks.expected_feature_masks`). β is *cross-fitted*: the
-  even blocks use the β fitted (ridge least squares) on the odd blocks and vice
-  versa, so β is independent of the masks it is applied to and the expectation is
-  the plain estimator's. It keeps Σ z_k M for every feature and parity, i.e.
-  2 (1 + cells) maps in memory and in the result (110 maps for the default 20 + 34
-  cells), not for "grid" masks. Across processes these sums travel per block with
-  the map sums (one block's K·T·F + K² + K numbers per rank and gather), so the map
-  is the single-process map. Split-half agreement for it is that of the two
-  cross-fitted halves. With one block (n_masks ≤ block_size) there is nothing to fit
-  the other half on and it is the plain estimator (a warning says so). It is the default
-  of ``asdxai rise`` and :class:`asdxai.workflows.explain.MapSettings`
+* ``estimator="cv"`` (control variate) subtracts a surrogate of the score, h = β·z, a
+  quadratic model in the mask's pooled time and frequency profiles
+  (:class:`asdxai.explain.surrogate.Surrogate`), and adds its exact expectation back:
+  importance = [Σ (sᵢ − β·zᵢ) Mᵢ + N E[(β·z) M]] / (N E[M]), E[(β·z) M] in closed
+  form. β is *cross-fitted*: the even blocks use the β fitted (ridge least squares) on
+  the odd blocks and vice versa, so β is independent of the masks it is applied to and
+  the expectation is the plain estimator's. The run keeps, per parity, Σ z zᵀ and Σ z s
+  (K² + K numbers, K = 217 for the default 20 + 34 cells), the β in use and the
+  correction Σ (β·zᵢ) Mᵢ [shape=(T, F)]: a folded block adds its correction (its masks
+  are rebuilt from the seed), and β is refitted whenever its parity has grown by
+  :data:`CV_REFIT_GROWTH` since the last fit (until :data:`CV_FIT_MAX_MASKS`), which
+  rebuilds the other parity's correction: O(N) extra mask products in all, none of
+  them forward passes. Every rank folds the same blocks in the same order, so the map
+  is the single-process map; not for "grid" masks. Split-half agreement for it is that
+  of the two cross-fitted halves. With one block (n_masks ≤ block_size) there is nothing
+  to fit the other half on and it is the plain estimator (a warning says so). It is the
+  default of ``asdxai rise`` and :class:`asdxai.workflows.explain.MapSettings`
   (:func:`asdxai.constants.default_estimator`); ``attribute`` itself defaults to "plain".
 * The mask *sampling* (:attr:`RISEMaskConfig.sampling`: antithetic pairs, Latin
   hypercubes) is independent of the estimator: any estimator with any sampling.
@@ -83,15 +85,10 @@ from ..constants import (
     STUDY_MASKS,
 )
 from ..errors import ConfigError, ResultError
+from . import surrogate
 from .distributed import DistContext
-from .masks import (
-    MaskBatch,
-    RISEMaskConfig,
-    block_features,
-    block_masks,
-    draw_block,
-    expected_feature_masks,
-)
+from .masks import MaskBatch, RISEMaskConfig, block_masks, draw_block
+from .surrogate import Surrogate
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +100,8 @@ CPU_BATCH_SIZE = 100  # default batch on CPU (divides the default block of 1000)
 MAX_BATCH_SIZE = 16_384  # upper bound of the automatic batch size on CUDA
 PILOT_MASKS = 256  # masks of the pilot block of the centred estimator
 MIN_AGREEMENT_BLOCKS = 4  # blocks before ``until_agreement`` may stop a run
-CV_RIDGE = 1e-2  # ridge of the control-variate fit, per mask (features are 0/1 cell bits)
+CV_REFIT_GROWTH = 1.25  # the cv surrogate of a parity is refitted when it has grown by this
+CV_FIT_MAX_MASKS = 16_000  # ... until it holds this many masks; then β stays fixed
 
 
 @dataclass
@@ -124,8 +122,11 @@ class RISEResult:
         either half is empty)
     sum_even, sum_odd : np.ndarray [shape=(T, F)], float64, Σ (sᵢ − c) Mᵢ over even /
         odd blocks (the running sums; resume continues them)
-    cv_state : dict | None, "cv" only: ``zm`` [shape=(2, K, T, F)] Σ z_k M, ``gram``
-        [shape=(2, K, K)] Σ z zᵀ and ``zs`` [shape=(2, K)] Σ z s per block parity, float64
+    cv_state : dict | None, "cv" only, float64, per block parity q: ``gram``
+        [shape=(2, K, K)] Σ z zᵀ, ``zs`` [shape=(2, K)] Σ z s, ``beta`` [shape=(2, K)] the
+        surrogate fitted on q, ``fit_n`` [shape=(2,)] the masks of q it was fitted on, and
+        ``corr`` [shape=(2, T, F)] Σ (β·zᵢ) Mᵢ over the masks of q with the *other*
+        parity's β
     n_even, n_odd : int, masks in even / odd blocks
     score_sum, score_sq_sum : float, Σ sᵢ and Σ sᵢ² (raw scores)
     next_block : int, first block not yet included
@@ -181,12 +182,11 @@ class RISEResult:
         """Importance maps of the even and the odd blocks, each [shape=(T, F)]."""
         e = self.expected_mask
         if self.cv_state is not None:
-            expect = expected_feature_masks(self.mask_config, self.shape).numpy()
             even, odd, _ = cv_maps(
                 (self.sum_even, self.sum_odd),
                 (self.n_even, self.n_odd),
                 state=self.cv_state,
-                expect=expect,
+                surrogate=Surrogate.for_masks(self.mask_config, self.shape),
                 expected_mask=e,
             )
             return even, odd
@@ -202,37 +202,23 @@ def _normalise(total: np.ndarray, n: int, expected: float, center: float) -> np.
     return total / (n * expected) + center
 
 
-def _surrogate(gram: np.ndarray, zs: np.ndarray, n: int) -> np.ndarray:
-    """Ridge least-squares β [shape=(K,)] of s ≈ β·z (intercept unpenalised); 0 when n = 0."""
-    if n == 0:
-        return np.zeros(len(zs))
-    ridge = np.eye(len(zs)) * CV_RIDGE * n
-    ridge[0, 0] = 0.0
-    return np.linalg.solve(gram + ridge, zs)
-
-
 def cv_maps(
     sums: tuple[np.ndarray, np.ndarray],
     counts: tuple[int, int],
     *,
     state: dict[str, np.ndarray],
-    expect: np.ndarray,
+    surrogate: Surrogate,
     expected_mask: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cross-fitted control-variate maps: (even half, odd half, whole), each [shape=(T, F)].
 
-    Parity p uses the surrogate β fitted on the other parity q:
-    ``(Σ_p s M − β_q·Σ_p z M + n_p β_q·E[z M]) / (n_p E[M])``.
+    Parity p uses the surrogate β_q fitted on the other parity q:
+    ``(Σ_p s M − Σ_p (β_q·z) M + n_p E[(β_q·z) M]) / (n_p E[M])``.
     """
-    betas = [_surrogate(state["gram"][q], state["zs"][q], counts[q]) for q in (0, 1)]
     nums = []
     for p, q in ((0, 1), (1, 0)):
-        beta = betas[q]
-        nums.append(
-            sums[p]
-            - np.tensordot(beta, state["zm"][p], 1)
-            + counts[p] * np.tensordot(beta, expect, 1)
-        )
+        beta = state["beta"][q]
+        nums.append(sums[p] - state["corr"][p] + counts[p] * surrogate.expected_map(beta))
     halves = [
         nums[p] / (counts[p] * expected_mask) if counts[p] else np.full_like(nums[p], np.nan)
         for p in (0, 1)
@@ -542,12 +528,14 @@ class _Run:
         self.noise_ratios: list[tuple[int, float]] = []  # (masks, x): the bar's projected stop
         self.cv: dict[str, torch.Tensor] | None = None
         if estimator == "cv":
-            self.feat_expect = expected_feature_masks(cfg, shape)  # (K, T, F) float64, CPU
-            k = self.feat_expect.shape[0]
+            self.surrogate = Surrogate.for_masks(cfg, shape)
+            k = self.surrogate.n_features
             self.cv = {
-                "zm": torch.zeros(2, k, t, f, dtype=torch.float64, device=device),
                 "gram": torch.zeros(2, k, k, dtype=torch.float64, device=device),
                 "zs": torch.zeros(2, k, dtype=torch.float64, device=device),
+                "beta": torch.zeros(2, k, dtype=torch.float64, device=device),
+                "fit_n": torch.zeros(2, dtype=torch.float64, device=device),
+                "corr": torch.zeros(2, t, f, dtype=torch.float64, device=device),
             }
 
     # -- scoring ---------------------------------------------------------------
@@ -620,7 +608,7 @@ class _Run:
 
     def block_sums(self, blocks: list[int]) -> tuple[torch.Tensor, torch.Tensor, list | None]:
         """Per-block Σ (s − c) M (k, T, F) float64, [Σ s, Σ s²] (k, 2) float64 and, for
-        "cv", per block (Σ z M (K, T, F), Σ z zᵀ (K, K), Σ z s (K,)) float64 (else None).
+        "cv", per block (Σ z zᵀ (K, K), Σ z s (K,)) float64 (else None).
 
         Retries with half the batch size when CUDA runs out of memory.
         """
@@ -635,15 +623,23 @@ class _Run:
                 self.batch_size = max(1, self.batch_size // 2)
                 log.warning("out of memory: batch size halved to %d", self.batch_size)
 
-    def _feature_sums(self, blk, start: int, stop: int, masks: MaskBatch, s: torch.Tensor):
-        """(Σ z M (K, T, F), Σ z zᵀ (K, K), Σ z s (K,)) of masks ``start:stop`` of a block,
-        float64 (float32 products, like the map's sums)."""
-        z = block_features(blk, start=start, stop=stop, device=self.device)  # (B, K)
-        b, k = z.shape
-        zt = (z[:, :, None] * masks.t[:, None, :]).reshape(b, -1)  # (B, K·T)
-        zm = (zt.T @ masks.f).view(k, *self.shape)
-        zd = z.double()
-        return zm.double(), zd.T @ zd, zd.T @ s.double()
+    def _feature_sums(self, masks: MaskBatch, s: torch.Tensor) -> list[torch.Tensor]:
+        """[Σ z zᵀ (K, K), Σ z s (K,)] of a batch of masks and their scores, float64."""
+        z = self.surrogate.features(masks)  # (B, K)
+        return [z.T @ z, z.T @ s.double()]
+
+    def _correction(self, blocks: list[int], beta: torch.Tensor) -> torch.Tensor:
+        """Σ (β·zᵢ) Mᵢ [shape=(T, F)] float64 over the masks of ``blocks``, rebuilt from the
+        seed (float32 products per block, like the map's sums)."""
+        total = torch.zeros(*self.shape, dtype=torch.float64, device=self.device)
+        if not bool(beta.any()):
+            return total
+        for b in blocks:
+            blk = draw_block(self.cfg, self.shape, seed=self.seed, block=b)
+            masks = block_masks(blk, self.shape, stop=self.block_len(b), device=self.device)
+            w = (self.surrogate.features(masks) @ beta).float()
+            total += masks.weighted_sum(w).double()
+        return total
 
     def _block_sums(self, blocks: list[int]) -> tuple[torch.Tensor, torch.Tensor, list | None]:
         t_, f_ = self.shape
@@ -666,10 +662,10 @@ class _Run:
             stats[g : g + k, 0] = sd.sum(1)
             stats[g : g + k, 1] = (sd * sd).sum(1)
             if extra is not None:
-                for j, d in enumerate(drawn):
+                for j in range(len(drawn)):
                     one = slice(j * block, (j + 1) * block)
                     sub = MaskBatch(t=masks.t[one], f=masks.f[one])
-                    extra[g + j] = self._feature_sums(d, 0, block, sub, s[one])
+                    extra[g + j] = self._feature_sums(sub, s[one])
         # several forward passes per block (every block when the batch is smaller than a
         # block, else only the truncated last block); ``whole`` is a prefix of ``blocks``
         step = min(bsz, block)
@@ -686,7 +682,7 @@ class _Run:
                 stats[i, 0] += sd.sum()
                 stats[i, 1] += (sd * sd).sum()
                 if extra is not None:
-                    part = self._feature_sums(blk, start, stop, masks, s)
+                    part = self._feature_sums(masks, s)
                     extra[i] = (
                         part
                         if extra[i] is None
@@ -699,8 +695,7 @@ class _Run:
         """Add the sums of block ``b`` (which must be ``next_block``)."""
         assert b == self.next_block, (b, self.next_block)
         if self.cv is not None:
-            for key, value in zip(("zm", "gram", "zs"), extra, strict=True):
-                self.cv[key][b % 2] += value
+            self._fold_cv(b, extra)
         n = self.block_len(b)
         if b % 2 == 0:
             self.sum_even += total
@@ -712,6 +707,21 @@ class _Run:
         self.score_sq_sum += float(stats[1])
         self.next_block = b + 1
 
+    def _fold_cv(self, b: int, extra: list[torch.Tensor]) -> None:
+        """Add block ``b``'s surrogate sums and correction; refit its parity's β when due."""
+        p, q = b % 2, 1 - b % 2
+        cv = self.cv
+        cv["gram"][p] += extra[0]
+        cv["zs"][p] += extra[1]
+        cv["corr"][p] += self._correction([b], cv["beta"][q])
+        n_p = sum(self.block_len(i) for i in range(p, b + 1, 2))
+        fitted = float(cv["fit_n"][p])
+        if fitted < CV_FIT_MAX_MASKS and n_p >= CV_REFIT_GROWTH * fitted:
+            beta = surrogate.fit(cv["gram"][p].cpu().numpy(), cv["zs"][p].cpu().numpy(), n_p)
+            cv["beta"][p] = torch.as_tensor(beta, device=self.device)
+            cv["fit_n"][p] = n_p
+            cv["corr"][q] = self._correction(list(range(q, b, 2)), cv["beta"][p])
+
     def maps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(even half, odd half, whole) importance maps [shape=(T, F)] of the blocks so far."""
         e = self.cfg.expected_value
@@ -720,7 +730,7 @@ class _Run:
         if self.cv is not None:
             state = {k: v.cpu().numpy() for k, v in self.cv.items()}
             return cv_maps(
-                (even, odd), counts, state=state, expect=self.feat_expect.numpy(), expected_mask=e
+                (even, odd), counts, state=state, surrogate=self.surrogate, expected_mask=e
             )
         whole = _normalise(even + odd, self.n_even + self.n_odd, e, self.center)
         return (
@@ -864,12 +874,12 @@ class _Run:
         return out
 
     def _gather_cv(self, extra: list | None, per_rank: int) -> list[list[list[torch.Tensor]]]:
-        """All ranks' control-variate sums of one round: ``[slot][rank]`` -> (Σ z M, Σ z zᵀ,
-        Σ z s) of that rank's block in that slot (zeros for padding). One ``all_gather`` of
-        one block's sums (K·T·F + K² + K float64) per slot, so the memory of a round stays
-        at world size x one block."""
+        """All ranks' control-variate sums of one round: ``[slot][rank]`` -> (Σ z zᵀ, Σ z s)
+        of that rank's block in that slot (zeros for padding). One ``all_gather`` of one
+        block's K² + K float64 per slot."""
         dev = self._comm_device()
-        shapes = [v.shape[1:] for v in self.cv.values()]  # per parity -> per block
+        k = self.surrogate.n_features
+        shapes = [(k, k), (k,)]  # one block's Σ z zᵀ and Σ z s
         sizes = [math.prod(sh) for sh in shapes]
         out = []
         for j in range(per_rank):
