@@ -88,3 +88,33 @@ def test_run_computes_and_caches_references_of_a_checkpoint(tmp_path):
     again = q.run([str(ck)], clips, **kw)
     assert all(r["cached"] for r in again["references"])
     assert [r["r_at_1000"] for r in again["rows"]] == [r["r_at_1000"] for r in first["rows"]]
+
+
+def test_study_references_are_compared_and_reported(tmp_path, monkeypatch):
+    """--study-refs: the study-setting map (plain; its 640,000 masks shrunk to 600 here) of
+    the first clip is cached, the reference's and every curve point's r with it recorded,
+    and the Markdown reports them."""
+    from conftest import tiny_checkpoint, tiny_tree
+
+    import asdxai.workflows.explain as explain
+    from asdxai.features import FeatureConfig
+
+    monkeypatch.setattr(explain, "STUDY_MASKS", 600)
+    feat = FeatureConfig(duration_s=0.4, n_fft=256, hop_length=128)
+    tiny_tree(tmp_path / "data", int(0.4 * 16000))
+    ck = tiny_checkpoint(tmp_path / "m.pt", feat)
+    clips = q.pick_clips(tmp_path / "data", 2)
+    res = q.run([str(ck)], clips, variants=[q.Variant("cv", "iid")], ref_masks=400,
+                max_passes=200, block_size=50, study_refs=1, cache=tmp_path / "cache")  # fmt: skip
+    first, second = res["references"]
+    assert first["study_masks"] == 600 and -1 <= first["r_study"] <= 1
+    assert "r_study" not in second
+    assert all("r_study" in p for p in res["rows"][0]["curve"])
+    assert all("r_study" not in p for p in res["rows"][1]["curve"])
+    settings = {"max_passes": 200, "block_size": 50, "clips": [str(c) for c in clips],
+                "checkpoints": [str(ck)], "ref_masks": 400}  # fmt: skip
+    text = q.markdown(res, settings, "asdxai bench rise --quality --study-refs 1")
+    assert "Against the study's own map" in text and f"{first['r_study']:.5f}" in text
+    assert "Against the study's own map" not in q.markdown(
+        {"rows": res["rows"][1:], "references": [second]}, settings, "x"
+    )

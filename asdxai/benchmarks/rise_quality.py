@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from ..constants import STUDY_MASKS
+
 # The library loads inside the functions: `asdxai bench --help` imports this module for its
 # option lists and must stay torch-free (tests/test_help.py).
 
@@ -138,9 +140,10 @@ def study_reference(explainer, clip: Path, *, cache: Path, progress: bool):
 
 def curve(
     score_fn, spec, variant: Variant, *, ref_map: np.ndarray, clip: Path, max_passes: int,
-    block_size: int, seed: int = 0,
+    block_size: int, seed: int = 0, study_map: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """r, r_est and focus of ``variant``'s map at every block boundary up to ``max_passes``."""
+    """r, r_est and focus of ``variant``'s map at every block boundary up to ``max_passes``
+    (and ``r_study``, r with ``study_map``, when one is given)."""
     from ..explain import RISE, RISEExecution, RISEMaskConfig
     from ..explain.rise import PILOT_MASKS, estimated_correlation, split_half_agreement
 
@@ -155,6 +158,8 @@ def curve(
             "r_est": estimated_correlation(res.agreement),
             "focus": _focus(res.importance, clip),
         })  # fmt: skip
+        if study_map is not None:
+            points[-1]["r_study"] = split_half_agreement(res.importance, study_map)
 
     res = RISE(score_fn, mask_config=cfg).attribute(
         spec, n_masks=max_passes - pilot, seed=seed, estimator=variant.estimator,
@@ -208,10 +213,15 @@ def run(
     ref_masks: int = DEFAULT_REF_MASKS,
     max_passes: int = DEFAULT_MAX_PASSES,
     block_size: int = 250,
+    study_refs: int = 0,
     cache: Path,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Reference maps (cached) and the curves of every variant for every (model, clip).
+
+    For the first ``study_refs`` clips the map in the study's own setting (plain, 640,000
+    masks, :func:`study_reference`, cached) is computed too; the reference's r with it and
+    every curve's r with it (``r_study``) are recorded.
 
     Returns
     -------
@@ -221,13 +231,13 @@ def run(
     """
     from tqdm.auto import tqdm
 
-    from ..explain.rise import estimated_correlation
+    from ..explain.rise import estimated_correlation, split_half_agreement
     from ..workflows.explain import Explainer
 
     rows, refs = [], []
     for ck in checkpoints:
         ex = Explainer(ck, device="cpu")
-        for clip in clips:
+        for i, clip in enumerate(clips):
             ref = reference(ex, clip, n_masks=ref_masks, cache=cache, progress=progress)
             r_ref = estimated_correlation(ref.result.agreement)
             refs.append({
@@ -235,12 +245,23 @@ def run(
                 "masks": ref.result.n_masks, "r_est": r_ref, "cached": ref.reused,
                 "seconds": None if ref.reused else ref.result.elapsed_s,
             })  # fmt: skip
+            study_map = None
+            if i < study_refs:
+                study = study_reference(ex, clip, cache=cache, progress=progress)
+                study_map = study.result.importance
+                refs[-1].update({
+                    "study_masks": study.result.n_masks,
+                    "study_r_est": estimated_correlation(study.result.agreement),
+                    "r_study": split_half_agreement(ref.result.importance, study_map),
+                    "study_seconds": None if study.reused else study.result.elapsed_s,
+                })  # fmt: skip
             ref_focus = _focus(ref.result.importance, clip)
             inputs = ex.inputs(clip)
             score_fn = ex.scorer.bind(ref.section, spectrum=inputs.spectrum)
             for v in tqdm(variants, desc=clip.name, disable=not progress, leave=False):
                 pts = curve(score_fn, inputs.spec, v, ref_map=ref.result.importance, clip=clip,
-                            max_passes=max_passes, block_size=block_size)  # fmt: skip
+                            max_passes=max_passes, block_size=block_size,
+                            study_map=study_map)  # fmt: skip
                 row = {"model": Path(ck).stem, "clip": clip.name, "variant": v.name}
                 for t in TARGETS:
                     row[f"passes_r{t}"] = passes_to(pts, lambda p, t=t: p["r"] >= t)
@@ -248,7 +269,8 @@ def run(
                 row["passes_focus"] = passes_to(pts, _focus_within(ref_focus))
                 at = [p for p in pts if p["passes"] <= 1000]
                 row["r_at_1000"] = at[-1]["r"] if at else None
-                row["curve"] = [{k: p[k] for k in ("passes", "r", "r_est")} for p in pts]
+                row["curve"] = [{k: p[k] for k in ("passes", "r", "r_est", "r_study") if k in p}
+                                for p in pts]  # fmt: skip
                 rows.append(row)
                 log.info("%s %s %s: %s", row["model"], clip.name, v.name,
                          {k: row[k] for k in row if k.startswith("passes")})  # fmt: skip
@@ -357,7 +379,42 @@ def markdown(result: dict[str, Any], settings: dict[str, Any], command: str) -> 
         sec = "cached" if r["seconds"] is None else f"{r['seconds']:.0f}"
         lines.append(f"| {r['model']} | {r['clip']} | {r['section']} | {r['masks']:,} | "
                      f"{r['r_est']:.5f} | {sec} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _study_lines(result, settings)) + "\n"
+
+
+def _study_lines(result: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """The Markdown on the study-setting maps (none without ``--study-refs``)."""
+    studied = [r for r in result["references"] if "r_study" in r]
+    if not studied:
+        return []
+    lines = [
+        "",
+        f"Against the study's own map (plain estimator, {STUDY_MASKS:,} masks, seed "
+        f"{STUDY_SEED}) on {len(studied)} maps: the reference's r with it, and each variant's "
+        "r with it at 1,000 passes and where the default stop ends the run (median over these "
+        "maps):",
+        "",
+        "| model | clip | section | study map: masks | its r_est | r(reference, study map) "
+        "| seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in studied:
+        sec = "cached" if r["study_seconds"] is None else f"{r['study_seconds']:.0f}"
+        lines.append(f"| {r['model']} | {r['clip']} | {r['section']} | {r['study_masks']:,} | "
+                     f"{r['study_r_est']:.5f} | {r['r_study']:.5f} | {sec} |")  # fmt: skip
+    lines += ["", "| variant | r with the study map at 1,000 passes | at the default stop |",
+              "|---|---|---|"]  # fmt: skip
+    keys = {(r["model"], r["clip"]) for r in studied}
+    for name in dict.fromkeys(r["variant"] for r in result["rows"]):
+        rows = [r for r in result["rows"]
+                if r["variant"] == name and (r["model"], r["clip"]) in keys]  # fmt: skip
+        at = [[p for p in r["curve"] if p["passes"] <= 1000][-1]["r_study"] for r in rows]
+        stops = [p["r_study"] for r in rows
+                 if (p := stop_point(r["curve"], settings["block_size"])) is not None]  # fmt: skip
+        stop = f"{statistics.median(stops):.4f} ({len(stops)}/{len(rows)} stopped)" if stops else (
+            f"none of {len(rows)} stopped")
+        lines.append(f"| {name} | {statistics.median(at):.4f} | {stop} |")
+    return lines
 
 
 def write(result: dict[str, Any], settings: dict[str, Any], stem: str | os.PathLike,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ..constants import ARCHS, ESTIMATORS, PRECISIONS, SAMPLINGS, STUDY_MASKS
-from ._common import add_device, add_seed, positive_int
+from ._common import add_device, add_seed, non_negative_int, positive_int
 
 
 def _doc(name: str) -> str:
@@ -240,6 +240,12 @@ def _register_rise(sub: argparse._SubParsersAction) -> None:
         help=f"masks of each reference map (default: {quality.DEFAULT_REF_MASKS:,})",
     )  # fmt: skip
     q.add_argument(
+        "--study-refs", type=non_negative_int, default=0, metavar="K",
+        help=f"also compute the map in the study's setting (plain estimator, {STUDY_MASKS:,} "
+        "masks) for the first K clips, cached, and report every variant's r with it "
+        "(default: 0; ~12 min per clip of 'small' on an idle 2-core CPU)",
+    )  # fmt: skip
+    q.add_argument(
         "--max-passes", type=positive_int, default=quality.DEFAULT_MAX_PASSES,
         help=f"forward passes per variant (default: {quality.DEFAULT_MAX_PASSES:,})",
     )  # fmt: skip
@@ -273,11 +279,11 @@ def _run_rise_quality(args: argparse.Namespace) -> int:
     settings = {
         "checkpoints": checkpoints, "clips": [str(c) for c in clips], "ref_masks": args.ref_masks,
         "max_passes": args.max_passes, "block_size": args.block_size,
-        "variants": [v.name for v in variants],
+        "variants": [v.name for v in variants], "study_refs": args.study_refs,
     }  # fmt: skip
     res = quality.run(
         checkpoints, clips, variants=variants, ref_masks=args.ref_masks,
-        max_passes=args.max_passes, block_size=args.block_size,
+        max_passes=args.max_passes, block_size=args.block_size, study_refs=args.study_refs,
         cache=cache_dir() / "rise-references", progress=True,
     )  # fmt: skip
     command = _command_line()

@@ -216,7 +216,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=ESTIMATORS,
         default=None,
         help="plain (study), centered (scores minus a pilot mean, added back) or cv (minus a "
-        "cross-fitted linear surrogate of the score in the mask cells, added back): the same "
+        "cross-fitted quadratic surrogate of the score in the mask's pooled time and frequency "
+        "profiles, added back): the same "
         f"expectation, less noise (default: {DEFAULT_ESTIMATOR}; {DENSE_ESTIMATOR} with "
         "--mask-mode grid, where cv is refused; plain with --study). A result is continued "
         "only with the estimator it was made with",

@@ -1,14 +1,17 @@
 """RISE result files (``.h5``): the map, the input, the running sums and the provenance.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
     /importance          (T, F) float64   the importance map
     /spectrogram         (T, F) float32   the explained model input (linear magnitude)
     /log_spectrogram     (T, F) float32   optional, dB (for plots)
     /state/sum_even      (T, F) float64   Σ (s − c) t fᵀ over even blocks
     /state/sum_odd       (T, F) float64   Σ (s − c) t fᵀ over odd blocks
-    /state/cv_zm         (2, K, T, F), /state/cv_gram (2, K, K), /state/cv_zs (2, K)
-                         float64, estimator "cv" only (its control-variate sums)
+    /state/cv_gram (2, K, K), /state/cv_zs (2, K), /state/cv_beta (2, K),
+    /state/cv_fit_n (2,), /state/cv_corr (2, T, F)
+                         float64, estimator "cv" only (its surrogate's state per block
+                         parity, :class:`asdxai.explain.surrogate.Surrogate`; format 1
+                         held /state/cv_zm instead: such a map loads but cannot resume)
     attrs of /           format_version, complete, n_masks, n_masks_requested, seed,
                          estimator, center, expected_mask, agreement, n_even, n_odd,
                          score_sum, score_sq_sum, next_block, stopped_early,

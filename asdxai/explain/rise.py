@@ -375,8 +375,9 @@ class RISE:
         seed : int
             Seed (≥ 0) of the mask stream; same seed and settings give the same map.
         estimator : "plain" | "centered" | "cv"
-            "centered" subtracts a pilot mean score, "cv" a cross-fitted linear surrogate
-            of the score in the cell bits (variance reduction, same expectation).
+            "centered" subtracts a pilot mean score, "cv" a cross-fitted quadratic
+            surrogate of the score in the mask's pooled profiles (variance reduction, same
+            expectation).
         until_agreement : float in (0, 1), optional
             Stop at the first block boundary (after at least 4 blocks) where the
             split-half agreement reaches this value; ``n_masks`` is then an upper bound.
