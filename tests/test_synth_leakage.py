@@ -80,3 +80,12 @@ def test_the_probes_run_per_machine_type_on_full_length_clips(probed):
 def test_no_global_statistic_finds_the_anomalies_of_any_machine_type(probed):
     worst = max(r.unsupervised for r in probed.values())
     assert worst <= MAX_UNSUPERVISED_AUC + MARGIN, leakage_table(probed)
+
+
+@pytest.mark.parametrize("bad", [{"folds": 1}, {"folds": 2.5}, {"seed": -1}])
+def test_probe_tree_refuses_bad_folds_and_seeds_before_reading(bad, tmp_path):
+    from asdxai.benchmarks.leakage import probe_tree
+    from asdxai.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="folds|seed"):
+        probe_tree(tmp_path / "missing", **bad)

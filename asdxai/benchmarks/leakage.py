@@ -47,6 +47,7 @@ import numpy as np
 import soundfile as sf
 
 from .._atomic import atomic_write_text
+from .._checks import Integral, Interval, check_params
 from ..data.records import ClipRecord, scan
 from ..errors import DataError
 from ..metrics import auc
@@ -222,6 +223,8 @@ def probe_tree(
     -------
     dict machine type -> :class:`MachineLeakage`, in the order the tree lists them
     """
+    check_params({"folds": (Integral, Interval(2, None)), "seed": (Integral, Interval(0, None))},
+                 folds=folds, seed=seed)  # fmt: skip
     keep = None if sections is None else set(sections)
     train = [
         r
