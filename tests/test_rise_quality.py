@@ -54,7 +54,8 @@ def test_summary_corrects_for_the_reference_noise_and_renders():
     curve = [{"passes": 250 * k, "r": r, "r_est": e}
              for k, (r, e) in enumerate([(0.9, np.nan), (0.97, 0.98), (0.985, 0.985),
                                          (0.986, 0.991), (0.987, 0.993)], 1)]  # fmt: skip
-    row = {"model": "m", "clip": "c", "variant": "cv", "r_at_1000": 0.986, "curve": curve,
+    row = {"model": "m", "section": "s", "clip": "c", "variant": "cv", "r_at_1000": 0.986,
+           "curve": curve,
            "passes_focus": None, "passes_r_est0.99": 1000, "passes_r0.99": None,
            "passes_r0.995": None}  # fmt: skip
     ref = {"model": "m", "clip": "c", "r_est": 0.99, "section": "s", "masks": 8000, "seconds": 1}
@@ -118,3 +119,18 @@ def test_study_references_are_compared_and_reported(tmp_path, monkeypatch):
     assert "Against the study's own map" not in q.markdown(
         {"rows": res["rows"][1:], "references": [second]}, settings, "x"
     )
+
+
+def test_maps_of_clips_that_share_a_name_stay_apart():
+    # ToyCar and ToyTrain clips share file names: references are matched by section too
+    curve = [{"passes": 250 * k, "r": 0.985, "r_est": 0.9} for k in range(1, 5)]
+    rows = [{"model": "m", "section": s, "clip": "c", "variant": "cv", "r_at_1000": 0.985,
+             "curve": curve, "passes_focus": None, "passes_r_est0.99": None,
+             "passes_r0.99": None, "passes_r0.995": None} for s in ("a", "b")]  # fmt: skip
+    refs = [{"model": "m", "section": s, "clip": "c", "r_est": r}
+            for s, r in (("a", 0.99), ("b", 0.5))]  # fmt: skip
+    (entry,) = q.summary({"rows": rows, "references": refs}, 1000, 250)
+    assert entry["passes_rc0.99"] == 250 and entry["passes_rc0.99_reached"] == 2
+    (entry,) = q.summary({"rows": rows, "references": refs[:1] + [dict(refs[0], section="b")]},
+                         1000, 250)  # fmt: skip
+    assert entry["passes_rc0.99_reached"] == 0  # 0.985 / 0.99 < 0.99 on both

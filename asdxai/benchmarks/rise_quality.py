@@ -262,7 +262,8 @@ def run(
                 pts = curve(score_fn, inputs.spec, v, ref_map=ref.result.importance, clip=clip,
                             max_passes=max_passes, block_size=block_size,
                             study_map=study_map)  # fmt: skip
-                row = {"model": Path(ck).stem, "clip": clip.name, "variant": v.name}
+                row = {"model": Path(ck).stem, "section": ref.section, "clip": clip.name,
+                       "variant": v.name}  # fmt: skip
                 for t in TARGETS:
                     row[f"passes_r{t}"] = passes_to(pts, lambda p, t=t: p["r"] >= t)
                     row[f"passes_r_est{t}"] = passes_to(pts, lambda p, t=t: p["r_est"] >= t)
@@ -277,6 +278,11 @@ def run(
     return {"rows": rows, "references": refs}
 
 
+def _map_key(row: dict[str, Any]) -> tuple[str, str, str]:
+    """(model, section, clip) of a row or reference: ToyCar and ToyTrain clips share names."""
+    return row["model"], row["section"], row["clip"]
+
+
 def summary(result: dict[str, Any], max_passes: int, block_size: int) -> list[dict[str, Any]]:
     """Per variant: median over (model, clip) of the passes to each target (a run that never
     reaches it counts as > max_passes), how many reached it, and where the default stop
@@ -286,11 +292,11 @@ def summary(result: dict[str, Any], max_passes: int, block_size: int) -> list[di
     reference's estimated correlation with the converged map (Spearman's correction for
     attenuation): r against a noisy reference understates r against the converged map."""
     out = []
-    ref_r = {(r["model"], r["clip"]): r["r_est"] for r in result["references"]}
+    ref_r = {_map_key(r): r["r_est"] for r in result["references"]}
     for name in dict.fromkeys(r["variant"] for r in result["rows"]):
         rows = [dict(r) for r in result["rows"] if r["variant"] == name]
         for r in rows:  # Spearman's correction for the reference's own noise: r / r_ref
-            rr = ref_r[(r["model"], r["clip"])]
+            rr = ref_r[_map_key(r)]
             for t in TARGETS:
                 r[f"passes_rc{t}"] = passes_to(r["curve"], lambda p, t=t, rr=rr: p["r"] / rr >= t)
         entry: dict[str, Any] = {"variant": name, "maps": len(rows)}
@@ -304,7 +310,7 @@ def summary(result: dict[str, Any], max_passes: int, block_size: int) -> list[di
             [r["r_at_1000"] for r in rows if r["r_at_1000"] is not None] or [float("nan")]
         )
         stops = [
-            dict(p, rc=p["r"] / ref_r[(r["model"], r["clip"])])
+            dict(p, rc=p["r"] / ref_r[_map_key(r)])
             for r in rows
             if (p := stop_point(r["curve"], block_size)) is not None
         ]
@@ -404,10 +410,10 @@ def _study_lines(result: dict[str, Any], settings: dict[str, Any]) -> list[str]:
                      f"{r['study_r_est']:.5f} | {r['r_study']:.5f} | {sec} |")  # fmt: skip
     lines += ["", "| variant | r with the study map at 1,000 passes | at the default stop |",
               "|---|---|---|"]  # fmt: skip
-    keys = {(r["model"], r["clip"]) for r in studied}
+    keys = {_map_key(r) for r in studied}
     for name in dict.fromkeys(r["variant"] for r in result["rows"]):
         rows = [r for r in result["rows"]
-                if r["variant"] == name and (r["model"], r["clip"]) in keys]  # fmt: skip
+                if r["variant"] == name and _map_key(r) in keys]  # fmt: skip
         at = [[p for p in r["curve"] if p["passes"] <= 1000][-1]["r_study"] for r in rows]
         stops = [p["r_study"] for r in rows
                  if (p := stop_point(r["curve"], settings["block_size"])) is not None]  # fmt: skip
