@@ -306,3 +306,18 @@ def test_the_rise_quality_table_matches_its_results_file():
             check_cell(cell.replace(",", ""), [value, e[f"{key}_reached"], e["maps"]], row[0])
         stop = [e["stop_passes_median"], e["stopped"], e["maps"], e["stop_r_median"]]
         check_cell(row[4].replace(",", ""), stop if e["stopped"] else [e["maps"]], row[0])
+
+
+def test_the_one_class_quality_sentence_matches_its_results_file():
+    """The RISE section's sentence on the one-class model: ``bench rise --quality``'s JSON."""
+    doc = json.loads((RESULTS / "rise_quality_small_g6_oc.json").read_text())
+    cv = next(e for e in doc["summary"] if e["variant"] == "cv")
+    text = " ".join(README.read_text().split())
+    start = text.index("On the one-class spectrogram model (same")
+    sentence = text[start : text.index("true r of", start) + 16]
+    sentence = sentence.replace("rise_quality_small_g6_oc.md", "").replace("0.99 in", "in")
+    expected = [cv["maps"], doc["settings"]["ref_masks"],
+                cv["median_r_at_1000"], 1000, cv["passes_r0.99"], cv["passes_r0.99_reached"],
+                cv["maps"], cv["stop_passes_median"], cv["stopped"], cv["maps"],
+                cv["stop_r_median"]]  # fmt: skip
+    check_cell(sentence.replace(",", ""), expected, "one-class quality sentence")
