@@ -66,7 +66,7 @@ def pooling_matrix(size: int, bins: int) -> torch.Tensor:
 
 
 def axis_moments(
-    cells: int, size: int, pool: torch.Tensor, p_keep: float
+    cells: int, size: int, pool: torch.Tensor, *, p_keep: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``E[X_a t_j]`` and ``E[X_a² t_j]`` of one mask axis, X = ``pool`` @ t (module docstring).
 
@@ -127,7 +127,7 @@ class Surrogate:
                 continue
             pool = pooling_matrix(size, min(size, BINS_PER_CELL * cells))
             pools.append(pool)
-            moments.append(axis_moments(cells, size, pool, p))
+            moments.append(axis_moments(cells, size, pool, p_keep=p))
         return cls(tuple(pools), tuple(moments), tuple(means))  # type: ignore[arg-type]
 
     @property
