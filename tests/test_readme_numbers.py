@@ -321,3 +321,14 @@ def test_the_one_class_quality_sentence_matches_its_results_file():
                 cv["maps"], cv["stop_passes_median"], cv["stopped"], cv["maps"],
                 cv["stop_r_median"]]  # fmt: skip
     check_cell(sentence.replace(",", ""), expected, "one-class quality sentence")
+
+
+def test_the_study_map_sentence_matches_its_results_file():
+    """The RISE section's r of the references with the study's own 640,000-mask maps."""
+    doc = json.loads((RESULTS / "rise_quality_small_g6_sc.json").read_text())
+    studied = [r for r in doc["references"] if "r_study" in r]
+    text = " ".join(README.read_text().split())
+    start = text.index("640,000 masks, seed 98) correlates at r =")
+    sentence = text[start + len("640,000 masks, seed 98)") : text.index("with them", start)]
+    check_cell(sentence, [r["r_study"] for r in studied], "study-map sentence")
+    assert all(r["study_masks"] == 640_000 for r in studied)
