@@ -11,6 +11,7 @@ from ._version import __version__
 #: ``python -m asdxai --help`` and ``import asdxai.constants`` do not import torch.
 _WHERE = {
     **dict.fromkeys(("Checkpoint", "load_checkpoint", "save_checkpoint"), ".checkpoint"),
+    "keep_large_buffers": "._allocator",
     **dict.fromkeys(("ClipRecord", "read_clip", "scan"), ".data"),
     **dict.fromkeys(("TSNEConfig", "nearest_normal_distances", "run_tsne"), ".embed"),
     **dict.fromkeys(
@@ -73,6 +74,7 @@ __all__ = [
     "__version__",
     "build_encoder",
     "embed_records",
+    "keep_large_buffers",
     "load_checkpoint",
     "log_spectrogram",
     "nearest_normal_distances",

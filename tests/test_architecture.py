@@ -12,7 +12,8 @@ PACKAGE = ROOT / "asdxai"
 
 #: Layers, lowest first; a module may import its own layer and the layers below it.
 LAYERS = (
-    {"errors", "_io", "_h5", "_atomic", "_runtime", "_version", "constants", "layout", "_checks"},
+    {"errors", "_io", "_h5", "_atomic", "_runtime", "_allocator", "_version", "constants"}
+    | {"layout", "_checks"},
     {"data", "features"},
     {"nets", "losses"},
     {"checkpoint", "train", "recipes"},

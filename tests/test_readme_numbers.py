@@ -332,3 +332,18 @@ def test_the_study_map_sentence_matches_its_results_file():
     sentence = text[start + len("640,000 masks, seed 98)") : text.index("with them", start)]
     check_cell(sentence, [r["r_study"] for r in studied], "study-map sentence")
     assert all(r["study_masks"] == 640_000 for r in studied)
+
+
+def test_the_rise_speed_row_matches_its_results_files():
+    """The speed table's RISE/bare row: ``bench rise``'s JSON, with and without the tuned
+    malloc, and with ``--compile``."""
+    runs = {stem: json.loads((RESULTS / f"rise_speed_small{stem}.json").read_text())["runs"]
+            for stem in ("", "_default_malloc", "_compile")}  # fmt: skip
+    row = next(r for t in readme_tables() for r in t if r[0].startswith("RISE/bare, the bundled"))
+    tuned = runs[""]
+    assert [r["estimator"] for r in tuned] == ["plain", "centered", "cv"]
+    assert row[1].endswith(f"--batches {tuned[0]['n_masks'] // 100} --estimator plain centered cv`")
+    expected = [r["ratio"] for r in tuned] + [r["asdxai"] for r in tuned]
+    expected += [r["asdxai"] for r in runs["_default_malloc"]]
+    expected += [r["asdxai"] for r in runs["_compile"]]
+    check_cell(row[2].replace(",", ""), expected, "RISE speed row")

@@ -11,7 +11,10 @@ One run, one scorer, one batch size, three measurements:
     chunks of one batch, copied to the device, map by ``tensordot``.
 
 Printed: masks/s of each, the ratios (b)/(a) (goal ≥ 0.95) and (b)/(c), and the
-projected time of 640,000 masks at the (b) rate. The score function is the
+projected time of 640,000 masks at the (b) rate; one measurement per ``--estimator``,
+and with ``--out`` a results file. The malloc line says whether glibc's thresholds were
+raised (:mod:`asdxai._allocator`, every command's default) or left at glibc's default
+(``--default-malloc``). The score function is the
 study's spectrogram-only encoder (``asdxai.nets``, random weights, ``--width``)
 followed by the anomaly score 1 − max cosine similarity to 26 unit references
 (16 k-means means + 10 target clips), exactly the work of ``AnomalyScorer``.
@@ -19,14 +22,20 @@ followed by the anomaly score 1 − max cosine similarity to 26 unit references
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from .._atomic import atomic_path
+from .._io import json_default
 from .._runtime import resolve_device
+from ..constants import STUDY_MASKS
 from ..explain import RISE, RISEExecution, RISEMaskConfig
 from ..explain.masks import generate_masks
 from ..explain.rise import CPU_BATCH_SIZE, DTYPES, PILOT_MASKS
@@ -166,6 +175,43 @@ def benchmark(
     return {
         "scorer": name, "device": str(dev), "shape": shape, "batch_size": bs,
         "n_masks": n, "repeats": repeats, "precision": precision, "estimator": estimator,
-        "sampling": sampling,
+        "sampling": sampling, "compile": compile,
         "threads": torch.get_num_threads(), **rates,
     }  # fmt: skip
+
+
+def report(runs: list[dict], *, malloc: str) -> str:
+    """The printed lines of :func:`benchmark` results (one per estimator, same settings)."""
+    r = runs[0]
+    lines = [
+        f"RISE benchmark: {r['scorer']}, input {r['shape'][0]} x {r['shape'][1]}, "
+        f"{r['device']} ({r['threads']} threads), batch {r['batch_size']}, {r['precision']}"
+        f"{', torch.compile' if r['compile'] else ''}, {r['n_masks']} masks per method, best "
+        f"of {r['repeats']}, {r['sampling']} masks; malloc: {malloc}"
+    ]
+    for r in runs:
+        lines.append(f"  estimator {r['estimator']}:")
+        lines.append(f"  (a) bare score function : {r['bare']:10.1f} masks/s")
+        lines.append(f"  (b) asdxai RISE         : {r['asdxai']:10.1f} masks/s   (b)/(a) = "
+                     f"{r['asdxai'] / r['bare']:.3f}")  # fmt: skip
+        if "naive" in r:
+            lines.append(f"  (c) naive reference     : {r['naive']:10.1f} masks/s   (b)/(c) = "
+                         f"{r['asdxai'] / r['naive']:.2f}")  # fmt: skip
+        secs = STUDY_MASKS / r["asdxai"]
+        lines.append(f"  {STUDY_MASKS:,} masks at (b): {secs:,.0f} s ({secs / 3600:.2f} h)")
+    return "\n".join(lines)
+
+
+def write(runs: list[dict], stem: str | os.PathLike, *, command: str,
+          malloc: str) -> tuple[Path, Path]:  # fmt: skip
+    """Write ``<stem>.json`` (the runs, each with its ratio) and ``<stem>.md`` (the report)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out_json, out_md = stem.with_suffix(".json"), stem.with_suffix(".md")
+    rows = [{**r, "ratio": r["asdxai"] / r["bare"]} for r in runs]
+    doc = {"command": command, "malloc": malloc, "runs": rows}
+    with atomic_path(out_json) as tmp:
+        Path(tmp).write_text(json.dumps(doc, indent=1, default=json_default))
+    with atomic_path(out_md) as tmp:
+        Path(tmp).write_text(f"`{command}`\n\n```\n{report(runs, malloc=malloc)}\n```\n")
+    return out_json, out_md

@@ -21,6 +21,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .._allocator import keep_large_buffers
 from .._version import __version__
 from ..errors import AsdxaiError
 
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         command = f"asdxai {args.command}"
         _configure_logging(args.verbose, args.quiet)
+        if not getattr(args, "default_malloc", False):
+            keep_large_buffers()
         out = getattr(args, "out", None)
         fresh = isinstance(out, (str, os.PathLike)) and not os.path.lexists(out)
         failed = True

@@ -203,8 +203,9 @@ def _register_rise(sub: argparse._SubParsersAction) -> None:
         help="torch threads (default: torch's, one per physical core)",
     )
     p.add_argument(
-        "--estimator", choices=ESTIMATORS, default="plain", help="estimator of (b) (default: plain)"
-    )
+        "--estimator", nargs="+", choices=ESTIMATORS, default=["plain"],
+        help="estimator(s) of (b), one measurement each (default: plain)",
+    )  # fmt: skip
     p.add_argument("--sampling", choices=SAMPLINGS, default="iid", help="mask sampling of (b)")
     p.add_argument(
         "--batches", type=positive_int, default=4, help="timed batches per method (default: 4)"
@@ -216,6 +217,15 @@ def _register_rise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the scorer")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip (c)")
+    p.add_argument(
+        "--default-malloc", action="store_true",
+        help="keep glibc's default malloc thresholds (every asdxai command raises them so that "
+        "large CPU buffers are reused; this measures what that gains)",
+    )  # fmt: skip
+    p.add_argument(
+        "--out", default=None,
+        help="results stem: writes <out>.json and <out>.md (speed, or quality with --quality)",
+    )  # fmt: skip
     q = p.add_argument_group(
         "quality (--quality): forward passes each estimator needs to reach a converged map"
     )
@@ -256,7 +266,6 @@ def _register_rise(sub: argparse._SubParsersAction) -> None:
         "--variants", nargs="+", default=list(quality.DEFAULT_VARIANTS),
         help="<estimator>[+<sampling>] (default: %(default)s)",
     )  # fmt: skip
-    q.add_argument("--out", default=None, help="results stem: writes <out>.json and <out>.md")
     p.set_defaults(func=_run_rise)
 
 
@@ -304,26 +313,27 @@ def _run_rise(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    r = bench.benchmark(
-        shape=(args.frames, args.bins), width=args.width, batch_size=args.batch_size,
-        n_batches=args.batches, device=args.device, precision=args.precision, compile=args.compile,
-        naive=args.naive, repeats=args.repeats, estimator=args.estimator, sampling=args.sampling,
-    )  # fmt: skip
-    print(
-        f"RISE benchmark: {r['scorer']}, input {r['shape'][0]} x {r['shape'][1]}, "
-        f"{r['device']} ({r['threads']} threads), batch {r['batch_size']}, {r['precision']}, "
-        f"{r['n_masks']} masks per method, best of {r['repeats']}, estimator {r['estimator']}"
-        f" ({r['sampling']} masks)"
-    )
-    print(f"  (a) bare score function : {r['bare']:10.1f} masks/s")
-    print(f"  (b) asdxai RISE         : {r['asdxai']:10.1f} masks/s   (b)/(a) = "
-          f"{r['asdxai'] / r['bare']:.3f}")  # fmt: skip
-    if "naive" in r:
-        print(f"  (c) naive reference     : {r['naive']:10.1f} masks/s   (b)/(c) = "
-              f"{r['asdxai'] / r['naive']:.2f}")  # fmt: skip
-    secs = STUDY_MASKS / r["asdxai"]
-    print(f"  {STUDY_MASKS:,} masks at (b): {secs:,.0f} s ({secs / 3600:.2f} h)")
+    runs = [
+        bench.benchmark(
+            shape=(args.frames, args.bins), width=args.width, batch_size=args.batch_size,
+            n_batches=args.batches, device=args.device, precision=args.precision,
+            compile=args.compile, naive=args.naive, repeats=args.repeats, estimator=estimator,
+            sampling=args.sampling,
+        )  # fmt: skip
+        for estimator in args.estimator
+    ]
+    malloc = "glibc default" if args.default_malloc else _malloc_state()
+    print(bench.report(runs, malloc=malloc))
+    if args.out:
+        for path in bench.write(runs, args.out, command=_command_line(), malloc=malloc):
+            print(f"wrote {path}")
     return 0
+
+
+def _malloc_state() -> str:
+    from .._allocator import keep_large_buffers
+
+    return "asdxai thresholds" if keep_large_buffers() else "unchanged (not glibc, or set by user)"
 
 
 def _register_tsne(sub: argparse._SubParsersAction) -> None:
