@@ -46,6 +46,7 @@ axis contributes its mean, p (or 1). :func:`axis_moments` computes both;
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +101,14 @@ def axis_moments(
     return lin.mean(0), sq.mean(0)
 
 
+@functools.lru_cache(maxsize=8)
+def _axis(cells: int, size: int, p_keep: float) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """The pooling and (lin, sq) moments of one randomised axis, cached: every clip of a
+    dataset shares them, and they take ~10 ms per axis to compute. Never written to."""
+    pool = pooling_matrix(size, min(size, BINS_PER_CELL * cells))
+    return pool, axis_moments(cells, size, pool, p_keep=p_keep)
+
+
 @dataclass(frozen=True)
 class Surrogate:
     """The features of a mask and the expected map of any linear combination of them.
@@ -134,9 +143,9 @@ class Surrogate:
                 pools.append(None)
                 moments.append(None)
                 continue
-            pool = pooling_matrix(size, min(size, BINS_PER_CELL * cells))
+            pool, moment = _axis(cells, size, p)
             pools.append(pool)
-            moments.append(axis_moments(cells, size, pool, p_keep=p))
+            moments.append(moment)
         return cls(tuple(pools), tuple(moments), tuple(means))  # type: ignore[arg-type]
 
     @property
