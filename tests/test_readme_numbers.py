@@ -332,6 +332,13 @@ def test_the_study_map_sentence_matches_its_results_file():
     sentence = text[start + len("640,000 masks, seed 98)") : text.index("with them", start)]
     check_cell(sentence, [r["r_study"] for r in studied], "study-map sentence")
     assert all(r["study_masks"] == 640_000 for r in studied)
+    cv = next(e for e in doc["study_summary"] if e["variant"] == "cv")
+    start = text.index("Measured against the study's maps themselves")
+    sentence = text[start : text.index("stopped)", start)].replace("0.99 from", "from")
+    expected = [cv["median_r_at_1000"], 1000, cv["passes_r0.99"], cv["passes_r0.99_reached"],
+                cv["maps"], doc["settings"]["max_passes"], cv["stop_r_median"],
+                cv["stopped"], cv["maps"]]  # fmt: skip
+    check_cell(sentence.replace(",", ""), expected, "r with the study's maps")
 
 
 def test_the_rise_speed_row_matches_its_results_files():

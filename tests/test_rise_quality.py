@@ -133,3 +133,24 @@ def test_maps_of_clips_that_share_a_name_stay_apart():
     # a: 0.985 / 0.99 ≥ 0.99 from the first point; b: 0.985 / 1.0 never (keyed by clip
     # name alone, both rows would take b's reference: 0 reached)
     assert entry["passes_rc0.99_reached"] == 1
+
+
+def test_study_summary_counts_only_maps_with_a_study_map():
+    """r with the study's own map: held from 500 passes on the studied map; the unstudied
+    map (no r_study) is left out, so one map per variant."""
+    curve = [{"passes": 250 * k, "r": 0.99, "r_est": e, "r_study": r}
+             for k, (r, e) in enumerate([(0.9, np.nan), (0.995, 0.98), (0.991, 0.985),
+                                         (0.993, 0.992)], 1)]  # fmt: skip
+    rows = [{"model": "m", "section": s, "clip": "c", "variant": "cv", "curve": curve}
+            for s in ("a", "b")]  # fmt: skip
+    refs = [{"model": "m", "section": "a", "clip": "c", "r_study": 0.998},
+            {"model": "m", "section": "b", "clip": "c"}]  # fmt: skip
+    (entry,) = q.study_summary({"rows": rows, "references": refs}, 1000, 250)
+    assert entry["maps"] == 1 and entry["median_r_at_1000"] == 0.993
+    assert entry["passes_r0.99"] == 500 and entry["passes_r0.99_reached"] == 1
+    assert entry["stopped"] == 1 and entry["stop_r_median"] == 0.993  # r_est ≥ 0.99 at 1,000
+    never = [dict(p, r_study=0.9) for p in curve]
+    (entry,) = q.study_summary({"rows": [dict(rows[0], curve=never)], "references": refs},
+                               1000, 250)  # fmt: skip
+    assert entry["passes_r0.99"] == "> 1000" and entry["passes_r0.99_reached"] == 0
+    assert q.study_summary({"rows": rows, "references": refs[1:]}, 1000, 250) == []

@@ -388,6 +388,32 @@ def markdown(result: dict[str, Any], settings: dict[str, Any], command: str) -> 
     return "\n".join(lines + _study_lines(result, settings)) + "\n"
 
 
+def study_summary(result: dict[str, Any], max_passes: int,
+                  block_size: int) -> list[dict[str, Any]]:  # fmt: skip
+    """Per variant, on the maps with a study-setting map (``--study-refs``): median over
+    them of the r with the study's own map at 1,000 passes, of the passes to r ≥ 0.99 with
+    it (held to the end; a run that never reaches it counts as > max_passes, with how many
+    reached it) and of that r where the default stop ends the runs. Empty without study
+    maps."""
+    keys = {_map_key(r) for r in result["references"] if "r_study" in r}
+    out = []
+    for name in dict.fromkeys(r["variant"] for r in result["rows"]):
+        rows = [r for r in result["rows"] if r["variant"] == name and _map_key(r) in keys]
+        if not rows:
+            continue
+        at = [[p for p in r["curve"] if p["passes"] <= 1000][-1]["r_study"] for r in rows]
+        passes = [passes_to(r["curve"], lambda p: p["r_study"] >= 0.99) for r in rows]
+        reached = [float("inf") if n is None else n for n in passes]
+        stops = [p["r_study"] for r in rows
+                 if (p := stop_point(r["curve"], block_size)) is not None]  # fmt: skip
+        med = statistics.median(reached)
+        out.append({"variant": name, "maps": len(rows), "median_r_at_1000": statistics.median(at),
+                    "passes_r0.99": med if np.isfinite(med) else f"> {max_passes}",
+                    "passes_r0.99_reached": sum(np.isfinite(reached)), "stopped": len(stops),
+                    "stop_r_median": statistics.median(stops or [float("nan")])})  # fmt: skip
+    return out
+
+
 def _study_lines(result: dict[str, Any], settings: dict[str, Any]) -> list[str]:
     """The Markdown on the study-setting maps (none without ``--study-refs``)."""
     studied = [r for r in result["references"] if "r_study" in r]
@@ -396,9 +422,9 @@ def _study_lines(result: dict[str, Any], settings: dict[str, Any]) -> list[str]:
     lines = [
         "",
         f"Against the study's own map (plain estimator, {STUDY_MASKS:,} masks, seed "
-        f"{STUDY_SEED}) on {len(studied)} maps: the reference's r with it, and each variant's "
-        "r with it at 1,000 passes and where the default stop ends the run (median over these "
-        "maps):",
+        f"{STUDY_SEED}) on {len(studied)} maps: the reference's r with it, and for each "
+        "variant the r with it at 1,000 passes, the passes to r ≥ 0.99 with it (held to the "
+        "end) and the r with it where the default stop ends the run (medians over these maps):",
         "",
         "| model | clip | section | study map: masks | its r_est | r(reference, study map) "
         "| seconds |",
@@ -408,18 +434,13 @@ def _study_lines(result: dict[str, Any], settings: dict[str, Any]) -> list[str]:
         sec = "cached" if r["study_seconds"] is None else f"{r['study_seconds']:.0f}"
         lines.append(f"| {r['model']} | {r['clip']} | {r['section']} | {r['study_masks']:,} | "
                      f"{r['study_r_est']:.5f} | {r['r_study']:.5f} | {sec} |")  # fmt: skip
-    lines += ["", "| variant | r with the study map at 1,000 passes | at the default stop |",
-              "|---|---|---|"]  # fmt: skip
-    keys = {_map_key(r) for r in studied}
-    for name in dict.fromkeys(r["variant"] for r in result["rows"]):
-        rows = [r for r in result["rows"]
-                if r["variant"] == name and _map_key(r) in keys]  # fmt: skip
-        at = [[p for p in r["curve"] if p["passes"] <= 1000][-1]["r_study"] for r in rows]
-        stops = [p["r_study"] for r in rows
-                 if (p := stop_point(r["curve"], settings["block_size"])) is not None]  # fmt: skip
-        stop = f"{statistics.median(stops):.4f} ({len(stops)}/{len(rows)} stopped)" if stops else (
-            f"none of {len(rows)} stopped")
-        lines.append(f"| {name} | {statistics.median(at):.4f} | {stop} |")
+    lines += ["", "| variant | r with the study map at 1,000 passes | passes to r ≥ 0.99 with it "
+              "| at the default stop |", "|---|---|---|---|"]  # fmt: skip
+    for e in study_summary(result, settings["max_passes"], settings["block_size"]):
+        stop = (f"{e['stop_r_median']:.4f} ({e['stopped']}/{e['maps']} stopped)"
+                if e["stopped"] else f"none of {e['maps']} stopped")  # fmt: skip
+        lines.append(f"| {e['variant']} | {e['median_r_at_1000']:.4f} | {e['passes_r0.99']} "
+                     f"({e['passes_r0.99_reached']}/{e['maps']}) | {stop} |")  # fmt: skip
     return lines
 
 
@@ -436,6 +457,8 @@ def write(result: dict[str, Any], settings: dict[str, Any], stem: str | os.PathL
     out_json, out_md = stem.with_suffix(".json"), stem.with_suffix(".md")
     doc = {"command": command, "settings": settings,
            "summary": summary(result, settings["max_passes"], settings["block_size"]),
+           "study_summary": study_summary(result, settings["max_passes"],
+                                          settings["block_size"]),
            **result}  # fmt: skip
     with atomic_path(out_json) as tmp:
         Path(tmp).write_text(json.dumps(doc, indent=1, default=json_default))
