@@ -11,12 +11,15 @@ import pytest
 
 from asdxai import _allocator
 
-# Allocates and frees a 64 MiB buffer 10 times and prints the page faults that took.
+# Allocates and frees a 64 MiB buffer 10 times, after 20 times to let the heap settle (the
+# first few requests grow it: torch's aligned requests may not fit the hole the last one
+# left), and prints the page faults the 10 took.
 _PROBE = """
 import resource, sys, torch
 from asdxai._allocator import keep_large_buffers
 applied = keep_large_buffers() if sys.argv[1] == "tuned" else False
-torch.ones(2**23, dtype=torch.float64).sum()
+for _ in range(20):
+    torch.ones(2**23, dtype=torch.float64).sum()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
     torch.ones(2**23, dtype=torch.float64).sum()  # 64 MiB of float64, freed at once
@@ -38,7 +41,7 @@ def test_buffers_are_reused_instead_of_mapped_again():
     _, default = _probe("default")
     assert applied
     assert default > 8 * _PAGES  # by default each of the 10 buffers is fresh, zero-filled pages
-    assert tuned < 4 * _PAGES  # tuned: the pages of the first buffers are reused
+    assert tuned < 2 * _PAGES  # tuned: the settled heap's pages are reused
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
