@@ -341,6 +341,18 @@ def test_the_study_map_sentence_matches_its_results_file():
     check_cell(sentence.replace(",", ""), expected, "r with the study's maps")
 
 
+def test_the_rise_memory_row_matches_its_results_file():
+    """The speed table's peak-memory row: ``/usr/bin/time -v``'s lines kept in the results file."""
+    text = (RESULTS / "rise_memory_small.md").read_text()
+    runs = re.findall(r"== n_masks (\d+).*?Maximum resident set size \(kbytes\): (\d+)", text,
+                      flags=re.S)  # fmt: skip
+    row = next(r for t in readme_tables() for r in t if r[0].startswith("RISE peak memory"))
+    expected = []
+    for n, kib in runs:
+        expected += [int(kib) / 1024, int(n) // 1000]
+    check_cell(row[2], expected, "RISE memory row")
+
+
 def test_the_rise_speed_row_matches_its_results_files():
     """The speed table's RISE/bare row: ``bench rise``'s JSON, with and without the tuned
     malloc, and with ``--compile``."""
