@@ -252,8 +252,9 @@ def _register_rise(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--study-refs", type=non_negative_int, default=0, metavar="K",
         help=f"also compute the map in the study's setting (plain estimator, {STUDY_MASKS:,} "
-        "masks) for the first K clips, cached, and report every variant's r with it "
-        "(default: 0; ~12 min per clip of 'small' on an idle 2-core CPU)",
+        "masks) for the first K clips, cached, and report every variant's r with it and "
+        "its passes to r >= 0.99 with it (default: 0; ~12 min per clip of 'small' on an "
+        "idle 2-core CPU)",
     )  # fmt: skip
     q.add_argument(
         "--max-passes", type=positive_int, default=quality.DEFAULT_MAX_PASSES,
