@@ -283,6 +283,14 @@ def _map_key(row: dict[str, Any]) -> tuple[str, str, str]:
     return row["model"], row["section"], row["clip"]
 
 
+def _median_passes(passes: Sequence[int | None], max_passes: int) -> tuple[Any, int]:
+    """The median of per-map passes to a target (None: never reached, counted as more than
+    any) -- ``"> max_passes"`` when it is such a map -- and how many maps reached it."""
+    vals = [float("inf") if n is None else n for n in passes]
+    med = statistics.median(vals)
+    return (med if np.isfinite(med) else f"> {max_passes}"), int(sum(np.isfinite(vals)))
+
+
 def summary(result: dict[str, Any], max_passes: int, block_size: int) -> list[dict[str, Any]]:
     """Per variant: median over (model, clip) of the passes to each target (a run that never
     reaches it counts as > max_passes), how many reached it, and where the default stop
@@ -302,10 +310,8 @@ def summary(result: dict[str, Any], max_passes: int, block_size: int) -> list[di
         entry: dict[str, Any] = {"variant": name, "maps": len(rows)}
         keys = [f"passes_r{t}" for t in TARGETS] + [f"passes_rc{t}" for t in TARGETS]
         for key in keys + ["passes_focus", "passes_r_est0.99"]:
-            vals = [r[key] if r[key] is not None else float("inf") for r in rows]
-            med = statistics.median(vals)
-            entry[key] = med if np.isfinite(med) else f"> {max_passes}"
-            entry[key + "_reached"] = sum(np.isfinite(vals))
+            entry[key], entry[key + "_reached"] = _median_passes([r[key] for r in rows],
+                                                                 max_passes)  # fmt: skip
         entry["median_r_at_1000"] = statistics.median(
             [r["r_at_1000"] for r in rows if r["r_at_1000"] is not None] or [float("nan")]
         )
@@ -402,14 +408,13 @@ def study_summary(result: dict[str, Any], max_passes: int,
         if not rows:
             continue
         at = [[p for p in r["curve"] if p["passes"] <= 1000][-1]["r_study"] for r in rows]
-        passes = [passes_to(r["curve"], lambda p: p["r_study"] >= 0.99) for r in rows]
-        reached = [float("inf") if n is None else n for n in passes]
+        passes, reached = _median_passes(
+            [passes_to(r["curve"], lambda p: p["r_study"] >= 0.99) for r in rows], max_passes)
         stops = [p["r_study"] for r in rows
                  if (p := stop_point(r["curve"], block_size)) is not None]  # fmt: skip
-        med = statistics.median(reached)
         out.append({"variant": name, "maps": len(rows), "median_r_at_1000": statistics.median(at),
-                    "passes_r0.99": med if np.isfinite(med) else f"> {max_passes}",
-                    "passes_r0.99_reached": sum(np.isfinite(reached)), "stopped": len(stops),
+                    "passes_r0.99": passes, "passes_r0.99_reached": reached,
+                    "stopped": len(stops),
                     "stop_r_median": statistics.median(stops or [float("nan")])})  # fmt: skip
     return out
 
